@@ -1,0 +1,214 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/users"
+)
+
+func TestLoadConfig_reports_every_problem_in_one_error(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  map[string]string
+		// problems holds one substring per expected problem line.
+		problems []string
+	}{
+		{
+			name: "six_bad_variables",
+			env: map[string]string{
+				"GATEHOUSE_ADDR":                     "localhost",
+				"GATEHOUSE_DATABASE_URL":             "postgres://gatehouse@db:5432/gatehouse",
+				"GATEHOUSE_ACCESS_TOKEN_TTL":         "0",
+				"GATEHOUSE_SIGNING_ALG":              "none",
+				"GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD": "short",
+				"GATEHOUSE_LOG_LEVEL":                "loud",
+			},
+			problems: []string{
+				`GATEHOUSE_ADDR: "localhost"`,
+				"GATEHOUSE_DATABASE_URL: the PostgreSQL store",
+				`GATEHOUSE_ACCESS_TOKEN_TTL: "0"`,
+				`GATEHOUSE_SIGNING_ALG: "NONE"`,
+				"GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD: must be at least 8 characters",
+				`GATEHOUSE_LOG_LEVEL: "loud"`,
+			},
+		},
+		{
+			name: "hs256_without_secret_and_more",
+			env: map[string]string{
+				"GATEHOUSE_SIGNING_ALG":       "HS256",
+				"GATEHOUSE_ACCESS_TOKEN_TTL":  "25h",
+				"GATEHOUSE_ISSUER":            "ftp://example.com",
+				"GATEHOUSE_ARGON2_MEMORY_KIB": "lots",
+			},
+			problems: []string{
+				"GATEHOUSE_HS256_SECRET must be at least 32 bytes",
+				`GATEHOUSE_ACCESS_TOKEN_TTL: "25h"`,
+				`GATEHOUSE_ISSUER: "ftp://example.com"`,
+				`GATEHOUSE_ARGON2_MEMORY_KIB: "lots"`,
+			},
+		},
+		{
+			name: "hs256_secret_too_short",
+			env: map[string]string{
+				"GATEHOUSE_SIGNING_ALG":  "HS256",
+				"GATEHOUSE_HS256_SECRET": strings.Repeat("s", 31),
+			},
+			problems: []string{"GATEHOUSE_HS256_SECRET must be at least 32 bytes"},
+		},
+		{
+			name: "hs256_secret_with_rs256",
+			env: map[string]string{
+				"GATEHOUSE_HS256_SECRET": strings.Repeat("s", 32),
+			},
+			problems: []string{"GATEHOUSE_HS256_SECRET is set but GATEHOUSE_SIGNING_ALG is RS256"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := loadConfig(getenvFrom(tt.env))
+			if err == nil {
+				t.Fatalf("loadConfig(%v) = %+v, nil; want an error", tt.env, c)
+			}
+			msg := err.Error()
+			lines := strings.Split(msg, "\n  - ")[1:]
+			if len(lines) != len(tt.problems) {
+				t.Errorf("loadConfig(%v) reported %d problems, want %d:\n%s", tt.env, len(lines), len(tt.problems), msg)
+			}
+			for _, want := range tt.problems {
+				found := false
+				for _, line := range lines {
+					found = found || strings.Contains(line, want)
+				}
+				if !found {
+					t.Errorf("loadConfig(%v) error does not name %q:\n%s", tt.env, want, msg)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadConfig_defaults_are_as_documented(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("loadConfig(empty environment) = %v", err)
+	}
+	documented := map[string]string{}
+	for _, e := range envDoc {
+		documented[e.name] = e.def
+	}
+	tests := []struct {
+		variable, got, want string
+	}{
+		{"GATEHOUSE_ADDR", c.Addr, "127.0.0.1:8080"},
+		{"GATEHOUSE_DATABASE_URL", c.DatabaseURL, "sqlite:data/gatehouse.db"},
+		{"GATEHOUSE_AUDIENCE", c.Audience, "gatehouse"},
+		{"GATEHOUSE_SIGNING_ALG", c.SigningAlg, "RS256"},
+		{"GATEHOUSE_BOOTSTRAP_ADMIN_USERNAME", c.AdminUsername, "admin"},
+		{"GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD", c.AdminPassword, ""},
+		{"GATEHOUSE_HS256_SECRET", string(c.HS256Secret), ""},
+		{"GATEHOUSE_LOG_LEVEL", c.LogLevel, "info"},
+		{"GATEHOUSE_ACCESS_TOKEN_TTL", c.AccessTTL.String(), (15 * time.Minute).String()},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("default %s = %q, want %q", tt.variable, tt.got, tt.want)
+		}
+		doc, ok := documented[tt.variable]
+		if !ok {
+			t.Errorf("%s is missing from envDoc", tt.variable)
+			continue
+		}
+		if tt.variable == "GATEHOUSE_ACCESS_TOKEN_TTL" {
+			if d, err := time.ParseDuration(doc); err != nil || d != c.AccessTTL {
+				t.Errorf("envDoc documents %s=%q, but the default is %v", tt.variable, doc, c.AccessTTL)
+			}
+		} else if doc != tt.want {
+			t.Errorf("envDoc documents %s=%q, but the default is %q", tt.variable, doc, tt.want)
+		}
+	}
+
+	if c.SQLitePath != "data/gatehouse.db" {
+		t.Errorf("default SQLitePath = %q, want %q", c.SQLitePath, "data/gatehouse.db")
+	}
+	// The issuer defaults to http://<GATEHOUSE_ADDR>.
+	if c.Issuer != "http://127.0.0.1:8080" {
+		t.Errorf("default Issuer = %q, want %q", c.Issuer, "http://127.0.0.1:8080")
+	}
+	if c.Hasher != users.DefaultHasher() {
+		t.Errorf("default Hasher = %+v, want users.DefaultHasher() %+v", c.Hasher, users.DefaultHasher())
+	}
+	h := users.DefaultHasher()
+	for variable, want := range map[string]uint32{
+		"GATEHOUSE_ARGON2_MEMORY_KIB":  h.Memory,
+		"GATEHOUSE_ARGON2_ITERATIONS":  h.Iterations,
+		"GATEHOUSE_ARGON2_PARALLELISM": uint32(h.Parallelism),
+	} {
+		if got := documented[variable]; got != strconv.FormatUint(uint64(want), 10) {
+			t.Errorf("envDoc documents %s=%q, but the default is %d", variable, got, want)
+		}
+	}
+}
+
+// TestLoadConfig_reads_only_documented_variables checks that `--help`,
+// which prints envDoc, lists every variable loadConfig reads.
+func TestLoadConfig_reads_only_documented_variables(t *testing.T) {
+	t.Parallel()
+	documented := map[string]bool{}
+	for _, e := range envDoc {
+		documented[e.name] = true
+	}
+	read := map[string]bool{}
+	if _, err := loadConfig(func(name string) string { read[name] = true; return "" }); err != nil {
+		t.Fatalf("loadConfig(empty environment) = %v", err)
+	}
+	for name := range read {
+		if !documented[name] {
+			t.Errorf("loadConfig reads %s, which envDoc (and so --help) does not list", name)
+		}
+	}
+	for name := range documented {
+		if !read[name] {
+			t.Errorf("envDoc lists %s, which loadConfig never reads", name)
+		}
+	}
+}
+
+func TestSQLitePath(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		url     string
+		want    string
+		wantErr string // substring of the error; "" means success
+	}{
+		{url: "sqlite:rel.db", want: "rel.db"},
+		{url: "sqlite:data/gatehouse.db", want: "data/gatehouse.db"},
+		{url: "sqlite:///abs/x.db", want: "/abs/x.db"},
+		{url: "SQLite:///abs/x.db", want: "/abs/x.db"},
+		{url: "sqlite://host/x", wantErr: "sqlite:///absolute/path.db"},
+		{url: "sqlite:", wantErr: "plain file path"},
+		{url: "sqlite:x.db?mode=ro", wantErr: "plain file path"},
+		{url: "postgres://gatehouse@db/gatehouse", wantErr: "PostgreSQL"},
+		{url: "postgresql://gatehouse@db/gatehouse", wantErr: "PostgreSQL"},
+		{url: "mysql://db/gatehouse", wantErr: `unsupported scheme "mysql"`},
+		{url: "data/gatehouse.db", wantErr: "no scheme"},
+	}
+	for _, tt := range tests {
+		got, err := sqlitePath(tt.url)
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("sqlitePath(%q) = %v, want %q", tt.url, err, tt.want)
+		case tt.wantErr == "" && got != tt.want:
+			t.Errorf("sqlitePath(%q) = %q, want %q", tt.url, got, tt.want)
+		case tt.wantErr != "" && err == nil:
+			t.Errorf("sqlitePath(%q) = %q, nil; want an error containing %q", tt.url, got, tt.wantErr)
+		case tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr):
+			t.Errorf("sqlitePath(%q) = %v, want an error containing %q", tt.url, err, tt.wantErr)
+		}
+	}
+}

@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/httpapi"
+	"github.com/gatehouse/gatehouse/internal/users"
+)
+
+const (
+	shutdownTimeout = 10 * time.Second
+	maxHeaderBytes  = 16 << 10
+	oauthScheme     = "oauth2"
+)
+
+// run is the whole program, with its environment passed in so tests can
+// drive it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help", "help":
+			usage(stdout)
+			return nil
+		case "serve":
+			args = args[1:]
+		case "users":
+			return runUsers(ctx, args[1:], getenv, stdin, stdout, stderr)
+		}
+	}
+	if len(args) > 0 {
+		usage(stderr)
+		return fmt.Errorf("unknown command %q", strings.Join(args, " "))
+	}
+	return serve(ctx, getenv, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `gatehouse: OAuth 2.0 password-grant server
+
+Usage:
+  server [serve]                              serve the API
+  server users create NAME [--scopes "me"]    create a user; the password is read from stdin
+  server users list                           list users
+
+Environment:
+`)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, e := range envDoc {
+		def := e.def
+		if def == "" {
+			def = "(unset)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", e.name, def, e.doc)
+	}
+	tw.Flush()
+}
+
+// app is the assembled server: store, users, keys, token endpoint and
+// validator.
+type app struct {
+	cfg       *config
+	store     users.Store
+	users     *users.Service
+	keys      *auth.Keys
+	issuer    *auth.Issuer
+	validator *auth.Validator
+}
+
+// open assembles everything from cfg. Scopes come from the OpenAPI
+// document, so the spec is the only list of them.
+func open(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) {
+	doc, err := httpapi.Spec()
+	if err != nil {
+		return nil, err
+	}
+	scopes := auth.SchemeScopes(doc, oauthScheme)
+	if len(scopes) == 0 {
+		return nil, fmt.Errorf("the OpenAPI document declares no %s scopes", oauthScheme)
+	}
+	store, err := users.OpenSQLite(ctx, cfg.SQLitePath)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", cfg.SQLitePath, err)
+	}
+	svc, err := users.NewService(store, users.Options{Hasher: cfg.Hasher, Scopes: scopes, Logger: logger})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return &app{cfg: cfg, store: store, users: svc}, nil
+}
+
+func (a *app) loadKeys(ctx context.Context) error {
+	keys, err := auth.LoadKeys(ctx, a.store, a.cfg.SigningAlg, a.cfg.HS256Secret)
+	if err != nil {
+		return err
+	}
+	a.keys = keys
+	a.issuer = auth.NewIssuer(a.users, keys, auth.IssuerConfig{
+		Issuer:   a.cfg.Issuer,
+		Audience: a.cfg.Audience,
+		TTL:      a.cfg.AccessTTL,
+		Scopes:   a.users.KnownScopes(),
+	})
+	a.validator = auth.NewValidator(keys, auth.ValidatorConfig{
+		Issuer:   a.cfg.Issuer,
+		Audience: a.cfg.Audience,
+		Leeway:   auth.DefaultLeeway,
+	})
+	return nil
+}
+
+func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg.LogLevel)
+	if cfg.Hasher.Memory < users.DefaultHasher().Memory || cfg.Hasher.Iterations < users.DefaultHasher().Iterations {
+		logger.Warn("argon2id parameters are below the OWASP minimum (m=19456 KiB, t=2)", "memory_kib", cfg.Hasher.Memory, "iterations", cfg.Hasher.Iterations)
+	}
+
+	a, err := open(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer a.store.Close()
+	if err := a.loadKeys(ctx); err != nil {
+		return err
+	}
+	if err := bootstrapAdmin(ctx, a, stderr, logger); err != nil {
+		return err
+	}
+
+	handler, err := httpapi.NewHandler(httpapi.Deps{
+		Users:        a.users,
+		Tokens:       a.issuer,
+		Authenticate: a.validator.Authenticate,
+		Ready: func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return a.store.Ping(ctx)
+		},
+		Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer,
+		"store", cfg.SQLitePath, "signing_alg", a.keys.Algorithm(), "kid", a.keys.SigningKeyID())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// bootstrapAdmin creates the first admin, holding every scope, when the
+// store has no user. A generated password is shown once, on stderr, and
+// never logged.
+func bootstrapAdmin(ctx context.Context, a *app, stderr io.Writer, logger *slog.Logger) error {
+	n, err := a.store.CountUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	password, generated := a.cfg.AdminPassword, false
+	if password == "" {
+		b := make([]byte, 18)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		password, generated = base64.RawURLEncoding.EncodeToString(b), true
+	}
+	u, err := a.users.Create(ctx, users.NewUser{Username: a.cfg.AdminUsername, Password: password, Scopes: a.users.KnownScopes()})
+	if errors.Is(err, users.ErrUsernameTaken) {
+		return nil // another replica bootstrapped first
+	}
+	if err != nil {
+		return fmt.Errorf("create bootstrap admin: %w", err)
+	}
+	logger.Info("bootstrap admin created", "username", u.Username, "scopes", strings.Join(u.Scopes, " "))
+	if generated {
+		fmt.Fprintf(stderr, "\n  gatehouse created the admin user %q with the password:\n\n      %s\n\n  It is shown only this once. Change it with POST /users/me/password.\n\n", u.Username, password)
+	}
+	return nil
+}
+
+func runUsers(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(`usage: server users create NAME [--scopes "me"] | server users list`)
+	}
+	// Arguments are checked before the store is opened, which would create it.
+	var create func(a *app) error
+	switch args[0] {
+	case "create":
+		name, scopes, err := parseCreateArgs(args[1:])
+		if err != nil {
+			return err
+		}
+		create = func(a *app) error {
+			password, err := readPassword(stdin)
+			if err != nil {
+				return err
+			}
+			u, err := a.users.Create(ctx, users.NewUser{Username: name, Password: password, Scopes: scopes})
+			if err != nil {
+				return fmt.Errorf("users create: %w", err)
+			}
+			fmt.Fprintf(stdout, "created user %s (id %s, scopes %q)\n", u.Username, u.ID, strings.Join(u.Scopes, " "))
+			return nil
+		}
+	case "list":
+		if len(args) > 1 {
+			return fmt.Errorf("users list: unexpected arguments %q", args[1:])
+		}
+	default:
+		return fmt.Errorf("unknown users command %q", args[0])
+	}
+
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	a, err := open(ctx, cfg, newLogger(stderr, cfg.LogLevel))
+	if err != nil {
+		return err
+	}
+	defer a.store.Close()
+	if create != nil {
+		return create(a)
+	}
+	return printUsers(ctx, a, stdout)
+}
+
+// parseCreateArgs reads `NAME [--scopes "a b"]`, the name first or last.
+func parseCreateArgs(args []string) (name string, scopes []string, err error) {
+	fs := flag.NewFlagSet("users create", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	scopeList := fs.String("scopes", "me", "space-separated scopes")
+	rest := args
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		name, rest = rest[0], rest[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return "", nil, fmt.Errorf("users create: %w", err)
+	}
+	if name == "" && fs.NArg() == 1 {
+		name = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return "", nil, fmt.Errorf("users create: unexpected arguments %q", fs.Args())
+	}
+	if name == "" {
+		return "", nil, errors.New(`usage: server users create NAME [--scopes "me"] (password on stdin)`)
+	}
+	return name, strings.Fields(*scopeList), nil
+}
+
+func printUsers(ctx context.Context, a *app, stdout io.Writer) error {
+	const pageSize = 100
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "USERNAME\tSCOPES\tDISABLED\tCREATED")
+	after := ""
+	for {
+		page, err := a.users.List(ctx, after, pageSize)
+		if err != nil {
+			return err
+		}
+		for _, u := range page {
+			fmt.Fprintf(tw, "%s\t%s\t%t\t%s\n", u.Username, strings.Join(u.Scopes, " "), u.Disabled, u.CreatedAt.Format(time.RFC3339))
+		}
+		if len(page) < pageSize {
+			break
+		}
+		after = page[len(page)-1].Username
+	}
+	return tw.Flush()
+}
+
+// readPassword takes the first line of stdin, so `echo pw | server users
+// create` and an interactive paste both work.
+func readPassword(stdin io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(stdin, users.MaxPasswordBytes+2)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("users create: no password on stdin")
+	}
+	return line, nil
+}

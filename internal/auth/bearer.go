@@ -1,0 +1,251 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// maxTokenBytes bounds the work a hostile token can cause before its
+// signature is checked.
+const maxTokenBytes = 8 << 10
+
+// DefaultLeeway absorbs clock skew between gatehouse replicas when checking
+// exp, nbf and iat.
+const DefaultLeeway = 30 * time.Second
+
+// ValidatorConfig says which tokens a Validator accepts.
+type ValidatorConfig struct {
+	Issuer   string
+	Audience string
+	Leeway   time.Duration
+	Now      func() time.Time
+}
+
+// Validator checks bearer access tokens (RFC 6750) issued with keys.
+type Validator struct {
+	keys   *Keys
+	parser *jwt.Parser
+}
+
+// NewValidator prepares a validator; the parser and the key table are built
+// once, not per request.
+func NewValidator(keys *Keys, cfg ValidatorConfig) *Validator {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	parser := jwt.NewParser(
+		// The allow-list is exactly the algorithms of the loaded keys: never
+		// "none", never one an attacker picks.
+		jwt.WithValidMethods(keys.algs),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(cfg.Now),
+		jwt.WithStrictDecoding(),
+	)
+	return &Validator{keys: keys, parser: parser}
+}
+
+// Verify checks an access token's signature, `typ` (RFC 9068 §4), issuer,
+// audience and lifetime, and returns its claims. Every failure is an
+// invalid_token *BearerError.
+func (v *Validator) Verify(token string) (*Claims, error) {
+	if len(token) > maxTokenBytes {
+		return nil, invalidToken("the access token is too large")
+	}
+	claims := &Claims{}
+	_, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		if typ, _ := t.Header["typ"].(string); !isAccessTokenType(typ) {
+			return nil, errWrongType
+		}
+		// RFC 7515 §4.1.11: we understand no extension, so any crit fails.
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errors.New("unsupported critical header")
+		}
+		return v.keys.lookup(t)
+	})
+	if err != nil {
+		return nil, invalidToken(describeJWTError(err))
+	}
+	if claims.Subject == "" || claims.ID == "" {
+		return nil, invalidToken("the access token lacks sub or jti")
+	}
+	return claims, nil
+}
+
+var errWrongType = errors.New("not an access token")
+
+// isAccessTokenType accepts "at+jwt" and its media-type form, compared
+// case-insensitively (RFC 9068 §4, RFC 7515 §4.1.9).
+func isAccessTokenType(typ string) bool {
+	return strings.EqualFold(typ, AccessTokenType) || strings.EqualFold(typ, "application/"+AccessTokenType)
+}
+
+// describeJWTError gives the client a short reason without echoing input.
+func describeJWTError(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "the access token expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "the access token is not valid yet"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "the access token has the wrong issuer"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return "the access token is not for this audience"
+	case errors.Is(err, errWrongType):
+		return "the token is not an access token"
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "the access token is malformed"
+	default:
+		return "the access token is invalid"
+	}
+}
+
+// Authenticate is an openapi3filter.AuthenticationFunc. kin-openapi calls it
+// for each security requirement of the matched operation, with the scopes
+// the OpenAPI document lists there, so which scopes an operation needs is
+// read from the spec. On success the claims go into the holder that
+// WithClaimsHolder put in the request context.
+func (v *Validator) Authenticate(ctx context.Context, input *openapi3filter.AuthenticationInput) error {
+	if input.SecurityScheme == nil || input.SecurityScheme.Type != "oauth2" {
+		return errors.New("unsupported security scheme " + input.SecuritySchemeName)
+	}
+	h, _ := ctx.Value(holderKey{}).(*claimsHolder)
+	if h == nil {
+		return errors.New("no claims holder in the request context")
+	}
+	token, err := BearerToken(input.RequestValidationInput.Request)
+	if err != nil {
+		return err
+	}
+	claims, err := v.Verify(token)
+	if err != nil {
+		return err
+	}
+	if missing := missingScopes(claims, input.Scopes); len(missing) > 0 {
+		return &BearerError{
+			Status:      http.StatusForbidden,
+			Code:        BearerInsufficientScope,
+			Description: "the access token lacks a required scope",
+			Scope:       strings.Join(input.Scopes, " "),
+		}
+	}
+	h.claims = claims
+	return nil
+}
+
+var _ openapi3filter.AuthenticationFunc = (*Validator)(nil).Authenticate
+
+func missingScopes(c *Claims, need []string) []string {
+	var missing []string
+	for _, s := range need {
+		if !c.HasScope(s) {
+			missing = append(missing, s)
+		}
+	}
+	return missing
+}
+
+// BearerToken extracts the token from the Authorization header
+// (RFC 6750 §2.1). The scheme name is case-insensitive. Tokens in the query
+// string (§2.3) are refused: they end up in logs and browser history.
+func BearerToken(r *http.Request) (string, error) {
+	if r.URL.Query().Has("access_token") {
+		return "", invalidBearerRequest("access tokens are accepted only in the Authorization header")
+	}
+	values := r.Header.Values("Authorization")
+	switch len(values) {
+	case 0:
+		return "", missingToken()
+	case 1:
+	default:
+		return "", invalidBearerRequest("more than one Authorization header")
+	}
+	scheme, token, _ := strings.Cut(values[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", &BearerError{Status: http.StatusUnauthorized, Description: "the Authorization header must use the Bearer scheme"}
+	}
+	token = strings.TrimLeft(token, " ")
+	if token == "" {
+		return "", invalidBearerRequest("the bearer token is empty")
+	}
+	if !isB64Token(token) {
+		return "", invalidToken("the access token is malformed")
+	}
+	return token, nil
+}
+
+// isB64Token checks the b64token syntax of RFC 6750 §2.1.
+func isB64Token(s string) bool {
+	end := len(s)
+	for end > 0 && s[end-1] == '=' {
+		end--
+	}
+	if end == 0 {
+		return false
+	}
+	for i := 0; i < end; i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+type holderKey struct{}
+
+type claimsHolder struct{ claims *Claims }
+
+// WithClaimsHolder returns a context in which Authenticate can leave the
+// validated claims for the handler: an AuthenticationFunc cannot return
+// values, so the router puts an empty holder in before validation.
+func WithClaimsHolder(ctx context.Context) context.Context {
+	return context.WithValue(ctx, holderKey{}, &claimsHolder{})
+}
+
+// ClaimsFromContext returns the claims of the validated access token. It
+// reports false when the request was not authenticated, and handlers of
+// protected operations must then refuse (fail closed).
+func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
+	h, _ := ctx.Value(holderKey{}).(*claimsHolder)
+	if h == nil || h.claims == nil {
+		return nil, false
+	}
+	return h.claims, true
+}
+
+// Unauthenticated is the error a handler returns when it finds no claims.
+func Unauthenticated() error {
+	return missingToken()
+}
+
+// SchemeScopes returns the scopes the OpenAPI document declares for the
+// oauth2 password flow, sorted: the scopes the server knows.
+func SchemeScopes(doc *openapi3.T, scheme string) []string {
+	if doc.Components == nil || doc.Components.SecuritySchemes == nil {
+		return nil
+	}
+	ref := doc.Components.SecuritySchemes[scheme]
+	if ref == nil || ref.Value == nil || ref.Value.Flows == nil || ref.Value.Flows.Password == nil {
+		return nil
+	}
+	var out []string
+	for s := range ref.Value.Flows.Password.Scopes {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}

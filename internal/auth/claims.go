@@ -1,0 +1,31 @@
+package auth
+
+import (
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// AccessTokenType is the `typ` header of access tokens (RFC 9068 §2.1).
+const AccessTokenType = "at+jwt"
+
+// Claims are the claims of a gatehouse access token (RFC 9068 §2.2).
+type Claims struct {
+	jwt.RegisteredClaims
+	ClientID          string `json:"client_id"`
+	Scope             string `json:"scope,omitempty"`
+	PreferredUsername string `json:"preferred_username,omitempty"`
+}
+
+// Scopes returns the space-separated `scope` claim as a list.
+func (c *Claims) Scopes() []string { return strings.Fields(c.Scope) }
+
+// HasScope reports whether the token was granted scope s.
+func (c *Claims) HasScope(s string) bool {
+	for _, have := range strings.Fields(c.Scope) {
+		if have == s {
+			return true
+		}
+	}
+	return false
+}

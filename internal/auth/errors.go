@@ -1,0 +1,100 @@
+package auth
+
+import "net/http"
+
+// Error codes of RFC 6749 §5.2.
+const (
+	CodeInvalidRequest       = "invalid_request"
+	CodeInvalidClient        = "invalid_client"
+	CodeInvalidGrant         = "invalid_grant"
+	CodeUnauthorizedClient   = "unauthorized_client"
+	CodeUnsupportedGrantType = "unsupported_grant_type"
+	CodeInvalidScope         = "invalid_scope"
+	CodeServerError          = "server_error"
+)
+
+// Error is a token endpoint error response (RFC 6749 §5.2). Description is
+// sent to the client; Cause, when set, is for logs only.
+type Error struct {
+	Code        string
+	Description string
+	Status      int
+	Cause       error
+}
+
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return e.Code + ": " + e.Description + ": " + e.Cause.Error()
+	}
+	return e.Code + ": " + e.Description
+}
+
+func (e *Error) Unwrap() error { return e.Cause }
+
+// oauthError builds an Error with the status RFC 6749 §5.2 gives the code:
+// 401 for invalid_client, 500 for server_error, 400 otherwise.
+func oauthError(code, description string) *Error {
+	status := http.StatusBadRequest
+	switch code {
+	case CodeInvalidClient:
+		status = http.StatusUnauthorized
+	case CodeServerError:
+		status = http.StatusInternalServerError
+	}
+	return &Error{Code: code, Description: description, Status: status}
+}
+
+// InvalidRequest is the §5.2 error for a malformed token request.
+func InvalidRequest(description string) *Error {
+	return oauthError(CodeInvalidRequest, description)
+}
+
+// ServerError hides cause from the client and keeps it for the log.
+func ServerError(cause error) *Error {
+	e := oauthError(CodeServerError, "the server could not handle the request")
+	e.Cause = cause
+	return e
+}
+
+// Error codes of RFC 6750 §3.1.
+const (
+	BearerInvalidRequest    = "invalid_request"
+	BearerInvalidToken      = "invalid_token"
+	BearerInsufficientScope = "insufficient_scope"
+)
+
+// BearerError is a rejected request to a protected resource (RFC 6750 §3).
+// Code is empty when the request carried no credentials at all, in which
+// case the challenge names no error (§3.1).
+type BearerError struct {
+	Status      int
+	Code        string
+	Description string
+	// Scope lists the scopes the operation requires (insufficient_scope).
+	Scope string
+}
+
+func (e *BearerError) Error() string {
+	if e.Code == "" {
+		return "bearer: " + e.Description
+	}
+	return "bearer: " + e.Code + ": " + e.Description
+}
+
+func missingToken() *BearerError {
+	return &BearerError{Status: http.StatusUnauthorized, Description: "an access token is required"}
+}
+
+func invalidToken(description string) *BearerError {
+	return &BearerError{Status: http.StatusUnauthorized, Code: BearerInvalidToken, Description: description}
+}
+
+func invalidBearerRequest(description string) *BearerError {
+	return &BearerError{Status: http.StatusBadRequest, Code: BearerInvalidRequest, Description: description}
+}
+
+// InvalidToken is the RFC 6750 §3.1 invalid_token error, for handlers that
+// find a validated token's user gone or disabled.
+func InvalidToken(description string) *BearerError {
+	return invalidToken(description)
+}

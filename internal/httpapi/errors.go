@@ -1,0 +1,233 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/users"
+)
+
+// realm names gatehouse in RFC 6750 and RFC 7617 challenges.
+const realm = "gatehouse"
+
+// statusError is an HTTP-layer failure with a status and a detail safe to
+// send, e.g. a malformed cursor or an unready store.
+type statusError struct {
+	status int
+	detail string
+	fields []FieldError
+	cause  error
+}
+
+func (e *statusError) Error() string {
+	if e.cause != nil {
+		return e.detail + ": " + e.cause.Error()
+	}
+	return e.detail
+}
+
+func (e *statusError) Unwrap() error { return e.cause }
+
+// codes maps domain sentinels to statuses (one table, as in wtf's codes).
+var codes = []struct {
+	err    error
+	status int
+}{
+	{users.ErrNotFound, http.StatusNotFound},
+	{users.ErrUsernameTaken, http.StatusConflict},
+	{users.ErrInvalidCredentials, http.StatusForbidden},
+	{users.ErrDisabled, http.StatusForbidden},
+}
+
+// errorWriter is the one place that turns errors into responses.
+type errorWriter struct {
+	log *slog.Logger
+}
+
+// write answers r with err. Every error handler of the router, the
+// generated strict server and the request validator ends here.
+func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		oauthErr  *auth.Error
+		bearerErr *auth.BearerError
+		valErr    *users.ValidationError
+		reqErr    *openapi3filter.RequestError
+		stErr     *statusError
+		maxErr    *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &bearerErr):
+		// Checked first: kin-openapi wraps it in SecurityRequirementsError.
+		ew.bearer(w, bearerErr)
+	case errors.As(err, &oauthErr):
+		ew.oauth(w, r, oauthErr)
+	case errors.As(err, &maxErr):
+		ew.badInput(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body exceeds %d bytes", maxErr.Limit), nil)
+	case errors.As(err, &reqErr):
+		field, msg := describeRequestError(reqErr)
+		ew.badInput(w, r, http.StatusBadRequest, fieldDetail(field, msg), []FieldError{{Field: field, Message: msg}})
+	case errors.As(err, &valErr):
+		ew.badInput(w, r, http.StatusBadRequest, valErr.Error(), []FieldError{{Field: valErr.Field, Message: valErr.Message}})
+	case errors.As(err, &stErr):
+		if stErr.status >= 500 {
+			ew.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", stErr.status, "err", err)
+		}
+		if stErr.status < 500 {
+			ew.badInput(w, r, stErr.status, stErr.detail, stErr.fields)
+			return
+		}
+		writeProblem(w, stErr.status, stErr.detail, nil)
+	case isJSONDecodeError(err):
+		ew.badInput(w, r, http.StatusBadRequest, "the request body is not valid JSON for this operation", nil)
+	default:
+		for _, c := range codes {
+			if errors.Is(err, c.err) {
+				writeProblem(w, c.status, sentence(c.err), nil)
+				return
+			}
+		}
+		ew.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		if isTokenEndpoint(r) {
+			ew.oauth(w, r, auth.ServerError(err))
+			return
+		}
+		writeProblem(w, http.StatusInternalServerError, "the server could not handle the request", nil)
+	}
+}
+
+// badInput answers a client mistake: an OAuth2 invalid_request on the token
+// endpoint (RFC 6749 §5.2), problem details elsewhere.
+func (ew errorWriter) badInput(w http.ResponseWriter, r *http.Request, status int, detail string, fields []FieldError) {
+	if isTokenEndpoint(r) {
+		e := auth.InvalidRequest(detail)
+		e.Status = status
+		ew.oauth(w, r, e)
+		return
+	}
+	writeProblem(w, status, detail, fields)
+}
+
+// oauth writes an RFC 6749 §5.2 error. Causes are logged, never sent.
+func (ew errorWriter) oauth(w http.ResponseWriter, r *http.Request, e *auth.Error) {
+	if e.Status >= 500 {
+		ew.log.ErrorContext(r.Context(), "token request failed", "err", e)
+	}
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	if e.Code == auth.CodeInvalidClient {
+		h.Set("WWW-Authenticate", `Basic realm="`+realm+`"`)
+	}
+	body := OAuth2Error{Error: OAuth2ErrorError(e.Code)}
+	if e.Description != "" {
+		body.ErrorDescription = &e.Description
+	}
+	writeJSON(w, e.Status, "application/json", body)
+}
+
+// bearer writes an RFC 6750 §3 challenge with a problem body.
+func (ew errorWriter) bearer(w http.ResponseWriter, e *auth.BearerError) {
+	w.Header().Set("WWW-Authenticate", challenge(e))
+	writeProblem(w, e.Status, e.Description, nil)
+}
+
+// challenge builds the WWW-Authenticate value of RFC 6750 §3. A request
+// without credentials gets no error attribute (§3.1).
+func challenge(e *auth.BearerError) string {
+	var b strings.Builder
+	b.WriteString(`Bearer realm="` + realm + `"`)
+	if e.Code != "" {
+		b.WriteString(`, error="` + e.Code + `"`)
+		if e.Description != "" {
+			b.WriteString(`, error_description="` + quoteSafe(e.Description) + `"`)
+		}
+	}
+	if e.Scope != "" {
+		b.WriteString(`, scope="` + quoteSafe(e.Scope) + `"`)
+	}
+	return b.String()
+}
+
+// quoteSafe keeps only the characters RFC 6750 §3 allows in attribute
+// values (%x20-21 / %x23-5B / %x5D-7E).
+func quoteSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// writeProblem writes RFC 9457 problem details with type about:blank, whose
+// title is the status phrase (§4.2.1).
+func writeProblem(w http.ResponseWriter, status int, detail string, fields []FieldError) {
+	typ, title := "about:blank", http.StatusText(status)
+	p := Problem{Type: &typ, Title: &title, Status: &status}
+	if detail != "" {
+		p.Detail = &detail
+	}
+	if len(fields) > 0 {
+		p.Errors = &fields
+	}
+	writeJSON(w, status, "application/problem+json", p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// describeRequestError names the parameter or body field kin-openapi
+// rejected, and why, without echoing the rejected value.
+func describeRequestError(e *openapi3filter.RequestError) (field, msg string) {
+	var se *openapi3.SchemaError
+	switch {
+	case e.Parameter != nil:
+		field = e.Parameter.Name
+	case errors.As(e.Err, &se):
+		field = strings.Join(se.JSONPointer(), ".")
+	}
+	if errors.As(e.Err, &se) {
+		msg = se.Reason
+	} else if e.Reason != "" {
+		msg = e.Reason
+	} else if e.Err != nil {
+		msg = e.Err.Error()
+	}
+	if field == "" {
+		field = "body"
+	}
+	if msg == "" {
+		msg = "is invalid"
+	}
+	return field, msg
+}
+
+func fieldDetail(field, msg string) string {
+	return field + ": " + msg
+}
+
+func isJSONDecodeError(err error) bool {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	return errors.As(err, &syn) || errors.As(err, &typ) || strings.Contains(err.Error(), "can't decode JSON body")
+}
+
+// sentence turns a sentinel like "users: not found" into "not found".
+func sentence(err error) string {
+	_, msg, ok := strings.Cut(err.Error(), ": ")
+	if !ok {
+		return err.Error()
+	}
+	return msg
+}

@@ -1,0 +1,242 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/users"
+)
+
+// UserService is what the handlers need from the users package.
+type UserService interface {
+	Get(ctx context.Context, username string) (*users.User, error)
+	ByID(ctx context.Context, id string) (*users.User, error)
+	List(ctx context.Context, after string, limit int) ([]*users.User, error)
+	Create(ctx context.Context, nu users.NewUser) (*users.User, error)
+	Update(ctx context.Context, username string, p users.Patch) (*users.User, error)
+	ChangePassword(ctx context.Context, id, current, next string) error
+	Delete(ctx context.Context, username string) error
+}
+
+// TokenIssuer is the token endpoint.
+type TokenIssuer interface {
+	Token(ctx context.Context, req auth.TokenRequest) (*auth.TokenResponse, error)
+}
+
+// Handlers implements the operations of api/openapi.yaml. They return
+// errors; errorWriter formats them.
+type Handlers struct {
+	users  UserService
+	tokens TokenIssuer
+	ready  func(ctx context.Context) error
+}
+
+var _ StrictServerInterface = (*Handlers)(nil)
+
+const (
+	defaultPageSize = 20
+	defaultScope    = "me"
+)
+
+type requestKey struct{}
+
+// keepRequest gives strict handlers the *http.Request: the token endpoint
+// must see the body form apart from the query string, and the headers,
+// which the generated binding merges or drops.
+func keepRequest(f StrictHandlerFunc, _ string) StrictHandlerFunc {
+	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error) {
+		return f(context.WithValue(ctx, requestKey{}, r), w, r, request)
+	}
+}
+
+// IssueToken handles the token endpoint (RFC 6749 §3.2).
+func (h *Handlers) IssueToken(ctx context.Context, _ IssueTokenRequestObject) (IssueTokenResponseObject, error) {
+	r, _ := ctx.Value(requestKey{}).(*http.Request)
+	if r == nil {
+		return nil, errors.New("token endpoint called without its request")
+	}
+	req, err := auth.ParseTokenRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := h.tokens.Token(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	noStore, noCache := "no-store", "no-cache"
+	body := TokenResponse{AccessToken: tok.AccessToken, TokenType: tok.TokenType, ExpiresIn: tok.ExpiresIn}
+	if tok.Scope != "" {
+		body.Scope = &tok.Scope
+	}
+	return IssueToken200JSONResponse{
+		Body:    body,
+		Headers: IssueToken200ResponseHeaders{CacheControl: &noStore, Pragma: &noCache},
+	}, nil
+}
+
+// claims returns the validated token's claims, failing closed when the
+// request did not pass the bearer validator.
+func claims(ctx context.Context) (*auth.Claims, error) {
+	c, ok := auth.ClaimsFromContext(ctx)
+	if !ok {
+		return nil, auth.Unauthenticated()
+	}
+	return c, nil
+}
+
+// currentUser loads the token's subject. A deleted or disabled account's
+// tokens stop working at once (RFC 6750 §3.1 invalid_token).
+func (h *Handlers) currentUser(ctx context.Context) (*users.User, error) {
+	c, err := claims(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := h.users.ByID(ctx, c.Subject)
+	if errors.Is(err, users.ErrNotFound) {
+		return nil, auth.InvalidToken("the token's user no longer exists")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Disabled {
+		return nil, auth.InvalidToken("the token's user is disabled")
+	}
+	return u, nil
+}
+
+func (h *Handlers) GetCurrentUser(ctx context.Context, _ GetCurrentUserRequestObject) (GetCurrentUserResponseObject, error) {
+	u, err := h.currentUser(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return GetCurrentUser200JSONResponse(toUser(u)), nil
+}
+
+func (h *Handlers) ChangeCurrentUserPassword(ctx context.Context, req ChangeCurrentUserPasswordRequestObject) (ChangeCurrentUserPasswordResponseObject, error) {
+	u, err := h.currentUser(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.users.ChangePassword(ctx, u.ID, req.Body.CurrentPassword, req.Body.NewPassword); err != nil {
+		if errors.Is(err, users.ErrInvalidCredentials) {
+			return nil, &statusError{status: http.StatusForbidden, detail: "current_password is incorrect", cause: err}
+		}
+		return nil, err
+	}
+	return ChangeCurrentUserPassword204Response{}, nil
+}
+
+func (h *Handlers) ListUsers(ctx context.Context, req ListUsersRequestObject) (ListUsersResponseObject, error) {
+	if _, err := claims(ctx); err != nil {
+		return nil, err
+	}
+	limit := defaultPageSize
+	if req.Params.Limit != nil {
+		limit = *req.Params.Limit
+	}
+	var after string
+	if req.Params.Cursor != nil {
+		b, err := base64.RawURLEncoding.DecodeString(*req.Params.Cursor)
+		if err == nil {
+			_, err = users.NormalizeUsername(string(b))
+		}
+		if err != nil {
+			return nil, &statusError{status: http.StatusBadRequest, detail: "cursor: is not a cursor this server issued",
+				fields: []FieldError{{Field: "cursor", Message: "is not a cursor this server issued"}}}
+		}
+		after = string(b)
+	}
+	// One extra row tells whether there is a next page.
+	list, err := h.users.List(ctx, after, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	page := UserPage{Users: make([]User, 0, min(len(list), limit))}
+	if len(list) > limit {
+		list = list[:limit]
+		next := base64.RawURLEncoding.EncodeToString([]byte(list[limit-1].Username))
+		page.NextCursor = &next
+	}
+	for _, u := range list {
+		page.Users = append(page.Users, toUser(u))
+	}
+	return ListUsers200JSONResponse(page), nil
+}
+
+func (h *Handlers) CreateUser(ctx context.Context, req CreateUserRequestObject) (CreateUserResponseObject, error) {
+	if _, err := claims(ctx); err != nil {
+		return nil, err
+	}
+	scopes := []string{defaultScope}
+	if req.Body.Scopes != nil {
+		scopes = *req.Body.Scopes
+	}
+	u, err := h.users.Create(ctx, users.NewUser{Username: req.Body.Username, Password: req.Body.Password, Scopes: scopes})
+	if err != nil {
+		return nil, err
+	}
+	location := "/users/" + url.PathEscape(u.Username)
+	return CreateUser201JSONResponse{
+		Body:    toUser(u),
+		Headers: CreateUser201ResponseHeaders{Location: &location},
+	}, nil
+}
+
+func (h *Handlers) GetUser(ctx context.Context, req GetUserRequestObject) (GetUserResponseObject, error) {
+	if _, err := claims(ctx); err != nil {
+		return nil, err
+	}
+	u, err := h.users.Get(ctx, req.Username)
+	if err != nil {
+		return nil, err
+	}
+	return GetUser200JSONResponse(toUser(u)), nil
+}
+
+func (h *Handlers) UpdateUser(ctx context.Context, req UpdateUserRequestObject) (UpdateUserResponseObject, error) {
+	if _, err := claims(ctx); err != nil {
+		return nil, err
+	}
+	u, err := h.users.Update(ctx, req.Username, users.Patch{
+		Disabled: req.Body.Disabled,
+		Scopes:   req.Body.Scopes,
+		Password: req.Body.Password,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return UpdateUser200JSONResponse(toUser(u)), nil
+}
+
+func (h *Handlers) DeleteUser(ctx context.Context, req DeleteUserRequestObject) (DeleteUserResponseObject, error) {
+	if _, err := claims(ctx); err != nil {
+		return nil, err
+	}
+	if err := h.users.Delete(ctx, req.Username); err != nil {
+		return nil, err
+	}
+	return DeleteUser204Response{}, nil
+}
+
+func (h *Handlers) GetHealth(context.Context, GetHealthRequestObject) (GetHealthResponseObject, error) {
+	return GetHealth200JSONResponse{Status: "ok"}, nil
+}
+
+func (h *Handlers) GetReadiness(ctx context.Context, _ GetReadinessRequestObject) (GetReadinessResponseObject, error) {
+	if err := h.ready(ctx); err != nil {
+		return nil, &statusError{status: http.StatusServiceUnavailable, detail: "not ready", cause: err}
+	}
+	return GetReadiness200JSONResponse{Status: "ok"}, nil
+}
+
+func toUser(u *users.User) User {
+	scopes := u.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	return User{Id: u.ID, Username: u.Username, Scopes: scopes, Disabled: u.Disabled, CreatedAt: u.CreatedAt}
+}

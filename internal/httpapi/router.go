@@ -1,0 +1,148 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/go-chi/chi/v5"
+
+	"github.com/gatehouse/gatehouse/api"
+)
+
+// MaxBodyBytes caps request bodies; larger ones get 413.
+const MaxBodyBytes = 64 << 10
+
+// Deps are what the HTTP layer needs from the rest of gatehouse.
+type Deps struct {
+	Users  UserService
+	Tokens TokenIssuer
+	// Authenticate is the bearer validator kin-openapi calls for each
+	// operation's security requirement.
+	Authenticate openapi3filter.AuthenticationFunc
+	// Ready reports whether the server can serve (store reachable, keys
+	// loaded).
+	Ready  func(ctx context.Context) error
+	Logger *slog.Logger
+}
+
+var loadSpec = sync.OnceValues(func() (*openapi3.T, error) {
+	doc, err := GetSwagger()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded OpenAPI document: %w", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("embedded OpenAPI document is invalid: %w", err)
+	}
+	return doc, nil
+})
+
+// Spec returns the OpenAPI document the server was generated from, parsed
+// once. Callers must not modify it.
+func Spec() (*openapi3.T, error) { return loadSpec() }
+
+// NewHandler builds the whole HTTP surface.
+func NewHandler(d Deps) (http.Handler, error) {
+	doc, err := Spec()
+	if err != nil {
+		return nil, err
+	}
+	specJSON, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("encode OpenAPI document: %w", err)
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	ew := errorWriter{log: d.Logger}
+
+	r := chi.NewRouter()
+	validator := newSpecValidator(doc, r, d.Authenticate, ew, MaxBodyBytes)
+	r.Use(recoverer(ew), securityHeaders, validator.middleware)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, http.StatusNotFound, "no such resource", nil)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		// RFC 9110 §15.5.6: a 405 lists the methods the resource has.
+		w.Header().Set("Allow", strings.Join(allowedMethods(r, req), ", "))
+		writeProblem(w, http.StatusMethodNotAllowed, "method not allowed on this resource", nil)
+	})
+
+	// The spec itself: the exact bytes as written, and as JSON.
+	r.Get("/openapi.yaml", serveBytes("application/yaml", api.OpenAPI))
+	r.Get("/openapi.json", serveBytes("application/json", specJSON))
+
+	// Every operation of api/openapi.yaml (/token, /users…, /healthz, /readyz).
+	h := &Handlers{users: d.Users, tokens: d.Tokens, ready: d.Ready}
+	strict := NewStrictHandlerWithOptions(h, []StrictMiddlewareFunc{keepRequest}, StrictHTTPServerOptions{
+		RequestErrorHandlerFunc:  ew.write,
+		ResponseErrorHandlerFunc: ew.write,
+	})
+	HandlerWithOptions(strict, ChiServerOptions{
+		BaseRouter:       r,
+		ErrorHandlerFunc: ew.write,
+	})
+	return r, nil
+}
+
+var routableMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions,
+}
+
+// allowedMethods lists the methods mux routes for req's path.
+func allowedMethods(mux *chi.Mux, req *http.Request) []string {
+	path := req.URL.RawPath
+	if path == "" {
+		path = req.URL.Path
+	}
+	var allowed []string
+	for _, m := range routableMethods {
+		if mux.Find(chi.NewRouteContext(), m, path) != "" {
+			allowed = append(allowed, m)
+		}
+	}
+	return allowed
+}
+
+func serveBytes(contentType string, b []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		_, _ = w.Write(b)
+	}
+}
+
+// securityHeaders sets headers every response should carry. API responses
+// hold tokens or user data, so none may be cached.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverer turns a panic into a logged 500 instead of a dropped connection.
+func recoverer(ew errorWriter) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if p := recover(); p != nil {
+					if p == http.ErrAbortHandler {
+						panic(p)
+					}
+					ew.write(w, r, fmt.Errorf("panic: %v", p))
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
