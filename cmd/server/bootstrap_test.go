@@ -13,6 +13,8 @@ var bannerRE = regexp.MustCompile(`created the admin user "admin" with the passw
 func TestBootstrap(t *testing.T) {
 	t.Parallel()
 	env := testEnv(t) // no GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD
+	// Both runs bind a fresh port: a fixed issuer keeps tokens valid across them.
+	env["GATEHOUSE_ISSUER"] = "https://auth.example.test"
 	base, stderr1, stop := startServer(t, env)
 	c := newClient(t, base)
 

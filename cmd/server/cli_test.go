@@ -40,7 +40,7 @@ func TestCLI(t *testing.T) {
 	env["GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD"] = adminPassword
 	base, _, _ := startServer(t, env)
 	wantUsers := map[string]string{
-		"admin": "me tokens:introspect users:read users:write",
+		"admin": strings.Join(specScopes(t), " "),
 		"bob":   "me users:read",
 	}
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -15,14 +16,25 @@ import (
 
 // config is the server's configuration, read from GATEHOUSE_* variables.
 type config struct {
-	Addr          string
-	DatabaseURL   string
-	SQLitePath    string
-	Issuer        string
-	Audience      string
-	AccessTTL     time.Duration
-	SigningAlg    string
-	HS256Secret   []byte
+	Addr        string
+	DatabaseURL string
+	SQLitePath  string
+	Issuer      string
+	// IssuerSet is false when Issuer was derived from Addr, and serve
+	// re-derives it from the address actually bound (port 0).
+	IssuerSet   bool
+	Audience    string
+	AccessTTL   time.Duration
+	SigningAlg  string
+	HS256Secret []byte
+
+	RefreshTTL          time.Duration
+	RefreshFamilyTTL    time.Duration
+	KeyEncryptionKey    []byte
+	KeyPrePublish       time.Duration
+	KeyRotationInterval time.Duration
+	SyncInterval        time.Duration
+
 	AdminUsername string
 	AdminPassword string
 	Hasher        users.Hasher
@@ -33,11 +45,17 @@ type config struct {
 var envDoc = []struct{ name, def, doc string }{
 	{"GATEHOUSE_ADDR", "127.0.0.1:8080", "listen address (host:port)"},
 	{"GATEHOUSE_DATABASE_URL", "sqlite:data/gatehouse.db", "store: sqlite:relative/path.db, sqlite:///absolute/path.db (postgres:// is reserved for the PostgreSQL store)"},
-	{"GATEHOUSE_ISSUER", "http://<GATEHOUSE_ADDR>", "the iss claim of access tokens: this server's public URL"},
+	{"GATEHOUSE_ISSUER", "http://<listen address>", "the iss claim of access tokens and base of the RFC 8414 metadata: this server's public URL"},
 	{"GATEHOUSE_AUDIENCE", "gatehouse", "the aud claim of access tokens: the resource servers that accept them"},
 	{"GATEHOUSE_ACCESS_TOKEN_TTL", "15m", "access token lifetime (Go duration, 1m to 24h)"},
-	{"GATEHOUSE_SIGNING_ALG", "RS256", "RS256 (key generated on first start and kept in the store) or HS256"},
+	{"GATEHOUSE_REFRESH_TOKEN_TTL", "30d", "refresh token idle lifetime: each rotation extends it (1h to 365d)"},
+	{"GATEHOUSE_REFRESH_FAMILY_TTL", "90d", "absolute lifetime of a login's refresh tokens, whatever the rotations"},
+	{"GATEHOUSE_SIGNING_ALG", "RS256", "RS256, ES256 or EdDSA (keys generated and kept in the store), or HS256 (a shared secret)"},
 	{"GATEHOUSE_HS256_SECRET", "", "HS256 secret, at least 32 bytes; required with GATEHOUSE_SIGNING_ALG=HS256"},
+	{"GATEHOUSE_KEY_ENCRYPTION_KEY", "", "base64 of 32 bytes: encrypts private signing keys at rest (AES-256-GCM)"},
+	{"GATEHOUSE_KEY_PREPUBLISH", "15m", "how long a rotated key is published in the JWKS before it signs"},
+	{"GATEHOUSE_KEY_ROTATION_INTERVAL", "0", "rotate the signing key automatically this often (0: only on request)"},
+	{"GATEHOUSE_SYNC_INTERVAL", "2s", "how often keys and revocations made by other processes are reloaded"},
 	{"GATEHOUSE_BOOTSTRAP_ADMIN_USERNAME", "admin", "admin created on first start, when the store has no user"},
 	{"GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD", "", "that admin's password; when unset, a random one is printed once to stderr"},
 	{"GATEHOUSE_ARGON2_MEMORY_KIB", "19456", "argon2id memory in KiB (OWASP minimum 19456)"},
@@ -79,21 +97,46 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	c.SQLitePath = path
 
 	c.Issuer = get("GATEHOUSE_ISSUER", "http://"+c.Addr)
+	c.IssuerSet = strings.TrimSpace(getenv("GATEHOUSE_ISSUER")) != ""
 	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		bad("GATEHOUSE_ISSUER: %q must be an http(s) URL without query or fragment (RFC 8414 §2)", c.Issuer)
 	}
 
-	ttl := get("GATEHOUSE_ACCESS_TOKEN_TTL", "15m")
-	c.AccessTTL, err = time.ParseDuration(ttl)
-	if err != nil || c.AccessTTL < time.Minute || c.AccessTTL > 24*time.Hour {
-		bad("GATEHOUSE_ACCESS_TOKEN_TTL: %q must be a duration from 1m to 24h", ttl)
+	duration := func(name, def string, min, max time.Duration) time.Duration {
+		v := get(name, def)
+		d, err := parseDuration(v)
+		if err != nil || d < min || d > max {
+			bad("%s: %q must be a duration from %s to %s (e.g. 90s, 15m, 12h, 30d)", name, v, formatDuration(min), formatDuration(max))
+		}
+		return d
+	}
+	c.AccessTTL = duration("GATEHOUSE_ACCESS_TOKEN_TTL", "15m", time.Minute, 24*time.Hour)
+	c.RefreshTTL = duration("GATEHOUSE_REFRESH_TOKEN_TTL", "30d", time.Hour, 365*day)
+	c.RefreshFamilyTTL = duration("GATEHOUSE_REFRESH_FAMILY_TTL", "90d", time.Hour, 3650*day)
+	if c.RefreshFamilyTTL < c.RefreshTTL {
+		bad("GATEHOUSE_REFRESH_FAMILY_TTL must not be shorter than GATEHOUSE_REFRESH_TOKEN_TTL")
+	}
+	c.KeyPrePublish = duration("GATEHOUSE_KEY_PREPUBLISH", "15m", 0, 7*day)
+	c.KeyRotationInterval = duration("GATEHOUSE_KEY_ROTATION_INTERVAL", "0", 0, 3650*day)
+	if c.KeyRotationInterval != 0 && c.KeyRotationInterval <= c.KeyPrePublish+c.AccessTTL {
+		bad("GATEHOUSE_KEY_ROTATION_INTERVAL must be 0 or longer than GATEHOUSE_KEY_PREPUBLISH plus GATEHOUSE_ACCESS_TOKEN_TTL")
+	}
+	c.SyncInterval = duration("GATEHOUSE_SYNC_INTERVAL", "2s", 100*time.Millisecond, time.Hour)
+	if v := getenv("GATEHOUSE_KEY_ENCRYPTION_KEY"); v != "" {
+		c.KeyEncryptionKey = decodeKey(v)
+		if len(c.KeyEncryptionKey) != 32 {
+			bad("GATEHOUSE_KEY_ENCRYPTION_KEY must be the base64 of exactly 32 bytes (e.g. openssl rand -base64 32)")
+		}
 	}
 
 	secret := getenv("GATEHOUSE_HS256_SECRET")
 	switch c.SigningAlg {
-	case auth.AlgRS256:
+	case auth.AlgRS256, auth.AlgES256, strings.ToUpper(auth.AlgEdDSA):
+		if c.SigningAlg != auth.AlgRS256 && c.SigningAlg != auth.AlgES256 {
+			c.SigningAlg = auth.AlgEdDSA
+		}
 		if secret != "" {
-			bad("GATEHOUSE_HS256_SECRET is set but GATEHOUSE_SIGNING_ALG is RS256; set GATEHOUSE_SIGNING_ALG=HS256 or unset the secret")
+			bad("GATEHOUSE_HS256_SECRET is set but GATEHOUSE_SIGNING_ALG is %s; set GATEHOUSE_SIGNING_ALG=HS256 or unset the secret", c.SigningAlg)
 		}
 	case auth.AlgHS256:
 		if len(secret) < auth.MinHMACSecretBytes {
@@ -101,7 +144,10 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		}
 		c.HS256Secret = []byte(secret)
 	default:
-		bad("GATEHOUSE_SIGNING_ALG: %q is not RS256 or HS256", c.SigningAlg)
+		bad("GATEHOUSE_SIGNING_ALG: %q is not RS256, ES256, EdDSA or HS256", c.SigningAlg)
+	}
+	if c.SigningAlg == auth.AlgHS256 && c.KeyRotationInterval != 0 {
+		bad("GATEHOUSE_KEY_ROTATION_INTERVAL must be 0 with HS256: the secret rotates by configuration")
 	}
 
 	if _, err := users.NormalizeUsername(c.AdminUsername); err != nil {
@@ -139,6 +185,38 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		return nil, errors.New("invalid configuration:\n  - " + strings.Join(problems, "\n  - "))
 	}
 	return c, nil
+}
+
+const day = 24 * time.Hour
+
+// parseDuration is time.ParseDuration plus a whole-days form ("30d").
+func parseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseUint(days, 10, 16)
+		if err != nil {
+			return 0, err
+		}
+		return time.Duration(n) * day, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func formatDuration(d time.Duration) string {
+	if d >= day && d%day == 0 {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
+	return d.String()
+}
+
+// decodeKey reads base64 in either alphabet, padded or not.
+func decodeKey(s string) []byte {
+	s = strings.TrimRight(strings.TrimSpace(s), "=")
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b
+		}
+	}
+	return nil
 }
 
 // sqlitePath maps a sqlite: URL to a file path: sqlite:rel/path.db is

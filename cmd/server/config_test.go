@@ -66,6 +66,24 @@ func TestLoadConfig_reports_every_problem_in_one_error(t *testing.T) {
 			},
 			problems: []string{"GATEHOUSE_HS256_SECRET is set but GATEHOUSE_SIGNING_ALG is RS256"},
 		},
+		{
+			name: "token_lifecycle_settings",
+			env: map[string]string{
+				"GATEHOUSE_SIGNING_ALG":           "HS256",
+				"GATEHOUSE_HS256_SECRET":          strings.Repeat("s", 32),
+				"GATEHOUSE_KEY_ROTATION_INTERVAL": "30d",
+				"GATEHOUSE_REFRESH_TOKEN_TTL":     "10d",
+				"GATEHOUSE_REFRESH_FAMILY_TTL":    "2d",
+				"GATEHOUSE_KEY_ENCRYPTION_KEY":    "c2hvcnQ=",
+				"GATEHOUSE_KEY_PREPUBLISH":        "soon",
+			},
+			problems: []string{
+				"GATEHOUSE_KEY_ROTATION_INTERVAL must be 0 with HS256",
+				"GATEHOUSE_REFRESH_FAMILY_TTL must not be shorter than GATEHOUSE_REFRESH_TOKEN_TTL",
+				"GATEHOUSE_KEY_ENCRYPTION_KEY must be the base64 of exactly 32 bytes",
+				`GATEHOUSE_KEY_PREPUBLISH: "soon"`,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

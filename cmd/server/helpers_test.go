@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/client"
+	"github.com/gatehouse/gatehouse/internal/httpapi"
 )
 
 // Passwords used across the tests; each is at least users.MinPasswordLen.
@@ -250,4 +251,15 @@ func jwtParts(t *testing.T, token string) (header, payload map[string]any) {
 		return m
 	}
 	return decode("header", parts[0]), decode("payload", parts[1])
+}
+
+// specScopes is every scope api/openapi.yaml declares: what the bootstrap
+// admin holds.
+func specScopes(t *testing.T) []string {
+	t.Helper()
+	doc, err := httpapi.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return httpapi.SpecScopes(doc)
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -24,7 +25,6 @@ import (
 const (
 	shutdownTimeout = 10 * time.Second
 	maxHeaderBytes  = 16 << 10
-	oauthScheme     = "oauth2"
 )
 
 // run is the whole program, with its environment passed in so tests can
@@ -39,6 +39,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			args = args[1:]
 		case "users":
 			return runUsers(ctx, args[1:], getenv, stdin, stdout, stderr)
+		case "keys":
+			return runKeys(ctx, args[1:], getenv, stdout, stderr)
+		case "clients":
+			return runClients(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
 	if len(args) > 0 {
@@ -55,6 +59,10 @@ Usage:
   server [serve]                              serve the API
   server users create NAME [--scopes "me"]    create a user; the password is read from stdin
   server users list                           list users
+  server keys rotate                          start a signing key rotation
+  server clients create [ID] [--public] [--scopes "me"]
+                                              register a client; prints its secret once
+  server clients list                         list registered clients
 
 Environment:
 `)
@@ -73,9 +81,11 @@ Environment:
 // validator.
 type app struct {
 	cfg       *config
+	log       *slog.Logger
 	store     users.Store
 	users     *users.Service
 	keys      *auth.Keys
+	deny      *auth.DenyList
 	issuer    *auth.Issuer
 	validator *auth.Validator
 }
@@ -87,38 +97,76 @@ func open(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	scopes := auth.SchemeScopes(doc, oauthScheme)
+	scopes := httpapi.SpecScopes(doc)
 	if len(scopes) == 0 {
-		return nil, fmt.Errorf("the OpenAPI document declares no %s scopes", oauthScheme)
+		return nil, errors.New("the OpenAPI document declares no oauth2 scopes")
 	}
 	store, err := users.OpenSQLite(ctx, cfg.SQLitePath)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", cfg.SQLitePath, err)
 	}
-	svc, err := users.NewService(store, users.Options{Hasher: cfg.Hasher, Scopes: scopes, Logger: logger})
+	a := &app{cfg: cfg, log: logger, store: store}
+	a.deny = auth.NewDenyList(store, nil)
+	a.users, err = users.NewService(store, users.Options{
+		Hasher: cfg.Hasher,
+		Scopes: scopes,
+		Logger: logger,
+		// Account events revoke tokens in the store; the deny-list learns
+		// it before the request that caused them returns.
+		AfterRevoke: func(ctx context.Context) {
+			if err := a.deny.Sync(ctx); err != nil {
+				logger.Error("deny-list sync after revocation failed", "err", err)
+			}
+		},
+	})
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	return &app{cfg: cfg, store: store, users: svc}, nil
+	return a, nil
 }
 
+// loadKeys prepares signing and verification: the key set, the deny-list,
+// the validator and the token endpoint.
 func (a *app) loadKeys(ctx context.Context) error {
-	keys, err := auth.LoadKeys(ctx, a.store, a.cfg.SigningAlg, a.cfg.HS256Secret)
+	keys, err := auth.LoadKeys(ctx, a.store, auth.KeyConfig{
+		Algorithm:        a.cfg.SigningAlg,
+		HMACSecret:       a.cfg.HS256Secret,
+		EncryptionKey:    a.cfg.KeyEncryptionKey,
+		PrePublish:       a.cfg.KeyPrePublish,
+		TokenTTL:         a.cfg.AccessTTL,
+		Leeway:           auth.DefaultLeeway,
+		RotationInterval: a.cfg.KeyRotationInterval,
+		RefreshInterval:  a.cfg.SyncInterval,
+		Logger:           a.log,
+	})
 	if err != nil {
 		return err
 	}
+	if err := a.deny.Sync(ctx); err != nil {
+		return fmt.Errorf("load revocations: %w", err)
+	}
 	a.keys = keys
-	a.issuer = auth.NewIssuer(a.users, keys, auth.IssuerConfig{
-		Issuer:   a.cfg.Issuer,
-		Audience: a.cfg.Audience,
-		TTL:      a.cfg.AccessTTL,
-		Scopes:   a.users.KnownScopes(),
-	})
 	a.validator = auth.NewValidator(keys, auth.ValidatorConfig{
 		Issuer:   a.cfg.Issuer,
 		Audience: a.cfg.Audience,
 		Leeway:   auth.DefaultLeeway,
+		DenyList: a.deny,
+	})
+	a.issuer = auth.NewIssuer(auth.IssuerDeps{
+		Users:     a.users,
+		Clients:   a.users,
+		Tokens:    a.store,
+		Keys:      keys,
+		Validator: a.validator,
+		DenyList:  a.deny,
+	}, auth.IssuerConfig{
+		Issuer:           a.cfg.Issuer,
+		Audience:         a.cfg.Audience,
+		TTL:              a.cfg.AccessTTL,
+		RefreshTTL:       a.cfg.RefreshTTL,
+		RefreshFamilyTTL: a.cfg.RefreshFamilyTTL,
+		Scopes:           a.users.KnownScopes(),
 	})
 	return nil
 }
@@ -131,6 +179,15 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	logger := newLogger(stderr, cfg.LogLevel)
 	if cfg.Hasher.Memory < users.DefaultHasher().Memory || cfg.Hasher.Iterations < users.DefaultHasher().Iterations {
 		logger.Warn("argon2id parameters are below the OWASP minimum (m=19456 KiB, t=2)", "memory_kib", cfg.Hasher.Memory, "iterations", cfg.Hasher.Iterations)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if !cfg.IssuerSet {
+		cfg.Issuer = "http://" + ln.Addr().String()
 	}
 
 	a, err := open(ctx, cfg, logger)
@@ -148,6 +205,9 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	handler, err := httpapi.NewHandler(httpapi.Deps{
 		Users:        a.users,
 		Tokens:       a.issuer,
+		Keys:         a.keys,
+		Clients:      a.users,
+		Issuer:       cfg.Issuer,
 		Authenticate: a.validator.Authenticate,
 		Ready: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -160,10 +220,6 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -175,6 +231,15 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer,
 		"store", cfg.SQLitePath, "signing_alg", a.keys.Algorithm(), "kid", a.keys.SigningKeyID())
+
+	// Background upkeep: key refresh, rotation and retirement; deny-list
+	// resync (revocations by other processes); pruning expired tokens.
+	bg, stopBG := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.keys.Run(bg) })
+	wg.Go(func() { a.deny.Run(bg, cfg.SyncInterval, logger) })
+	wg.Go(func() { a.pruneTokens(bg, pruneInterval) })
+	defer func() { stopBG(); wg.Wait() }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -190,6 +255,24 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// pruneInterval is how often expired token records are deleted.
+const pruneInterval = time.Hour
+
+func (a *app) pruneTokens(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.store.PruneTokens(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				a.log.Warn("pruning expired tokens failed", "err", err)
+			}
+		}
+	}
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -263,11 +346,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("unknown users command %q", args[0])
 	}
 
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		return err
-	}
-	a, err := open(ctx, cfg, newLogger(stderr, cfg.LogLevel))
+	a, err := openForCLI(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -334,4 +413,99 @@ func readPassword(stdin io.Reader) (string, error) {
 		return "", errors.New("users create: no password on stdin")
 	}
 	return line, nil
+}
+
+// openForCLI opens the store and the services over it, for CLI commands.
+func openForCLI(ctx context.Context, getenv func(string) string, stderr io.Writer) (*app, error) {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, cfg, newLogger(stderr, cfg.LogLevel))
+}
+
+// openWithKeys also loads the key set.
+func openWithKeys(ctx context.Context, getenv func(string) string, stderr io.Writer) (*app, error) {
+	a, err := openForCLI(ctx, getenv, stderr)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.loadKeys(ctx); err != nil {
+		a.store.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) != 1 || args[0] != "rotate" {
+		return errors.New("usage: server keys rotate")
+	}
+	a, err := openWithKeys(ctx, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.store.Close()
+	k, err := a.keys.Rotate(ctx)
+	if err != nil {
+		return fmt.Errorf("keys rotate: %w", err)
+	}
+	fmt.Fprintf(stdout, "new %s key %s: published now, signs from %s\n", k.Algorithm, k.ID, k.ActivatesAt.Format(time.RFC3339))
+	return nil
+}
+
+func runClients(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	usage := errors.New(`usage: server clients create [ID] [--public] [--scopes "me"] | server clients list`)
+	if len(args) == 0 {
+		return usage
+	}
+	var nc users.NewClient
+	switch args[0] {
+	case "create":
+		fs := flag.NewFlagSet("clients create", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		public := fs.Bool("public", false, "a public client, without a secret")
+		scopes := fs.String("scopes", "", "space-separated scopes the client may request (default: any)")
+		rest := args[1:]
+		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+			nc.ID, rest = rest[0], rest[1:]
+		}
+		if err := fs.Parse(rest); err != nil || fs.NArg() > 0 {
+			return usage
+		}
+		nc.Confidential, nc.Scopes = !*public, strings.Fields(*scopes)
+	case "list":
+		if len(args) > 1 {
+			return usage
+		}
+	default:
+		return usage
+	}
+
+	a, err := openForCLI(ctx, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.store.Close()
+	if args[0] == "list" {
+		list, err := a.users.ListClients(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "CLIENT_ID\tCONFIDENTIAL\tSCOPES\tCREATED")
+		for _, c := range list {
+			fmt.Fprintf(tw, "%s\t%t\t%s\t%s\n", c.ID, c.Confidential(), strings.Join(c.Scopes, " "), c.CreatedAt.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	}
+	c, secret, err := a.users.RegisterClient(ctx, nc)
+	if err != nil {
+		return fmt.Errorf("clients create: %w", err)
+	}
+	fmt.Fprintf(stdout, "client_id:     %s\n", c.ID)
+	if secret != "" {
+		fmt.Fprintf(stdout, "client_secret: %s\n(shown only this once)\n", secret)
+	}
+	return nil
 }

@@ -27,6 +27,7 @@ type fixture struct {
 	keys      *Keys
 	issuer    *Issuer
 	validator *Validator
+	deny      *DenyList
 	now       time.Time
 }
 
@@ -38,21 +39,26 @@ func newFixture(t *testing.T, alg string, secret []byte) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	f := &fixture{store: store, now: time.Now().UTC().Truncate(time.Second)}
+	clock := func() time.Time { return f.now }
+	f.deny = NewDenyList(store, clock)
 	svc, err := users.NewService(store, users.Options{
-		Hasher: users.Hasher{Memory: 64, Iterations: 1, Parallelism: 1},
-		Scopes: testScopes,
+		Hasher:      users.Hasher{Memory: 64, Iterations: 1, Parallelism: 1},
+		Scopes:      testScopes,
+		AfterRevoke: func(ctx context.Context) { _ = f.deny.Sync(ctx) },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := LoadKeys(ctx, store, alg, secret)
+	f.users = svc
+	keys, err := LoadKeys(ctx, store, KeyConfig{Algorithm: alg, HMACSecret: secret, TokenTTL: testTTL, Leeway: DefaultLeeway, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{store: store, users: svc, keys: keys, now: time.Now().UTC().Truncate(time.Second)}
-	clock := func() time.Time { return f.now }
-	f.issuer = NewIssuer(svc, keys, IssuerConfig{Issuer: testIssuer, Audience: testAudience, TTL: testTTL, Scopes: testScopes, Now: clock})
-	f.validator = NewValidator(keys, ValidatorConfig{Issuer: testIssuer, Audience: testAudience, Leeway: DefaultLeeway, Now: clock})
+	f.keys = keys
+	f.validator = NewValidator(keys, ValidatorConfig{Issuer: testIssuer, Audience: testAudience, Leeway: DefaultLeeway, Now: clock, DenyList: f.deny})
+	f.issuer = NewIssuer(IssuerDeps{Users: svc, Clients: svc, Tokens: store, Keys: keys, Validator: f.validator, DenyList: f.deny},
+		IssuerConfig{Issuer: testIssuer, Audience: testAudience, TTL: testTTL, Scopes: testScopes, Now: clock})
 	return f
 }
 

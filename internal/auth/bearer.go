@@ -27,12 +27,15 @@ type ValidatorConfig struct {
 	Audience string
 	Leeway   time.Duration
 	Now      func() time.Time
+	// DenyList, when set, refuses revoked tokens (RFC 7009).
+	DenyList *DenyList
 }
 
 // Validator checks bearer access tokens (RFC 6750) issued with keys.
 type Validator struct {
 	keys   *Keys
 	parser *jwt.Parser
+	deny   *DenyList
 }
 
 // NewValidator prepares a validator; the parser and the key table are built
@@ -44,7 +47,7 @@ func NewValidator(keys *Keys, cfg ValidatorConfig) *Validator {
 	parser := jwt.NewParser(
 		// The allow-list is exactly the algorithms of the loaded keys: never
 		// "none", never one an attacker picks.
-		jwt.WithValidMethods(keys.algs),
+		jwt.WithValidMethods(keys.Algorithms()),
 		jwt.WithIssuer(cfg.Issuer),
 		jwt.WithAudience(cfg.Audience),
 		jwt.WithExpirationRequired(),
@@ -53,11 +56,11 @@ func NewValidator(keys *Keys, cfg ValidatorConfig) *Validator {
 		jwt.WithTimeFunc(cfg.Now),
 		jwt.WithStrictDecoding(),
 	)
-	return &Validator{keys: keys, parser: parser}
+	return &Validator{keys: keys, parser: parser, deny: cfg.DenyList}
 }
 
 // Verify checks an access token's signature, `typ` (RFC 9068 §4), issuer,
-// audience and lifetime, and returns its claims. Every failure is an
+// audience, lifetime and revocation, and returns its claims. Every failure is an
 // invalid_token *BearerError.
 func (v *Validator) Verify(token string) (*Claims, error) {
 	if len(token) > maxTokenBytes {
@@ -72,13 +75,16 @@ func (v *Validator) Verify(token string) (*Claims, error) {
 		if _, ok := t.Header["crit"]; ok {
 			return nil, errors.New("unsupported critical header")
 		}
-		return v.keys.lookup(t)
+		return v.keys.Lookup(t)
 	})
 	if err != nil {
 		return nil, invalidToken(describeJWTError(err))
 	}
 	if claims.Subject == "" || claims.ID == "" {
 		return nil, invalidToken("the access token lacks sub or jti")
+	}
+	if v.deny != nil && v.deny.Revoked(claims.ID) {
+		return nil, invalidToken("the access token was revoked")
 	}
 	return claims, nil
 }

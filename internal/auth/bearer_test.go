@@ -59,7 +59,8 @@ func (f *fixture) claims(mutate func(*Claims)) *Claims {
 
 func TestVerify(t *testing.T) {
 	f := newFixture(t, AlgRS256, nil)
-	priv := f.keys.signing.sign.(*rsa.PrivateKey)
+	_, _, signKey := f.keys.Signer()
+	priv := signKey.(*rsa.PrivateKey)
 	kid := f.keys.SigningKeyID()
 	kidHeader := map[string]any{"kid": kid}
 	pubDER, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)

@@ -2,15 +2,21 @@ package auth
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -18,9 +24,18 @@ import (
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
-// Signing algorithms gatehouse can be configured with.
+// Signing algorithms gatehouse can be configured with (RFC 7518 §3.1,
+// RFC 8037 §3.1). Each names the `alg` header of the tokens it signs.
 const (
+	// AlgRS256 is RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3) over a
+	// 2048-bit RSA key; the default.
 	AlgRS256 = "RS256"
+	// AlgES256 is ECDSA with P-256 and SHA-256 (RFC 7518 §3.4).
+	AlgES256 = "ES256"
+	// AlgEdDSA is EdDSA over Ed25519 (RFC 8037 §3.1).
+	AlgEdDSA = "EdDSA"
+	// AlgHS256 is HMAC with SHA-256 (RFC 7518 §3.2) under a configured
+	// secret that is never stored nor published.
 	AlgHS256 = "HS256"
 )
 
@@ -28,107 +43,477 @@ const (
 // requires a key at least as long as the hash output.
 const MinHMACSecretBytes = 32
 
+// DefaultRefreshInterval is how often Run reloads the keys from the store
+// when KeyConfig.RefreshInterval is zero.
+const DefaultRefreshInterval = 5 * time.Second
+
 const rsaKeyBits = 2048
 
-// KeyStore is what the key set needs from the store.
+// ErrRotationUnsupported is returned by Rotate under HS256: the secret comes
+// from configuration, so it is rotated by changing the configuration.
+var ErrRotationUnsupported = errors.New("auth: HS256 secrets are rotated by configuration, not by key rotation")
+
+// KeyStore is what the key set needs from the store. users.Store satisfies
+// it; the methods have the same contracts.
 type KeyStore interface {
+	// SigningKeys returns every stored signing key, newest first.
 	SigningKeys(ctx context.Context) ([]users.SigningKey, error)
+	// EnsureSigningKey returns the newest key for alg, calling create and
+	// storing its result only when there is none, atomically across
+	// processes.
 	EnsureSigningKey(ctx context.Context, alg string, create func() (users.SigningKey, error)) (users.SigningKey, error)
+	// CreateSigningKey stores a rotated key.
+	CreateSigningKey(ctx context.Context, k users.SigningKey) error
+	// DeleteSigningKey removes a retired key. Returns users.ErrNotFound.
+	DeleteSigningKey(ctx context.Context, id string) error
 }
 
-// key is one signing or verification key, pinned to one algorithm so a token
-// naming that key with any other alg is rejected (no HS256-with-public-key).
-type key struct {
-	id     string
-	method jwt.SigningMethod
-	sign   any
-	verify any
+var _ KeyStore = users.Store(nil)
+
+// KeyConfig says which keys sign and how they rotate.
+//
+// Rotation follows RFC 7517 §5 practice: a new key is published in the JWKS
+// first and signs PrePublish later, so resource servers that cache the JWKS
+// know it before they meet it; the key it replaces stays published until
+// the last token it signed has expired (TokenTTL+Leeway after the successor
+// activates), then is retired.
+//
+// Every replica sharing a store must use the same Algorithm: keys of other
+// algorithms only verify, and are retired once newer keys replace them.
+type KeyConfig struct {
+	// Algorithm is AlgRS256 (when empty), AlgES256, AlgEdDSA or AlgHS256.
+	Algorithm string
+	// HMACSecret signs under HS256: at least MinHMACSecretBytes long.
+	// Ignored for the other algorithms.
+	HMACSecret []byte
+	// EncryptionKey, when set, is EncryptionKeyBytes long and encrypts
+	// private keys at rest with AES-256-GCM. Keys stored in plain before it
+	// was set keep loading; keys created from then on are encrypted.
+	EncryptionKey []byte
+	// PrePublish is the delay between publishing a rotated key and signing
+	// with it. It should exceed how long resource servers cache the JWKS.
+	PrePublish time.Duration
+	// TokenTTL is the access token lifetime (RFC 6749 §5.1 expires_in).
+	// Required: it decides when a replaced key can be retired.
+	TokenTTL time.Duration
+	// Leeway absorbs clock skew between replicas: a replaced key is
+	// retired TokenTTL+Leeway after its successor activates.
+	Leeway time.Duration
+	// RotationInterval is the age at which Run rotates the signing key;
+	// 0 turns automatic rotation off. It must exceed PrePublish. HS256
+	// does not rotate.
+	RotationInterval time.Duration
+	// RefreshInterval is how often Run reloads the keys from the store;
+	// DefaultRefreshInterval when 0.
+	RefreshInterval time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Logger receives rotations, retirements and Run's failures; discarded
+	// when nil.
+	Logger *slog.Logger
+}
+
+// check fills in the defaults and reports every problem of c at once.
+func (c KeyConfig) check() (KeyConfig, error) {
+	var errs []error
+	if c.Algorithm == "" {
+		c.Algorithm = AlgRS256
+	}
+	switch c.Algorithm {
+	case AlgRS256, AlgES256, AlgEdDSA:
+		c.HMACSecret = nil
+	case AlgHS256:
+		if len(c.HMACSecret) < MinHMACSecretBytes {
+			errs = append(errs, fmt.Errorf("HS256 secret must be at least %d bytes", MinHMACSecretBytes))
+		}
+		if c.RotationInterval > 0 {
+			errs = append(errs, errors.New("automatic key rotation does not apply to HS256: rotate the secret by configuration"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("unsupported signing algorithm %q (want %s, %s, %s or %s)", c.Algorithm, AlgRS256, AlgES256, AlgEdDSA, AlgHS256))
+	}
+	if n := len(c.EncryptionKey); n != 0 && n != EncryptionKeyBytes {
+		errs = append(errs, fmt.Errorf("%s must be %d bytes (AES-256), got %d", encryptionKeyVar, EncryptionKeyBytes, n))
+	}
+	if c.TokenTTL <= 0 {
+		errs = append(errs, errors.New("the token lifetime must be positive: it decides when a replaced signing key is retired"))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"key pre-publication delay", c.PrePublish}, {"leeway", c.Leeway}, {"key rotation interval", c.RotationInterval}, {"key refresh interval", c.RefreshInterval}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("the %s must not be negative", d.name))
+		}
+	}
+	if c.RotationInterval > 0 && c.RotationInterval <= c.PrePublish {
+		errs = append(errs, fmt.Errorf("the key rotation interval (%s) must exceed the pre-publication delay (%s)", c.RotationInterval, c.PrePublish))
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = DefaultRefreshInterval
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	// Own copies: the caller may wipe or reuse its buffers.
+	c.HMACSecret = slices.Clone(c.HMACSecret)
+	c.EncryptionKey = slices.Clone(c.EncryptionKey)
+	return c, errors.Join(errs...)
 }
 
 // Keys holds the key tokens are signed with and every key they may be
-// verified with, looked up by `kid`. It is built once at start.
+// verified with, looked up by `kid`. It is safe for concurrent use: readers
+// see an immutable snapshot that Refresh and Rotate replace whole.
 type Keys struct {
-	signing *key
-	byID    map[string]*key
-	algs    []string
+	store KeyStore
+	cfg   KeyConfig
+	algs  []string
+	// hmac is the HS256 secret as a key, nil for the other algorithms.
+	hmac *key
+	// mu serialises Refresh and Rotate, so snapshots replace each other in
+	// the order they were read.
+	mu   sync.Mutex
+	snap atomic.Pointer[keySet]
 }
 
-// LoadKeys prepares the keys for alg. For RS256 the newest stored RSA key
-// signs, generated and persisted on first start so restarts and replicas
-// share it; for HS256 hmacSecret signs and is never stored.
-func LoadKeys(ctx context.Context, store KeyStore, alg string, hmacSecret []byte) (*Keys, error) {
-	ks := &Keys{byID: map[string]*key{}}
+// keySet is one immutable snapshot of the keys.
+type keySet struct {
+	// signers are the keys of the configured algorithm, newest first; the
+	// first one active signs. Under HS256 it is the secret alone.
+	signers []*key
+	// byID holds every key that verifies, the HS256 secret included.
+	byID map[string]*key
+	// published are the stored (asymmetric) keys, newest first.
+	published []*key
+	// newest is the CreatedAt of the newest key of the configured
+	// algorithm, which Run compares with RotationInterval.
+	newest time.Time
+}
+
+// key is one signing and verification key, pinned to one algorithm so a
+// token naming that key with any other alg is rejected (no HS256 keyed with
+// an RSA public key, RFC 8725 §2.1).
+type key struct {
+	id          string
+	method      jwt.SigningMethod
+	sign        any
+	verify      any
+	jwk         *JWK // nil for the HS256 secret
+	activatesAt time.Time
+	// retireAt is when the key stops verifying: TokenTTL+Leeway after a
+	// successor activated. Zero while it has none.
+	retireAt time.Time
+}
+
+func (k *key) retired(now time.Time) bool {
+	return !k.retireAt.IsZero() && now.After(k.retireAt)
+}
+
+// LoadKeys loads the signing keys for cfg. For the asymmetric algorithms the
+// newest active stored key of that algorithm signs; on first start one is
+// generated (RSA 2048, P-256 or Ed25519, stored as PKCS #8) with its
+// RFC 7638 thumbprint as kid, so restarts and replicas share it. Under HS256
+// the configured secret signs and is never stored. Stored keys of every
+// algorithm verify until retired, and keys already due for retirement are
+// deleted. A stored key that cannot be read (encrypted without the right
+// EncryptionKey, corrupt, unknown algorithm) fails the load.
+func LoadKeys(ctx context.Context, store KeyStore, cfg KeyConfig) (*Keys, error) {
+	cfg, err := cfg.check()
+	if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	ks := &Keys{store: store, cfg: cfg}
+	if cfg.Algorithm == AlgHS256 {
+		ks.hmac = &key{id: hmacKeyID(cfg.HMACSecret), method: jwt.SigningMethodHS256, sign: cfg.HMACSecret, verify: cfg.HMACSecret}
+	} else {
+		_, err := store.EnsureSigningKey(ctx, cfg.Algorithm, func() (users.SigningKey, error) {
+			now := cfg.Now()
+			return ks.generate(now, now)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ensure signing key: %w", err)
+		}
+	}
 	stored, err := store.SigningKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
+	ks.algs = []string{cfg.Algorithm}
+	plain := 0
 	for _, sk := range stored {
-		k, err := parseStoredKey(sk)
-		if err != nil {
-			return nil, err
+		if !slices.Contains(ks.algs, sk.Algorithm) {
+			ks.algs = append(ks.algs, sk.Algorithm)
 		}
-		ks.add(k)
+		if !isEnvelope(sk.Private) {
+			plain++
+		}
 	}
-
-	switch alg {
-	case AlgRS256:
-		sk, err := store.EnsureSigningKey(ctx, AlgRS256, newRSAKey)
-		if err != nil {
-			return nil, fmt.Errorf("ensure signing key: %w", err)
-		}
-		k, err := parseStoredKey(sk)
-		if err != nil {
-			return nil, err
-		}
-		ks.add(k)
-		ks.signing = ks.byID[k.id]
-	case AlgHS256:
-		if len(hmacSecret) < MinHMACSecretBytes {
-			return nil, fmt.Errorf("HS256 secret must be at least %d bytes", MinHMACSecretBytes)
-		}
-		secret := append([]byte(nil), hmacSecret...)
-		k := &key{id: hmacKeyID(secret), method: jwt.SigningMethodHS256, sign: secret, verify: secret}
-		ks.add(k)
-		ks.signing = k
-	default:
-		return nil, fmt.Errorf("unsupported signing algorithm %q", alg)
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if err := ks.install(ctx, stored); err != nil {
+		return nil, err
+	}
+	if len(cfg.EncryptionKey) > 0 && plain > 0 {
+		cfg.Logger.Warn("signing keys stored unencrypted keep working; keys created from now on are encrypted, rotate to replace them", "count", plain)
 	}
 	return ks, nil
 }
 
-func (ks *Keys) add(k *key) {
-	if _, ok := ks.byID[k.id]; ok {
-		return
-	}
-	ks.byID[k.id] = k
-	for _, a := range ks.algs {
-		if a == k.method.Alg() {
-			return
-		}
-	}
-	ks.algs = append(ks.algs, k.method.Alg())
+// SigningKeyID is the `kid` new tokens carry (RFC 7515 §4.1.4).
+func (ks *Keys) SigningKeyID() string { return ks.current().id }
+
+// Algorithm is the `alg` new tokens carry (RFC 7515 §4.1.1): the configured
+// algorithm.
+func (ks *Keys) Algorithm() string { return ks.cfg.Algorithm }
+
+// Signer returns the key new tokens are signed with: the newest key of the
+// configured algorithm whose activation time has come, or the HS256 secret.
+func (ks *Keys) Signer() (kid string, method jwt.SigningMethod, key any) {
+	k := ks.current()
+	return k.id, k.method, k.sign
 }
 
-// SigningKeyID is the `kid` new tokens carry.
-func (ks *Keys) SigningKeyID() string { return ks.signing.id }
-
-// Algorithm is the `alg` new tokens carry.
-func (ks *Keys) Algorithm() string { return ks.signing.method.Alg() }
-
-func (ks *Keys) lookup(t *jwt.Token) (any, error) {
-	kid, _ := t.Header["kid"].(string)
-	k, ok := ks.byID[kid]
-	if !ok {
-		return nil, errors.New("unknown key id")
+func (ks *Keys) current() *key {
+	s := ks.snap.Load()
+	now := ks.cfg.Now()
+	for _, k := range s.signers {
+		if !k.activatesAt.After(now) {
+			return k
+		}
 	}
-	if t.Method.Alg() != k.method.Alg() {
+	// Only when the clock went back past every activation: the oldest key
+	// is the one that signed before.
+	return s.signers[len(s.signers)-1]
+}
+
+// Algorithms is the allow-list of `alg` values a token may carry
+// (RFC 8725 §3.1): the configured algorithm and those of the keys stored at
+// LoadKeys. It never holds "none".
+func (ks *Keys) Algorithms() []string { return slices.Clone(ks.algs) }
+
+// RetireAfter is how long a replaced key keeps verifying once its successor
+// signs: TokenTTL+Leeway.
+func (ks *Keys) RetireAfter() time.Duration { return ks.cfg.TokenTTL + ks.cfg.Leeway }
+
+// Lookup is the jwt.Keyfunc core: the verification key for the token's
+// `kid` (RFC 7515 §4.1.4), refused when the kid is unknown or retired, and
+// when the token's alg is not the key's own (RFC 8725 §3.1). The key is an
+// *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey or, for HS256, the
+// secret as []byte.
+func (ks *Keys) Lookup(t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	if kid == "" {
+		return nil, errors.New("the token names no key id")
+	}
+	k, ok := ks.snap.Load().byID[kid]
+	if !ok || k.retired(ks.cfg.Now()) {
+		return nil, errors.New("unknown or retired key id")
+	}
+	if t.Method == nil || t.Method.Alg() != k.method.Alg() {
 		return nil, errors.New("algorithm does not match the key")
 	}
 	return k.verify, nil
 }
 
-func newRSAKey() (users.SigningKey, error) {
-	priv, err := rsa.GenerateKey(rand.Reader, rsaKeyBits)
+// Rotate starts a key rotation: it stores a new key of the configured
+// algorithm, published at once and signing from now+PrePublish, and
+// reloads the keys. The key is returned without its private part. When
+// only the reload fails, the key is stored (the next Refresh loads it) and
+// returned along with the error. Under HS256 it returns
+// ErrRotationUnsupported.
+func (ks *Keys) Rotate(ctx context.Context) (users.SigningKey, error) {
+	if ks.cfg.Algorithm == AlgHS256 {
+		return users.SigningKey{}, ErrRotationUnsupported
+	}
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	now := ks.cfg.Now()
+	sk, err := ks.generate(now, now.Add(ks.cfg.PrePublish))
+	if err != nil {
+		return users.SigningKey{}, fmt.Errorf("rotate signing key: %w", err)
+	}
+	if err := ks.store.CreateSigningKey(ctx, sk); err != nil {
+		return users.SigningKey{}, fmt.Errorf("rotate signing key: %w", err)
+	}
+	sk.Private = nil
+	ks.cfg.Logger.Info("rotated signing key", "kid", sk.ID, "alg", sk.Algorithm, "activates_at", sk.ActivatesAt)
+	if err := ks.refresh(ctx); err != nil {
+		return sk, fmt.Errorf("signing key %s stored, but reloading the keys failed: %w", sk.ID, err)
+	}
+	return sk, nil
+}
+
+// Refresh reloads the keys from the store, where another process may have
+// rotated them, and retires every key that a newer key replaced more than
+// TokenTTL+Leeway ago: it stops verifying, leaves the JWKS and is deleted
+// from the store. The key that signs now is never retired. On error the
+// previous keys stay in use, except that a failed deletion is retried by
+// the next Refresh after the new snapshot is in place.
+func (ks *Keys) Refresh(ctx context.Context) error {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return ks.refresh(ctx)
+}
+
+func (ks *Keys) refresh(ctx context.Context) error {
+	stored, err := ks.store.SigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	return ks.install(ctx, stored)
+}
+
+// install builds a snapshot from stored, swaps it in and deletes the keys
+// it retired. ks.mu is held.
+func (ks *Keys) install(ctx context.Context, stored []users.SigningKey) error {
+	now := ks.cfg.Now()
+	alg := ks.cfg.Algorithm
+	// Newest first by CreatedAt; the stable sort keeps the store's
+	// tie-break between keys created at the same instant.
+	stored = slices.Clone(stored)
+	slices.SortStableFunc(stored, func(a, b users.SigningKey) int { return b.CreatedAt.Compare(a.CreatedAt) })
+
+	s := &keySet{byID: map[string]*key{}}
+	if ks.hmac != nil {
+		s.signers = []*key{ks.hmac}
+		s.byID[ks.hmac.id] = ks.hmac
+	}
+	var (
+		retire []string
+		// Earliest activation among the newer keys seen so far: of any
+		// algorithm, and of the configured one.
+		nextAny, nextSame time.Time
+	)
+	for _, sk := range stored {
+		if _, dup := s.byID[sk.ID]; dup {
+			continue
+		}
+		activates := sk.ActivatesAt
+		if activates.IsZero() {
+			activates = sk.CreatedAt
+		}
+		// A key stops signing when a newer key activates. One of the
+		// configured algorithm is replaced only by one of the same
+		// algorithm, which is what keeps the current signer from being
+		// retired; a key of another algorithm signs no more here, so any
+		// newer key replaces it.
+		successor := nextAny
+		if sk.Algorithm == alg {
+			successor = nextSame
+		}
+		nextAny = earliest(nextAny, activates)
+		if sk.Algorithm == alg {
+			nextSame = earliest(nextSame, activates)
+		}
+		var retireAt time.Time
+		if !successor.IsZero() {
+			retireAt = successor.Add(ks.cfg.TokenTTL + ks.cfg.Leeway)
+			if now.After(retireAt) {
+				retire = append(retire, sk.ID)
+				continue
+			}
+		}
+		k, err := ks.parse(sk)
+		if err != nil {
+			return err
+		}
+		k.activatesAt, k.retireAt = activates, retireAt
+		s.byID[k.id] = k
+		s.published = append(s.published, k)
+		if sk.Algorithm == alg {
+			s.signers = append(s.signers, k)
+			if s.newest.IsZero() {
+				s.newest = sk.CreatedAt
+			}
+		}
+	}
+	if !slices.ContainsFunc(s.signers, func(k *key) bool { return !k.activatesAt.After(now) }) {
+		return fmt.Errorf("no active %s signing key in the store", alg)
+	}
+	ks.snap.Store(s)
+
+	var errs []error
+	for _, id := range retire {
+		err := ks.store.DeleteSigningKey(ctx, id)
+		switch {
+		case err == nil:
+			ks.cfg.Logger.Info("retired signing key", "kid", id)
+		case errors.Is(err, users.ErrNotFound):
+			// Another replica retired it first.
+		default:
+			errs = append(errs, fmt.Errorf("delete retired signing key %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// Run keeps the keys current until ctx is done: every RefreshInterval it
+// calls Refresh, logging a failure and keeping the previous keys, and when
+// RotationInterval is set and the newest key of the configured algorithm
+// is at least that old, it calls Rotate. Replicas that rotate in the same
+// tick each add a key; the newest signs and the others are retired like
+// any replaced key.
+func (ks *Keys) Run(ctx context.Context) {
+	t := time.NewTicker(ks.cfg.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ks.tick(ctx)
+	}
+}
+
+func (ks *Keys) tick(ctx context.Context) {
+	log := ks.cfg.Logger
+	if err := ks.Refresh(ctx); err != nil {
+		if ctx.Err() == nil {
+			log.Error("refresh signing keys", "err", err)
+		}
+		// A stale view could rotate a key another replica just rotated.
+		return
+	}
+	if ks.cfg.RotationInterval <= 0 || ks.hmac != nil {
+		return
+	}
+	if ks.cfg.Now().Sub(ks.snap.Load().newest) < ks.cfg.RotationInterval {
+		return
+	}
+	if _, err := ks.Rotate(ctx); err != nil && ctx.Err() == nil {
+		log.Error("rotate signing key", "err", err)
+	}
+}
+
+// generate creates a key of the configured algorithm, sealed for storage
+// when an encryption key is set.
+func (ks *Keys) generate(createdAt, activatesAt time.Time) (users.SigningKey, error) {
+	alg := ks.cfg.Algorithm
+	var (
+		priv crypto.Signer
+		err  error
+	)
+	switch alg {
+	case AlgRS256:
+		priv, err = rsa.GenerateKey(rand.Reader, rsaKeyBits)
+	case AlgES256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case AlgEdDSA:
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	default:
+		err = fmt.Errorf("cannot generate a %q key", alg)
+	}
 	if err != nil {
 		return users.SigningKey{}, err
 	}
@@ -136,40 +521,68 @@ func newRSAKey() (users.SigningKey, error) {
 	if err != nil {
 		return users.SigningKey{}, err
 	}
+	jwk, err := publicJWK(alg, priv.Public())
+	if err != nil {
+		return users.SigningKey{}, err
+	}
+	private, err := sealPrivateKey(ks.cfg.EncryptionKey, jwk.Kid, der)
+	if err != nil {
+		return users.SigningKey{}, err
+	}
 	return users.SigningKey{
-		ID:        rsaThumbprint(&priv.PublicKey),
-		Algorithm: AlgRS256,
-		Private:   der,
-		CreatedAt: time.Now().UTC(),
+		ID:          jwk.Kid,
+		Algorithm:   alg,
+		Private:     private,
+		CreatedAt:   createdAt.UTC(),
+		ActivatesAt: activatesAt.UTC(),
 	}, nil
 }
 
-func parseStoredKey(sk users.SigningKey) (*key, error) {
-	if sk.Algorithm != AlgRS256 {
-		return nil, fmt.Errorf("stored key %s: unsupported algorithm %q", sk.ID, sk.Algorithm)
-	}
-	parsed, err := x509.ParsePKCS8PrivateKey(sk.Private)
+// parse reads a stored key: decrypts it, checks that the key matches its
+// algorithm and that its id is its RFC 7638 thumbprint (so a row's key
+// cannot be swapped for another's unnoticed).
+func (ks *Keys) parse(sk users.SigningKey) (*key, error) {
+	der, err := openPrivateKey(ks.cfg.EncryptionKey, sk.ID, sk.Private)
 	if err != nil {
-		return nil, fmt.Errorf("stored key %s: %w", sk.ID, err)
+		return nil, err
 	}
-	priv, ok := parsed.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("stored key %s: not an RSA key", sk.ID)
+	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", sk.ID, err)
 	}
-	return &key{id: sk.ID, method: jwt.SigningMethodRS256, sign: priv, verify: &priv.PublicKey}, nil
-}
-
-// rsaThumbprint is the RFC 7638 JWK thumbprint of pub, used as its `kid`.
-func rsaThumbprint(pub *rsa.PublicKey) string {
-	b64 := base64.RawURLEncoding.EncodeToString
-	// RFC 7638 §3.2: required members only, in lexicographic order, no spaces.
-	canonical, _ := json.Marshal(struct {
-		E   string `json:"e"`
-		Kty string `json:"kty"`
-		N   string `json:"n"`
-	}{b64(big.NewInt(int64(pub.E)).Bytes()), "RSA", b64(pub.N.Bytes())})
-	sum := sha256.Sum256(canonical)
-	return b64(sum[:])
+	k := &key{id: sk.ID}
+	var pub crypto.PublicKey
+	switch sk.Algorithm {
+	case AlgRS256:
+		p, ok := parsed.(*rsa.PrivateKey)
+		if !ok || p.N.BitLen() < rsaKeyBits {
+			return nil, fmt.Errorf("signing key %s: not an RSA key of at least %d bits", sk.ID, rsaKeyBits)
+		}
+		k.method, k.sign, pub = jwt.SigningMethodRS256, p, &p.PublicKey
+	case AlgES256:
+		p, ok := parsed.(*ecdsa.PrivateKey)
+		if !ok || p.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("signing key %s: not an ECDSA P-256 key", sk.ID)
+		}
+		k.method, k.sign, pub = jwt.SigningMethodES256, p, &p.PublicKey
+	case AlgEdDSA:
+		p, ok := parsed.(ed25519.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("signing key %s: not an Ed25519 key", sk.ID)
+		}
+		k.method, k.sign, pub = jwt.SigningMethodEdDSA, p, p.Public()
+	default:
+		return nil, fmt.Errorf("signing key %s: unsupported algorithm %q", sk.ID, sk.Algorithm)
+	}
+	jwk, err := publicJWK(sk.Algorithm, pub)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", sk.ID, err)
+	}
+	if jwk.Kid != sk.ID {
+		return nil, fmt.Errorf("signing key %s: the id is not the key's RFC 7638 thumbprint %s", sk.ID, jwk.Kid)
+	}
+	k.verify, k.jwk = pub, &jwk
+	return k, nil
 }
 
 // hmacKeyID names an HMAC secret without revealing it.

@@ -3,11 +3,11 @@ package auth
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -29,14 +29,41 @@ const PublicClientID = "public"
 
 const maxClientIDLen = 128
 
-// PasswordAuthenticator checks a resource owner's credentials. It returns
-// users.ErrInvalidCredentials or users.ErrDisabled for a refused login.
-type PasswordAuthenticator interface {
+// Default refresh token lifetimes: idle (each token) and absolute (the
+// login), after which the user must log in again.
+const (
+	DefaultRefreshTTL       = 30 * 24 * time.Hour
+	DefaultRefreshFamilyTTL = 90 * 24 * time.Hour
+)
+
+// UserSource is what the token endpoint needs from the users package.
+type UserSource interface {
+	// Authenticate returns users.ErrInvalidCredentials or users.ErrDisabled
+	// for a refused login.
 	Authenticate(ctx context.Context, username, password string) (*users.User, error)
+	ByID(ctx context.Context, id string) (*users.User, error)
 }
 
-// TokenRequest holds the parameters of a token request (RFC 6749 §4.3.2)
-// and the client credentials, from the body or HTTP Basic (§2.3.1).
+// ClientAuthenticator checks registered clients' credentials. It returns
+// users.ErrNotFound for an unregistered client_id and
+// users.ErrInvalidCredentials for a wrong or missing secret.
+type ClientAuthenticator interface {
+	AuthenticateClient(ctx context.Context, id, secret string) (*users.Client, error)
+}
+
+// TokenStore is what the token, revocation and introspection endpoints
+// need from the store.
+type TokenStore interface {
+	CreateRefreshToken(ctx context.Context, t *users.RefreshToken) error
+	RefreshToken(ctx context.Context, hash string) (*users.RefreshToken, error)
+	RotateRefreshToken(ctx context.Context, hash string, now time.Time, fn func(old *users.RefreshToken) (*users.RefreshToken, error)) (*users.RefreshToken, error)
+	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) error
+	RecordAccessToken(ctx context.Context, t *users.AccessToken) error
+	RevokeAccessToken(ctx context.Context, jti string, now time.Time) error
+}
+
+// TokenRequest holds the parameters of a token request (RFC 6749 §4.3.2,
+// §6) and the client credentials, from the body or HTTP Basic (§2.3.1).
 type TokenRequest struct {
 	GrantType    string
 	Username     string
@@ -45,53 +72,86 @@ type TokenRequest struct {
 	RefreshToken string
 	ClientID     string
 	ClientSecret string
-	// BasicAuth records that the client authenticated with HTTP Basic, so a
-	// failure answers with a Basic challenge (§5.2 invalid_client).
+	// BasicAuth records that the client authenticated with HTTP Basic.
 	BasicAuth bool
 }
 
 // TokenResponse is the successful response of RFC 6749 §5.1.
 type TokenResponse struct {
-	AccessToken string
-	TokenType   string
-	ExpiresIn   int
-	Scope       string
+	AccessToken  string
+	TokenType    string
+	ExpiresIn    int
+	Scope        string
+	RefreshToken string
 }
 
-// IssuerConfig says what goes into access tokens.
+// IssuerConfig says what goes into tokens and how long they live.
 type IssuerConfig struct {
 	Issuer   string
 	Audience string
-	TTL      time.Duration
+	// TTL is the access token lifetime.
+	TTL time.Duration
+	// RefreshTTL is each refresh token's idle lifetime, RefreshFamilyTTL
+	// the absolute lifetime of a login's refresh tokens.
+	RefreshTTL       time.Duration
+	RefreshFamilyTTL time.Duration
 	// Scopes is every scope the server knows (from the OpenAPI document).
 	Scopes []string
 	Now    func() time.Time
 }
 
-// Issuer is the token endpoint: it turns token requests into signed access
-// tokens.
+// IssuerDeps are the Issuer's collaborators.
+type IssuerDeps struct {
+	Users   UserSource
+	Clients ClientAuthenticator
+	Tokens  TokenStore
+	Keys    *Keys
+	// Validator checks access tokens presented to /revoke and /introspect.
+	Validator *Validator
+	// DenyList learns revocations at once.
+	DenyList *DenyList
+}
+
+// Issuer is the token side of the authorization server: the token endpoint
+// (RFC 6749 §3.2), revocation (RFC 7009) and introspection (RFC 7662).
 type Issuer struct {
-	users  PasswordAuthenticator
-	keys   *Keys
+	IssuerDeps
 	cfg    IssuerConfig
 	scopes map[string]bool
 }
 
 // NewIssuer returns the token endpoint for cfg.
-func NewIssuer(authn PasswordAuthenticator, keys *Keys, cfg IssuerConfig) *Issuer {
+func NewIssuer(deps IssuerDeps, cfg IssuerConfig) *Issuer {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.RefreshTTL == 0 {
+		cfg.RefreshTTL = DefaultRefreshTTL
+	}
+	if cfg.RefreshFamilyTTL == 0 {
+		cfg.RefreshFamilyTTL = DefaultRefreshFamilyTTL
 	}
 	known := make(map[string]bool, len(cfg.Scopes))
 	for _, s := range cfg.Scopes {
 		known[s] = true
 	}
-	return &Issuer{users: authn, keys: keys, cfg: cfg, scopes: known}
+	return &Issuer{IssuerDeps: deps, cfg: cfg, scopes: known}
+}
+
+// client is an authenticated (or anonymous public) client.
+type client struct {
+	id string
+	// scopes limits what the client may be granted; nil means any.
+	scopes []string
+}
+
+func (c client) allows(scope string) bool {
+	return c.scopes == nil || slices.Contains(c.scopes, scope)
 }
 
 // Token handles a token request (RFC 6749 §3.2). Every refusal is an *Error.
 func (i *Issuer) Token(ctx context.Context, req TokenRequest) (*TokenResponse, error) {
-	client, err := i.authenticateClient(req)
+	c, err := i.authenticateClient(ctx, clientCredentials{ID: req.ClientID, Secret: req.ClientSecret, Basic: req.BasicAuth})
 	if err != nil {
 		return nil, err
 	}
@@ -99,36 +159,48 @@ func (i *Issuer) Token(ctx context.Context, req TokenRequest) (*TokenResponse, e
 	case "":
 		return nil, InvalidRequest("grant_type is required")
 	case GrantPassword:
-		return i.passwordGrant(ctx, client, req)
+		return i.passwordGrant(ctx, c, req)
 	case GrantRefreshToken:
-		return nil, oauthError(CodeUnsupportedGrantType, "this server does not issue refresh tokens yet")
+		return i.refreshGrant(ctx, c, req)
 	default:
-		return nil, oauthError(CodeUnsupportedGrantType, "grant_type must be \"password\"")
+		return nil, oauthError(CodeUnsupportedGrantType, `grant_type must be "password" or "refresh_token"`)
 	}
 }
 
-// authenticateClient implements RFC 6749 §2.3 for a server whose clients
-// are all public (§2.1): a client may name itself, but there is no
-// confidential client a secret could authenticate.
-func (i *Issuer) authenticateClient(req TokenRequest) (string, error) {
-	if req.ClientSecret != "" {
-		e := oauthError(CodeInvalidClient, "client authentication failed: no confidential clients are registered")
-		if req.BasicAuth {
-			e.Description += " (send client_id alone, without a secret)"
+// authenticateClient implements RFC 6749 §2.3. A registered client must
+// authenticate as registered; an unregistered client_id is accepted as a
+// public client (§2.1) that merely names itself, and may send no secret.
+func (i *Issuer) authenticateClient(ctx context.Context, cred clientCredentials) (client, error) {
+	if cred.ID == "" {
+		if cred.Secret != "" {
+			return client{}, oauthError(CodeInvalidClient, "client_secret sent without client_id")
 		}
-		return "", e
+		return client{id: PublicClientID}, nil
 	}
-	if req.ClientID == "" {
-		return PublicClientID, nil
+	if len(cred.ID) > maxClientIDLen || !isVSChars(cred.ID) {
+		return client{}, InvalidRequest("client_id is malformed")
 	}
-	if len(req.ClientID) > maxClientIDLen || !isVSChars(req.ClientID) {
-		return "", InvalidRequest("client_id is malformed")
+	registered, err := i.Clients.AuthenticateClient(ctx, cred.ID, cred.Secret)
+	switch {
+	case errors.Is(err, users.ErrNotFound):
+		if cred.Secret != "" {
+			return client{}, oauthError(CodeInvalidClient, "client authentication failed")
+		}
+		return client{id: cred.ID}, nil
+	case errors.Is(err, users.ErrInvalidCredentials):
+		return client{}, oauthError(CodeInvalidClient, "client authentication failed")
+	case err != nil:
+		return client{}, ServerError(err)
 	}
-	return req.ClientID, nil
+	c := client{id: registered.ID}
+	if len(registered.Scopes) > 0 {
+		c.scopes = registered.Scopes
+	}
+	return c, nil
 }
 
 // passwordGrant handles RFC 6749 §4.3.2.
-func (i *Issuer) passwordGrant(ctx context.Context, client string, req TokenRequest) (*TokenResponse, error) {
+func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) (*TokenResponse, error) {
 	if req.Username == "" {
 		return nil, InvalidRequest("username is required")
 	}
@@ -139,7 +211,7 @@ func (i *Issuer) passwordGrant(ctx context.Context, client string, req TokenRequ
 	if err != nil {
 		return nil, err
 	}
-	u, err := i.users.Authenticate(ctx, req.Username, req.Password)
+	u, err := i.Users.Authenticate(ctx, req.Username, req.Password)
 	switch {
 	case errors.Is(err, users.ErrInvalidCredentials):
 		return nil, oauthError(CodeInvalidGrant, "invalid username or password")
@@ -148,17 +220,124 @@ func (i *Issuer) passwordGrant(ctx context.Context, client string, req TokenRequ
 	case err != nil:
 		return nil, ServerError(err)
 	}
+	granted, err := grant(requested, u.Scopes, c)
+	if err != nil {
+		return nil, err
+	}
 
-	granted := u.Scopes
-	if requested != nil {
-		for _, s := range requested {
-			if !u.HasScope(s) {
-				return nil, oauthError(CodeInvalidScope, fmt.Sprintf("scope %q is not granted to this user", s))
+	now := i.now()
+	refresh, raw, err := i.newRefreshToken(u, c, granted, now, "", now.Add(i.cfg.RefreshFamilyTTL))
+	if err != nil {
+		return nil, err
+	}
+	if err := i.Tokens.CreateRefreshToken(ctx, refresh); err != nil {
+		return nil, ServerError(err)
+	}
+	return i.issue(ctx, u, c, granted, refresh.FamilyID, raw, now)
+}
+
+// refreshGrant handles RFC 6749 §6 with rotation: the presented token is
+// exchanged for a new one, and presenting it again revokes the whole
+// family (RFC 9700 §4.14.2).
+func (i *Issuer) refreshGrant(ctx context.Context, c client, req TokenRequest) (*TokenResponse, error) {
+	if req.RefreshToken == "" {
+		return nil, InvalidRequest("refresh_token is required")
+	}
+	requested, err := i.parseScope(req.Scope)
+	if err != nil {
+		return nil, err
+	}
+	now := i.now()
+	var (
+		u       *users.User
+		granted []string
+		raw     string
+	)
+	next, err := i.Tokens.RotateRefreshToken(ctx, hashToken(req.RefreshToken), now, func(old *users.RefreshToken) (*users.RefreshToken, error) {
+		// §6: the token is bound to the client it was issued to.
+		if old.ClientID != c.id {
+			return nil, oauthError(CodeInvalidGrant, "the refresh token was issued to another client")
+		}
+		var err error
+		u, err = i.Users.ByID(ctx, old.UserID)
+		if errors.Is(err, users.ErrNotFound) {
+			return nil, oauthError(CodeInvalidGrant, "the refresh token's user no longer exists")
+		}
+		if err != nil {
+			return nil, ServerError(err)
+		}
+		if u.Disabled {
+			return nil, oauthError(CodeInvalidGrant, "the account is disabled")
+		}
+		// §6: a narrower scope may be requested, never a wider one.
+		if requested != nil {
+			for _, s := range requested {
+				if !slices.Contains(old.Scopes, s) {
+					return nil, oauthError(CodeInvalidScope, fmt.Sprintf("scope %q exceeds the scope originally granted", s))
+				}
 			}
 		}
-		granted = requested
+		held := intersect(old.Scopes, u.Scopes)
+		if granted, err = grant(requested, held, c); err != nil {
+			return nil, err
+		}
+		// §6: the new refresh token keeps the original scope.
+		var successor *users.RefreshToken
+		successor, raw, err = i.newRefreshToken(u, c, held, now, old.FamilyID, old.FamilyExpiresAt)
+		return successor, err
+	})
+	var oerr *Error
+	switch {
+	case errors.As(err, &oerr):
+		return nil, err
+	case errors.Is(err, users.ErrNotFound):
+		return nil, oauthError(CodeInvalidGrant, "unknown refresh token")
+	case errors.Is(err, users.ErrTokenReused):
+		// The family, with its access tokens, is revoked in the store.
+		if i.DenyList != nil {
+			_ = i.DenyList.Sync(ctx)
+		}
+		return nil, oauthError(CodeInvalidGrant, "the refresh token was already used; the login it belongs to has been revoked")
+	case errors.Is(err, users.ErrTokenInactive):
+		return nil, oauthError(CodeInvalidGrant, "the refresh token expired or was revoked")
+	case err != nil:
+		return nil, ServerError(err)
 	}
-	return i.issue(u, client, granted)
+	return i.issue(ctx, u, c, granted, next.FamilyID, raw, now)
+}
+
+// grant decides the scope of a token: what was requested (every scope
+// requested must be held and allowed to the client, §3.3), or everything
+// held that the client may have.
+func grant(requested, held []string, c client) ([]string, error) {
+	if requested == nil {
+		var out []string
+		for _, s := range held {
+			if c.allows(s) {
+				out = append(out, s)
+			}
+		}
+		return out, nil
+	}
+	for _, s := range requested {
+		if !slices.Contains(held, s) {
+			return nil, oauthError(CodeInvalidScope, fmt.Sprintf("scope %q is not granted to this user", s))
+		}
+		if !c.allows(s) {
+			return nil, oauthError(CodeInvalidScope, fmt.Sprintf("scope %q is not allowed for this client", s))
+		}
+	}
+	return requested, nil
+}
+
+func intersect(a, b []string) []string {
+	var out []string
+	for _, s := range a {
+		if slices.Contains(b, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // parseScope splits the scope parameter (RFC 6749 §3.3). nil means none was
@@ -186,10 +365,41 @@ func (i *Issuer) parseScope(scope string) ([]string, error) {
 	return out, nil
 }
 
-func (i *Issuer) issue(u *users.User, client string, scopes []string) (*TokenResponse, error) {
-	now := i.cfg.Now().UTC().Truncate(time.Second)
+func (i *Issuer) now() time.Time { return i.cfg.Now().UTC().Truncate(time.Second) }
+
+// newRefreshToken makes an opaque refresh token: 256 bits from crypto/rand,
+// stored only as its SHA-256. familyID "" starts a new family.
+func (i *Issuer) newRefreshToken(u *users.User, c client, scopes []string, now time.Time, familyID string, familyExp time.Time) (*users.RefreshToken, string, error) {
+	raw, err := randomToken(32)
+	if err != nil {
+		return nil, "", ServerError(err)
+	}
+	if familyID == "" {
+		if familyID, err = randomToken(16); err != nil {
+			return nil, "", ServerError(err)
+		}
+	}
+	exp := now.Add(i.cfg.RefreshTTL)
+	if exp.After(familyExp) {
+		exp = familyExp
+	}
+	return &users.RefreshToken{
+		Hash:            hashToken(raw),
+		FamilyID:        familyID,
+		UserID:          u.ID,
+		ClientID:        c.id,
+		Scopes:          slices.Clone(scopes),
+		IssuedAt:        now,
+		ExpiresAt:       exp,
+		FamilyExpiresAt: familyExp,
+	}, raw, nil
+}
+
+// issue signs an access token (RFC 9068) and records its jti so it can be
+// revoked.
+func (i *Issuer) issue(ctx context.Context, u *users.User, c client, scopes []string, familyID, refresh string, now time.Time) (*TokenResponse, error) {
 	exp := now.Add(i.cfg.TTL)
-	jti, err := randomID()
+	jti, err := randomToken(16)
 	if err != nil {
 		return nil, ServerError(err)
 	}
@@ -204,102 +414,44 @@ func (i *Issuer) issue(u *users.User, client string, scopes []string) (*TokenRes
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        jti,
 		},
-		ClientID:          client,
+		ClientID:          c.id,
 		Scope:             scope,
 		PreferredUsername: u.Username,
 	}
-	tok := jwt.NewWithClaims(i.keys.signing.method, claims)
+	kid, method, key := i.Keys.Signer()
+	tok := jwt.NewWithClaims(method, claims)
 	tok.Header["typ"] = AccessTokenType
-	tok.Header["kid"] = i.keys.signing.id
-	signed, err := tok.SignedString(i.keys.signing.sign)
+	tok.Header["kid"] = kid
+	signed, err := tok.SignedString(key)
 	if err != nil {
 		return nil, ServerError(fmt.Errorf("sign access token: %w", err))
 	}
+	if err := i.Tokens.RecordAccessToken(ctx, &users.AccessToken{
+		JTI: jti, UserID: u.ID, FamilyID: familyID, ClientID: c.id, ExpiresAt: exp,
+	}); err != nil {
+		return nil, ServerError(err)
+	}
 	return &TokenResponse{
-		AccessToken: signed,
-		TokenType:   "Bearer",
-		ExpiresIn:   int(exp.Sub(now) / time.Second),
-		Scope:       scope,
+		AccessToken:  signed,
+		TokenType:    "Bearer",
+		ExpiresIn:    int(exp.Sub(now) / time.Second),
+		Scope:        scope,
+		RefreshToken: refresh,
 	}, nil
 }
 
-func randomID() (string, error) {
-	b := make([]byte, 16)
+func randomToken(n int) (string, error) {
+	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// tokenParams are the parameters the token endpoint reads.
-var tokenParams = []string{"grant_type", "username", "password", "scope", "refresh_token", "client_id", "client_secret"}
-
-// ParseTokenRequest reads a token request from r, whose form must already be
-// parsed. It enforces RFC 6749 §3.2: parameters come from the body (never
-// the URI, where credentials would be logged, §2.3.1) and none is repeated.
-func ParseTokenRequest(r *http.Request) (TokenRequest, error) {
-	query := r.URL.Query()
-	for _, name := range tokenParams {
-		if query.Has(name) {
-			return TokenRequest{}, InvalidRequest(name + " must be sent in the request body, not the URL")
-		}
-	}
-	for name, values := range r.PostForm {
-		if len(values) > 1 {
-			return TokenRequest{}, InvalidRequest(name + " is repeated")
-		}
-	}
-	form := r.PostForm
-	req := TokenRequest{
-		GrantType:    form.Get("grant_type"),
-		Username:     form.Get("username"),
-		Password:     form.Get("password"),
-		Scope:        form.Get("scope"),
-		RefreshToken: form.Get("refresh_token"),
-		ClientID:     form.Get("client_id"),
-		ClientSecret: form.Get("client_secret"),
-	}
-	return req, readBasicClient(r, &req)
-}
-
-// readBasicClient applies client credentials sent with HTTP Basic
-// (RFC 6749 §2.3.1): both parts are form-urlencoded before base64.
-// Empty credentials (`Basic Og==`, what Swagger UI sends by default) mean
-// a public client.
-func readBasicClient(r *http.Request, req *TokenRequest) error {
-	values := r.Header.Values("Authorization")
-	if len(values) == 0 {
-		return nil
-	}
-	if len(values) > 1 {
-		return InvalidRequest("more than one Authorization header")
-	}
-	scheme, payload, _ := strings.Cut(values[0], " ")
-	if !strings.EqualFold(scheme, "Basic") {
-		return InvalidRequest("the token endpoint accepts only HTTP Basic client authentication")
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(payload))
-	if err != nil {
-		return oauthError(CodeInvalidClient, "malformed Basic credentials")
-	}
-	rawID, rawSecret, ok := strings.Cut(string(raw), ":")
-	if !ok {
-		return oauthError(CodeInvalidClient, "malformed Basic credentials")
-	}
-	id, err1 := url.QueryUnescape(rawID)
-	secret, err2 := url.QueryUnescape(rawSecret)
-	if err1 != nil || err2 != nil {
-		return oauthError(CodeInvalidClient, "malformed Basic credentials")
-	}
-	if id == "" && secret == "" {
-		return nil
-	}
-	// §2.3: a client must not use more than one authentication method.
-	if req.ClientSecret != "" || (req.ClientID != "" && req.ClientID != id) {
-		return InvalidRequest("client credentials sent both in the body and with HTTP Basic")
-	}
-	req.ClientID, req.ClientSecret, req.BasicAuth = id, secret, true
-	return nil
+// hashToken is how refresh tokens are looked up: the store never holds one.
+func hashToken(raw string) string {
+	sum := sha256.Sum256([]byte(raw))
+	return hex.EncodeToString(sum[:])
 }
 
 // isVSChars reports whether s has only VSCHAR characters (RFC 6749 App. A).

@@ -127,45 +127,6 @@ func TestToken(t *testing.T) {
 	})
 }
 
-func TestKeys(t *testing.T) {
-	t.Run("rs256_key_is_generated_once_and_persisted", func(t *testing.T) {
-		f := newFixture(t, AlgRS256, nil)
-		again, err := LoadKeys(context.Background(), f.store, AlgRS256, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if again.SigningKeyID() != f.keys.SigningKeyID() {
-			t.Errorf("got kid %s after reload, want %s", again.SigningKeyID(), f.keys.SigningKeyID())
-		}
-		stored, err := f.store.SigningKeys(context.Background())
-		if err != nil || len(stored) != 1 {
-			t.Fatalf("got %d stored keys (%v), want 1", len(stored), err)
-		}
-	})
-	t.Run("rfc7518_3.2_hs256_secret_shorter_than_32_bytes_is_refused", func(t *testing.T) {
-		f := newFixture(t, AlgRS256, nil)
-		if _, err := LoadKeys(context.Background(), f.store, AlgHS256, []byte("too short")); err == nil {
-			t.Fatal("got nil error, want a refusal")
-		}
-	})
-	t.Run("hs256_secret_is_never_stored", func(t *testing.T) {
-		f := newFixture(t, AlgHS256, []byte(strings.Repeat("k", 32)))
-		stored, err := f.store.SigningKeys(context.Background())
-		if err != nil || len(stored) != 0 {
-			t.Fatalf("got %d stored keys (%v), want 0", len(stored), err)
-		}
-		if f.keys.Algorithm() != AlgHS256 {
-			t.Errorf("got alg %s, want HS256", f.keys.Algorithm())
-		}
-	})
-	t.Run("unknown_algorithm_is_refused", func(t *testing.T) {
-		f := newFixture(t, AlgRS256, nil)
-		if _, err := LoadKeys(context.Background(), f.store, "none", nil); err == nil {
-			t.Fatal("got nil error, want a refusal")
-		}
-	})
-}
-
 func TestParseTokenRequest(t *testing.T) {
 	newReq := func(query, body string, header http.Header) *http.Request {
 		r := httptest.NewRequest(http.MethodPost, "/token"+query, strings.NewReader(body))

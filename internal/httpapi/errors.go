@@ -45,6 +45,7 @@ var codes = []struct {
 	{users.ErrUsernameTaken, http.StatusConflict},
 	{users.ErrInvalidCredentials, http.StatusForbidden},
 	{users.ErrDisabled, http.StatusForbidden},
+	{users.ErrClientExists, http.StatusConflict},
 }
 
 // errorWriter is the one place that turns errors into responses.
@@ -95,7 +96,7 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 			}
 		}
 		ew.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		if isTokenEndpoint(r) {
+		if isOAuthEndpoint(r) {
 			ew.oauth(w, r, auth.ServerError(err))
 			return
 		}
@@ -106,7 +107,7 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 // badInput answers a client mistake: an OAuth2 invalid_request on the token
 // endpoint (RFC 6749 §5.2), problem details elsewhere.
 func (ew errorWriter) badInput(w http.ResponseWriter, r *http.Request, status int, detail string, fields []FieldError) {
-	if isTokenEndpoint(r) {
+	if isOAuthEndpoint(r) {
 		e := auth.InvalidRequest(detail)
 		e.Status = status
 		ew.oauth(w, r, e)

@@ -22,17 +22,15 @@ type UserService interface {
 	Delete(ctx context.Context, username string) error
 }
 
-// TokenIssuer is the token endpoint.
-type TokenIssuer interface {
-	Token(ctx context.Context, req auth.TokenRequest) (*auth.TokenResponse, error)
-}
-
 // Handlers implements the operations of api/openapi.yaml. They return
 // errors; errorWriter formats them.
 type Handlers struct {
-	users  UserService
-	tokens TokenIssuer
-	ready  func(ctx context.Context) error
+	users   UserService
+	tokens  TokenIssuer
+	keys    KeyPublisher
+	clients ClientService
+	meta    ServerMetadata
+	ready   func(ctx context.Context) error
 }
 
 var _ StrictServerInterface = (*Handlers)(nil)
@@ -41,42 +39,6 @@ const (
 	defaultPageSize = 20
 	defaultScope    = "me"
 )
-
-type requestKey struct{}
-
-// keepRequest gives strict handlers the *http.Request: the token endpoint
-// must see the body form apart from the query string, and the headers,
-// which the generated binding merges or drops.
-func keepRequest(f StrictHandlerFunc, _ string) StrictHandlerFunc {
-	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error) {
-		return f(context.WithValue(ctx, requestKey{}, r), w, r, request)
-	}
-}
-
-// IssueToken handles the token endpoint (RFC 6749 §3.2).
-func (h *Handlers) IssueToken(ctx context.Context, _ IssueTokenRequestObject) (IssueTokenResponseObject, error) {
-	r, _ := ctx.Value(requestKey{}).(*http.Request)
-	if r == nil {
-		return nil, errors.New("token endpoint called without its request")
-	}
-	req, err := auth.ParseTokenRequest(r)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := h.tokens.Token(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	noStore, noCache := "no-store", "no-cache"
-	body := TokenResponse{AccessToken: tok.AccessToken, TokenType: tok.TokenType, ExpiresIn: tok.ExpiresIn}
-	if tok.Scope != "" {
-		body.Scope = &tok.Scope
-	}
-	return IssueToken200JSONResponse{
-		Body:    body,
-		Headers: IssueToken200ResponseHeaders{CacheControl: &noStore, Pragma: &noCache},
-	}, nil
-}
 
 // claims returns the validated token's claims, failing closed when the
 // request did not pass the bearer validator.

@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/gatehouse/gatehouse/api"
+	"github.com/gatehouse/gatehouse/internal/auth"
 )
 
 // MaxBodyBytes caps request bodies; larger ones get 413.
@@ -21,8 +22,12 @@ const MaxBodyBytes = 64 << 10
 
 // Deps are what the HTTP layer needs from the rest of gatehouse.
 type Deps struct {
-	Users  UserService
-	Tokens TokenIssuer
+	Users   UserService
+	Tokens  TokenIssuer
+	Keys    KeyPublisher
+	Clients ClientService
+	// Issuer is the server's public URL, the base of the RFC 8414 document.
+	Issuer string
 	// Authenticate is the bearer validator kin-openapi calls for each
 	// operation's security requirement.
 	Authenticate openapi3filter.AuthenticationFunc
@@ -46,6 +51,15 @@ var loadSpec = sync.OnceValues(func() (*openapi3.T, error) {
 // Spec returns the OpenAPI document the server was generated from, parsed
 // once. Callers must not modify it.
 func Spec() (*openapi3.T, error) { return loadSpec() }
+
+// SpecScopes returns the scopes the spec's oauth2 password flow declares,
+// sorted: every scope the server knows.
+func SpecScopes(doc *openapi3.T) []string {
+	return auth.SchemeScopes(doc, oauthScheme)
+}
+
+// oauthScheme is the security scheme of api/openapi.yaml.
+const oauthScheme = "oauth2"
 
 // NewHandler builds the whole HTTP surface.
 func NewHandler(d Deps) (http.Handler, error) {
@@ -79,7 +93,14 @@ func NewHandler(d Deps) (http.Handler, error) {
 	r.Get("/openapi.json", serveBytes("application/json", specJSON))
 
 	// Every operation of api/openapi.yaml (/token, /users…, /healthz, /readyz).
-	h := &Handlers{users: d.Users, tokens: d.Tokens, ready: d.Ready}
+	h := &Handlers{
+		users:   d.Users,
+		tokens:  d.Tokens,
+		keys:    d.Keys,
+		clients: d.Clients,
+		meta:    NewServerMetadata(d.Issuer, SpecScopes(doc)),
+		ready:   d.Ready,
+	}
 	strict := NewStrictHandlerWithOptions(h, []StrictMiddlewareFunc{keepRequest}, StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  ew.write,
 		ResponseErrorHandlerFunc: ew.write,

@@ -29,8 +29,11 @@ const (
 type testServer struct {
 	*httptest.Server
 	users *users.Service
+	keys  *auth.Keys
 	ready error
 }
+
+const testIssuer = "http://gatehouse.test"
 
 func newTestServer(t *testing.T) *testServer {
 	t.Helper()
@@ -45,20 +48,30 @@ func newTestServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	svc, err := users.NewService(store, users.Options{Hasher: users.Hasher{Memory: 64, Iterations: 1, Parallelism: 1}, Scopes: scopes})
+	deny := auth.NewDenyList(store, nil)
+	svc, err := users.NewService(store, users.Options{
+		Hasher:      users.Hasher{Memory: 64, Iterations: 1, Parallelism: 1},
+		Scopes:      scopes,
+		AfterRevoke: func(ctx context.Context) { _ = deny.Sync(ctx) },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := auth.LoadKeys(ctx, store, auth.AlgRS256, nil)
+	const ttl = 15 * time.Minute
+	keys, err := auth.LoadKeys(ctx, store, auth.KeyConfig{Algorithm: auth.AlgRS256, TokenTTL: ttl, Leeway: auth.DefaultLeeway, PrePublish: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := auth.IssuerConfig{Issuer: "http://gatehouse.test", Audience: "gatehouse", TTL: 15 * time.Minute, Scopes: scopes}
-	ts := &testServer{users: svc}
+	cfg := auth.IssuerConfig{Issuer: testIssuer, Audience: "gatehouse", TTL: ttl, Scopes: scopes}
+	validator := auth.NewValidator(keys, auth.ValidatorConfig{Issuer: cfg.Issuer, Audience: cfg.Audience, DenyList: deny})
+	ts := &testServer{users: svc, keys: keys}
 	h, err := httpapi.NewHandler(httpapi.Deps{
 		Users:        svc,
-		Tokens:       auth.NewIssuer(svc, keys, cfg),
-		Authenticate: auth.NewValidator(keys, auth.ValidatorConfig{Issuer: cfg.Issuer, Audience: cfg.Audience}).Authenticate,
+		Tokens:       auth.NewIssuer(auth.IssuerDeps{Users: svc, Clients: svc, Tokens: store, Keys: keys, Validator: validator, DenyList: deny}, cfg),
+		Keys:         keys,
+		Clients:      svc,
+		Issuer:       testIssuer,
+		Authenticate: validator.Authenticate,
 		Ready:        func(context.Context) error { return ts.ready },
 	})
 	if err != nil {

@@ -73,6 +73,68 @@ type Health struct {
 	Status string `json:"status"`
 }
 
+// Introspection Introspection response (RFC 7662 §2.2). Only `active` is present for an inactive token.
+type Introspection struct {
+	Active   bool    `json:"active"`
+	Aud      *string `json:"aud,omitempty"`
+	ClientId *string `json:"client_id,omitempty"`
+	Exp      *int64  `json:"exp,omitempty"`
+	Iat      *int64  `json:"iat,omitempty"`
+	Iss      *string `json:"iss,omitempty"`
+	Jti      *string `json:"jti,omitempty"`
+	Nbf      *int64  `json:"nbf,omitempty"`
+	Scope    *string `json:"scope,omitempty"`
+	Sub      *string `json:"sub,omitempty"`
+
+	// TokenType `Bearer` for access tokens, `refresh_token` for refresh tokens.
+	TokenType *string `json:"token_type,omitempty"`
+	Username  *string `json:"username,omitempty"`
+}
+
+// IntrospectionRequest Introspection request (RFC 7662 §2.1).
+type IntrospectionRequest struct {
+	// Token The token to introspect.
+	Token string `json:"token"`
+
+	// TokenTypeHint `access_token` or `refresh_token`; a hint only.
+	TokenTypeHint *string `json:"token_type_hint,omitempty"`
+}
+
+// JWK A public JSON Web Key (RFC 7517 §4, RFC 7518 §6, RFC 8037).
+type JWK struct {
+	// Alg Example: RS256
+	Alg string  `json:"alg"`
+	Crv *string `json:"crv,omitempty"`
+	E   *string `json:"e,omitempty"`
+	Kid string  `json:"kid"`
+
+	// Kty Example: RSA
+	Kty string  `json:"kty"`
+	N   *string `json:"n,omitempty"`
+
+	// Use Example: sig
+	Use string  `json:"use"`
+	X   *string `json:"x,omitempty"`
+	Y   *string `json:"y,omitempty"`
+}
+
+// JWKSet A JWK Set (RFC 7517 §5).
+type JWKSet struct {
+	Keys []JWK `json:"keys"`
+}
+
+// NewOAuthClient defines model for NewOAuthClient.
+type NewOAuthClient struct {
+	// ClientId The identifier; generated when omitted.
+	ClientId *string `json:"client_id,omitempty"`
+
+	// Confidential Whether the client gets a secret (RFC 6749 §2.1).
+	Confidential *bool `json:"confidential,omitempty"`
+
+	// Scopes The scopes the client may request; any scope when omitted or empty.
+	Scopes *[]string `json:"scopes,omitempty"`
+}
+
 // NewUser defines model for NewUser.
 type NewUser struct {
 	// Password At least 8 characters, at most 1024 bytes.
@@ -103,6 +165,14 @@ type OAuth2Error struct {
 // OAuth2ErrorError defines model for OAuth2Error.Error.
 type OAuth2ErrorError string
 
+// OAuthClient defines model for OAuthClient.
+type OAuthClient struct {
+	ClientId     string    `json:"client_id"`
+	Confidential bool      `json:"confidential"`
+	CreatedAt    time.Time `json:"created_at"`
+	Scopes       []string  `json:"scopes"`
+}
+
 // PasswordChange defines model for PasswordChange.
 type PasswordChange struct {
 	CurrentPassword string `json:"current_password"`
@@ -132,6 +202,56 @@ type Problem struct {
 	Type *string `json:"type,omitempty"`
 }
 
+// RegisteredOAuthClient defines model for RegisteredOAuthClient.
+type RegisteredOAuthClient struct {
+	ClientId string `json:"client_id"`
+
+	// ClientSecret Shown only once, when the client is registered.
+	ClientSecret *string   `json:"client_secret,omitempty"`
+	Confidential bool      `json:"confidential"`
+	CreatedAt    time.Time `json:"created_at"`
+	Scopes       []string  `json:"scopes"`
+}
+
+// RevocationRequest Revocation request (RFC 7009 §2.1).
+type RevocationRequest struct {
+	// ClientId The client's identifier.
+	ClientId *string `json:"client_id,omitempty"`
+
+	// ClientSecret The client's secret (confidential clients only).
+	ClientSecret *string `json:"client_secret,omitempty"`
+
+	// Token The token to revoke.
+	Token string `json:"token"`
+
+	// TokenTypeHint `access_token` or `refresh_token`; a hint only.
+	TokenTypeHint *string `json:"token_type_hint,omitempty"`
+}
+
+// ServerMetadata Authorization server metadata (RFC 8414 §2).
+type ServerMetadata struct {
+	GrantTypesSupported                       []string  `json:"grant_types_supported"`
+	IntrospectionEndpoint                     *string   `json:"introspection_endpoint,omitempty"`
+	IntrospectionEndpointAuthMethodsSupported *[]string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
+	Issuer                                    string    `json:"issuer"`
+	JwksUri                                   string    `json:"jwks_uri"`
+	ResponseTypesSupported                    []string  `json:"response_types_supported"`
+	RevocationEndpoint                        *string   `json:"revocation_endpoint,omitempty"`
+	RevocationEndpointAuthMethodsSupported    *[]string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+	ScopesSupported                           *[]string `json:"scopes_supported,omitempty"`
+	TokenEndpoint                             string    `json:"token_endpoint"`
+	TokenEndpointAuthMethodsSupported         *[]string `json:"token_endpoint_auth_methods_supported,omitempty"`
+}
+
+// SigningKey defines model for SigningKey.
+type SigningKey struct {
+	// ActivatesAt When tokens start being signed with this key.
+	ActivatesAt time.Time `json:"activates_at"`
+	Alg         string    `json:"alg"`
+	CreatedAt   time.Time `json:"created_at"`
+	Kid         string    `json:"kid"`
+}
+
 // TokenRequest Token request parameters (RFC 6749 §4.3.2, §2.3.1).
 type TokenRequest struct {
 	// ClientId The client's identifier; public clients send only this.
@@ -148,7 +268,7 @@ type TokenRequest struct {
 	// Password The resource owner's password.
 	Password *string `json:"password,omitempty"`
 
-	// RefreshToken Reserved for the refresh_token grant.
+	// RefreshToken The refresh token, with `grant_type=refresh_token`.
 	RefreshToken *string `json:"refresh_token,omitempty"`
 
 	// Scope Space-separated scopes requested; all of the user's scopes when omitted.
@@ -170,7 +290,7 @@ type TokenResponse struct {
 	// Example: 900
 	ExpiresIn int `json:"expires_in"`
 
-	// RefreshToken A refresh token, when one is issued.
+	// RefreshToken A new refresh token; the one presented, if any, stops working.
 	RefreshToken *string `json:"refresh_token,omitempty"`
 
 	// Scope Space-separated scopes granted.
@@ -234,6 +354,15 @@ type ListUsersParams struct {
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// CreateClientJSONRequestBody defines body for CreateClient for application/json ContentType.
+type CreateClientJSONRequestBody = NewOAuthClient
+
+// IntrospectTokenFormdataRequestBody defines body for IntrospectToken for application/x-www-form-urlencoded ContentType.
+type IntrospectTokenFormdataRequestBody = IntrospectionRequest
+
+// RevokeTokenFormdataRequestBody defines body for RevokeToken for application/x-www-form-urlencoded ContentType.
+type RevokeTokenFormdataRequestBody = RevocationRequest
+
 // IssueTokenFormdataRequestBody defines body for IssueToken for application/x-www-form-urlencoded ContentType.
 type IssueTokenFormdataRequestBody = TokenRequest
 
@@ -248,12 +377,36 @@ type UpdateUserJSONRequestBody = UserPatch
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// GetJWKS Public keys that verify access tokens (RFC 7517)
+	// (GET /.well-known/jwks.json)
+	GetJWKS(w http.ResponseWriter, r *http.Request)
+	// GetServerMetadata Authorization server metadata (RFC 8414)
+	// (GET /.well-known/oauth-authorization-server)
+	GetServerMetadata(w http.ResponseWriter, r *http.Request)
+	// ListClients List registered clients
+	// (GET /clients)
+	ListClients(w http.ResponseWriter, r *http.Request)
+	// CreateClient Register a client
+	// (POST /clients)
+	CreateClient(w http.ResponseWriter, r *http.Request)
+	// DeleteClient Delete a registered client
+	// (DELETE /clients/{client_id})
+	DeleteClient(w http.ResponseWriter, r *http.Request, clientId string)
 	// GetHealth Liveness probe
 	// (GET /healthz)
 	GetHealth(w http.ResponseWriter, r *http.Request)
+	// IntrospectToken Introspect a token (RFC 7662)
+	// (POST /introspect)
+	IntrospectToken(w http.ResponseWriter, r *http.Request)
+	// RotateSigningKey Start a signing key rotation
+	// (POST /keys/rotate)
+	RotateSigningKey(w http.ResponseWriter, r *http.Request)
 	// GetReadiness Readiness probe
 	// (GET /readyz)
 	GetReadiness(w http.ResponseWriter, r *http.Request)
+	// RevokeToken Revoke a token (RFC 7009)
+	// (POST /revoke)
+	RevokeToken(w http.ResponseWriter, r *http.Request)
 	// IssueToken Issue an access token (password grant)
 	// (POST /token)
 	IssueToken(w http.ResponseWriter, r *http.Request)
@@ -284,15 +437,63 @@ type ServerInterface interface {
 
 type Unimplemented struct{}
 
+// GetJWKS Public keys that verify access tokens (RFC 7517)
+// (GET /.well-known/jwks.json)
+func (_ Unimplemented) GetJWKS(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetServerMetadata Authorization server metadata (RFC 8414)
+// (GET /.well-known/oauth-authorization-server)
+func (_ Unimplemented) GetServerMetadata(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListClients List registered clients
+// (GET /clients)
+func (_ Unimplemented) ListClients(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateClient Register a client
+// (POST /clients)
+func (_ Unimplemented) CreateClient(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// DeleteClient Delete a registered client
+// (DELETE /clients/{client_id})
+func (_ Unimplemented) DeleteClient(w http.ResponseWriter, r *http.Request, clientId string) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // GetHealth Liveness probe
 // (GET /healthz)
 func (_ Unimplemented) GetHealth(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// IntrospectToken Introspect a token (RFC 7662)
+// (POST /introspect)
+func (_ Unimplemented) IntrospectToken(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RotateSigningKey Start a signing key rotation
+// (POST /keys/rotate)
+func (_ Unimplemented) RotateSigningKey(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // GetReadiness Readiness probe
 // (GET /readyz)
 func (_ Unimplemented) GetReadiness(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RevokeToken Revoke a token (RFC 7009)
+// (POST /revoke)
+func (_ Unimplemented) RevokeToken(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -353,6 +554,88 @@ type ServerInterfaceWrapper struct {
 
 type MiddlewareFunc func(http.Handler) http.Handler
 
+// GetJWKS operation middleware
+func (siw *ServerInterfaceWrapper) GetJWKS(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetJWKS(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetServerMetadata operation middleware
+func (siw *ServerInterfaceWrapper) GetServerMetadata(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetServerMetadata(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListClients operation middleware
+func (siw *ServerInterfaceWrapper) ListClients(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListClients(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateClient operation middleware
+func (siw *ServerInterfaceWrapper) CreateClient(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateClient(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteClient operation middleware
+func (siw *ServerInterfaceWrapper) DeleteClient(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "client_id" -------------
+	var clientId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "client_id", chi.URLParam(r, "client_id"), &clientId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "client_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteClient(w, r, clientId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // GetHealth operation middleware
 func (siw *ServerInterfaceWrapper) GetHealth(w http.ResponseWriter, r *http.Request) {
 
@@ -367,11 +650,53 @@ func (siw *ServerInterfaceWrapper) GetHealth(w http.ResponseWriter, r *http.Requ
 	handler.ServeHTTP(w, r)
 }
 
+// IntrospectToken operation middleware
+func (siw *ServerInterfaceWrapper) IntrospectToken(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.IntrospectToken(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RotateSigningKey operation middleware
+func (siw *ServerInterfaceWrapper) RotateSigningKey(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RotateSigningKey(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // GetReadiness operation middleware
 func (siw *ServerInterfaceWrapper) GetReadiness(w http.ResponseWriter, r *http.Request) {
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetReadiness(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RevokeToken operation middleware
+func (siw *ServerInterfaceWrapper) RevokeToken(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RevokeToken(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -699,6 +1024,30 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Patch(options.BaseURL+"/users/{username}", wrapper.UpdateUser)
 	})
 	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/revoke", wrapper.RevokeToken)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/introspect", wrapper.IntrospectToken)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/.well-known/oauth-authorization-server", wrapper.GetServerMetadata)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJWKS)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/keys/rotate", wrapper.RotateSigningKey)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/clients", wrapper.ListClients)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/clients", wrapper.CreateClient)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/clients/{client_id}", wrapper.DeleteClient)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/healthz", wrapper.GetHealth)
 	})
 	r.Group(func(r chi.Router) {
@@ -737,6 +1086,325 @@ type UnauthorizedApplicationProblemPlusJSONResponse struct {
 	Headers UnauthorizedResponseHeaders
 }
 
+type GetJWKSRequestObject struct {
+}
+
+type GetJWKSResponseObject interface {
+	VisitGetJWKSResponse(w http.ResponseWriter) error
+}
+
+type GetJWKS200JSONResponse JWKSet
+
+func (response GetJWKS200JSONResponse) VisitGetJWKSResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetServerMetadataRequestObject struct {
+}
+
+type GetServerMetadataResponseObject interface {
+	VisitGetServerMetadataResponse(w http.ResponseWriter) error
+}
+
+type GetServerMetadata200JSONResponse ServerMetadata
+
+func (response GetServerMetadata200JSONResponse) VisitGetServerMetadataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClientsRequestObject struct {
+}
+
+type ListClientsResponseObject interface {
+	VisitListClientsResponse(w http.ResponseWriter) error
+}
+
+type ListClients200JSONResponse []OAuthClient
+
+func (response ListClients200JSONResponse) VisitListClientsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClients401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListClients401ApplicationProblemPlusJSONResponse) VisitListClientsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClients403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListClients403ApplicationProblemPlusJSONResponse) VisitListClientsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClients500ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListClients500ApplicationProblemPlusJSONResponse) VisitListClientsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClientRequestObject struct {
+	Body *CreateClientJSONRequestBody
+}
+
+type CreateClientResponseObject interface {
+	VisitCreateClientResponse(w http.ResponseWriter) error
+}
+
+type CreateClient201ResponseHeaders struct {
+	CacheControl *string
+	Location     *string
+}
+
+type CreateClient201JSONResponse struct {
+	Body    RegisteredOAuthClient
+	Headers CreateClient201ResponseHeaders
+}
+
+func (response CreateClient201JSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateClient400ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateClient401ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateClient403ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient409ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateClient409ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateClient500ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateClient500ApplicationProblemPlusJSONResponse) VisitCreateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteClientRequestObject struct {
+	ClientId string `json:"client_id"`
+}
+
+type DeleteClientResponseObject interface {
+	VisitDeleteClientResponse(w http.ResponseWriter) error
+}
+
+type DeleteClient204Response struct {
+}
+
+func (response DeleteClient204Response) VisitDeleteClientResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteClient401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteClient401ApplicationProblemPlusJSONResponse) VisitDeleteClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteClient403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteClient403ApplicationProblemPlusJSONResponse) VisitDeleteClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteClient404ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteClient404ApplicationProblemPlusJSONResponse) VisitDeleteClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteClient500ApplicationProblemPlusJSONResponse Problem
+
+func (response DeleteClient500ApplicationProblemPlusJSONResponse) VisitDeleteClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetHealthRequestObject struct {
 }
 
@@ -754,6 +1422,198 @@ func (response GetHealth200JSONResponse) VisitGetHealthResponse(w http.ResponseW
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectTokenRequestObject struct {
+	Body *IntrospectTokenFormdataRequestBody
+}
+
+type IntrospectTokenResponseObject interface {
+	VisitIntrospectTokenResponse(w http.ResponseWriter) error
+}
+
+type IntrospectToken200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type IntrospectToken200JSONResponse struct {
+	Body    Introspection
+	Headers IntrospectToken200ResponseHeaders
+}
+
+func (response IntrospectToken200JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken400JSONResponse struct{ OAuth2ErrorJSONResponse }
+
+func (response IntrospectToken400JSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response IntrospectToken401ApplicationProblemPlusJSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response IntrospectToken403ApplicationProblemPlusJSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IntrospectToken500ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response IntrospectToken500ApplicationProblemPlusJSONResponse) VisitIntrospectTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateSigningKeyRequestObject struct {
+}
+
+type RotateSigningKeyResponseObject interface {
+	VisitRotateSigningKeyResponse(w http.ResponseWriter) error
+}
+
+type RotateSigningKey201JSONResponse SigningKey
+
+func (response RotateSigningKey201JSONResponse) VisitRotateSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateSigningKey401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RotateSigningKey401ApplicationProblemPlusJSONResponse) VisitRotateSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateSigningKey403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RotateSigningKey403ApplicationProblemPlusJSONResponse) VisitRotateSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateSigningKey409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RotateSigningKey409ApplicationProblemPlusJSONResponse) VisitRotateSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateSigningKey500ApplicationProblemPlusJSONResponse Problem
+
+func (response RotateSigningKey500ApplicationProblemPlusJSONResponse) VisitRotateSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -791,6 +1651,111 @@ func (response GetReadiness503ApplicationProblemPlusJSONResponse) VisitGetReadin
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeTokenRequestObject struct {
+	Body *RevokeTokenFormdataRequestBody
+}
+
+type RevokeTokenResponseObject interface {
+	VisitRevokeTokenResponse(w http.ResponseWriter) error
+}
+
+type RevokeToken200Response struct {
+}
+
+func (response RevokeToken200Response) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type RevokeToken400JSONResponse struct{ OAuth2ErrorJSONResponse }
+
+func (response RevokeToken400JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken401ResponseHeaders struct {
+	WWWAuthenticate *string
+}
+
+type RevokeToken401JSONResponse struct {
+	Body    OAuth2Error
+	Headers RevokeToken401ResponseHeaders
+}
+
+func (response RevokeToken401JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken413ResponseHeaders struct {
+	CacheControl *string
+}
+
+type RevokeToken413JSONResponse struct {
+	Body    OAuth2Error
+	Headers RevokeToken413ResponseHeaders
+}
+
+func (response RevokeToken413JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeToken500ResponseHeaders struct {
+	CacheControl *string
+}
+
+type RevokeToken500JSONResponse struct {
+	Body    OAuth2Error
+	Headers RevokeToken500ResponseHeaders
+}
+
+func (response RevokeToken500JSONResponse) VisitRevokeTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1568,12 +2533,36 @@ func (response UpdateUser500ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// GetJWKS Public keys that verify access tokens (RFC 7517)
+	// (GET /.well-known/jwks.json)
+	GetJWKS(ctx context.Context, request GetJWKSRequestObject) (GetJWKSResponseObject, error)
+	// GetServerMetadata Authorization server metadata (RFC 8414)
+	// (GET /.well-known/oauth-authorization-server)
+	GetServerMetadata(ctx context.Context, request GetServerMetadataRequestObject) (GetServerMetadataResponseObject, error)
+	// ListClients List registered clients
+	// (GET /clients)
+	ListClients(ctx context.Context, request ListClientsRequestObject) (ListClientsResponseObject, error)
+	// CreateClient Register a client
+	// (POST /clients)
+	CreateClient(ctx context.Context, request CreateClientRequestObject) (CreateClientResponseObject, error)
+	// DeleteClient Delete a registered client
+	// (DELETE /clients/{client_id})
+	DeleteClient(ctx context.Context, request DeleteClientRequestObject) (DeleteClientResponseObject, error)
 	// GetHealth Liveness probe
 	// (GET /healthz)
 	GetHealth(ctx context.Context, request GetHealthRequestObject) (GetHealthResponseObject, error)
+	// IntrospectToken Introspect a token (RFC 7662)
+	// (POST /introspect)
+	IntrospectToken(ctx context.Context, request IntrospectTokenRequestObject) (IntrospectTokenResponseObject, error)
+	// RotateSigningKey Start a signing key rotation
+	// (POST /keys/rotate)
+	RotateSigningKey(ctx context.Context, request RotateSigningKeyRequestObject) (RotateSigningKeyResponseObject, error)
 	// GetReadiness Readiness probe
 	// (GET /readyz)
 	GetReadiness(ctx context.Context, request GetReadinessRequestObject) (GetReadinessResponseObject, error)
+	// RevokeToken Revoke a token (RFC 7009)
+	// (POST /revoke)
+	RevokeToken(ctx context.Context, request RevokeTokenRequestObject) (RevokeTokenResponseObject, error)
 	// IssueToken Issue an access token (password grant)
 	// (POST /token)
 	IssueToken(ctx context.Context, request IssueTokenRequestObject) (IssueTokenResponseObject, error)
@@ -1639,6 +2628,135 @@ type strictHandler struct {
 	options     StrictHTTPServerOptions
 }
 
+// GetJWKS operation middleware
+func (sh *strictHandler) GetJWKS(w http.ResponseWriter, r *http.Request) {
+	var request GetJWKSRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetJWKS(ctx, request.(GetJWKSRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetJWKS")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetJWKSResponseObject); ok {
+		if err := validResponse.VisitGetJWKSResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetServerMetadata operation middleware
+func (sh *strictHandler) GetServerMetadata(w http.ResponseWriter, r *http.Request) {
+	var request GetServerMetadataRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetServerMetadata(ctx, request.(GetServerMetadataRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetServerMetadata")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetServerMetadataResponseObject); ok {
+		if err := validResponse.VisitGetServerMetadataResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListClients operation middleware
+func (sh *strictHandler) ListClients(w http.ResponseWriter, r *http.Request) {
+	var request ListClientsRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListClients(ctx, request.(ListClientsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListClients")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListClientsResponseObject); ok {
+		if err := validResponse.VisitListClientsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateClient operation middleware
+func (sh *strictHandler) CreateClient(w http.ResponseWriter, r *http.Request) {
+	var request CreateClientRequestObject
+
+	var body CreateClientJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateClient(ctx, request.(CreateClientRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateClient")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateClientResponseObject); ok {
+		if err := validResponse.VisitCreateClientResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeleteClient operation middleware
+func (sh *strictHandler) DeleteClient(w http.ResponseWriter, r *http.Request, clientId string) {
+	var request DeleteClientRequestObject
+
+	request.ClientId = clientId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteClient(ctx, request.(DeleteClientRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteClient")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteClientResponseObject); ok {
+		if err := validResponse.VisitDeleteClientResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetHealth operation middleware
 func (sh *strictHandler) GetHealth(w http.ResponseWriter, r *http.Request) {
 	var request GetHealthRequestObject
@@ -1663,6 +2781,65 @@ func (sh *strictHandler) GetHealth(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// IntrospectToken operation middleware
+func (sh *strictHandler) IntrospectToken(w http.ResponseWriter, r *http.Request) {
+	var request IntrospectTokenRequestObject
+
+	if err := r.ParseForm(); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode formdata: %w", err))
+		return
+	}
+	var body IntrospectTokenFormdataRequestBody
+	if err := runtime.BindForm(&body, r.Form, nil, nil); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't bind formdata: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.IntrospectToken(ctx, request.(IntrospectTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "IntrospectToken")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(IntrospectTokenResponseObject); ok {
+		if err := validResponse.VisitIntrospectTokenResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RotateSigningKey operation middleware
+func (sh *strictHandler) RotateSigningKey(w http.ResponseWriter, r *http.Request) {
+	var request RotateSigningKeyRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateSigningKey(ctx, request.(RotateSigningKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateSigningKey")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RotateSigningKeyResponseObject); ok {
+		if err := validResponse.VisitRotateSigningKeyResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetReadiness operation middleware
 func (sh *strictHandler) GetReadiness(w http.ResponseWriter, r *http.Request) {
 	var request GetReadinessRequestObject
@@ -1680,6 +2857,41 @@ func (sh *strictHandler) GetReadiness(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(GetReadinessResponseObject); ok {
 		if err := validResponse.VisitGetReadinessResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RevokeToken operation middleware
+func (sh *strictHandler) RevokeToken(w http.ResponseWriter, r *http.Request) {
+	var request RevokeTokenRequestObject
+
+	if err := r.ParseForm(); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode formdata: %w", err))
+		return
+	}
+	var body RevokeTokenFormdataRequestBody
+	if err := runtime.BindForm(&body, r.Form, nil, nil); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't bind formdata: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeToken(ctx, request.(RevokeTokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeToken")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RevokeTokenResponseObject); ok {
+		if err := validResponse.VisitRevokeTokenResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -1924,60 +3136,89 @@ func (sh *strictHandler) UpdateUser(w http.ResponseWriter, r *http.Request, user
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"5Frtbtu40r4VQu8LpMEry85H09bF/shm3z3bg55u0KbojzqIaWlscSORWpKK6y58PXsfe2UHQ1KyZFGO",
-	"AzTZHpx/tsSP4Xw888xQfwSxyAvBgWsVjP8IUqAJSPPzgsYpXAiupcjeiQ9aSMDHCahYskIzwYNx8B5U",
-	"IbgCRWIq5YrxBdHiFrgieak04UKTGZAYl0rIs/c/X5CzF6evyF9/Po+ODqMgDFScQk5xYeBlHow/B1wM",
-	"lNnsOgz0qoBgHCgtGV8E63UYXEq6yOk7YaTryvOzkOSXq6vL4VE0stuq/bc1433brsNAVgfFOT8LOWNJ",
-	"Ahz/xIJr4Bp/0qLIWExRlmEhxSyD/P9+U8IM2+z4vxLmwTj4n+FG9UP7Vg0v7Sy7Z/toVykQGseglFUx",
-	"yWh8qwglKhYFEJ0yRUQB0mxPJPxeMglqwp9NGVflfM5iBlzfmNHTkFilPB+Rv/48iY4OQyIk0WYLM58p",
-	"YzyaZWIJSTThQdh0jk+fPg3OS50C13jgHkvAF5oXGZDpj0AlSCKBZvkPk2BBNaSiVDAJQgJSCvnDJOhK",
-	"iW/Njx8mQalAqvFSMg2TYNo2Ycdc6zD4FaU7/n9ce4eRHmac5po+AxmroOJBaSLhN4h1x+uPjftth9nA",
-	"xVmfBG780BeTaxsW1m+e0B/PuTUdsY9nkBCqjFu9On3+grj9SAKaskxFwToMPnJa6lRI9hWSpxT1nWhF",
-	"jvF1ygnjdzRjSUjgS8EkJPhYwp24xZ8cInKVwoRPt319Sqw5DOQxUCZsmuFk9fI0MWNOcGOOtUdcrKvX",
-	"FsYYZEkdIoVE9NDMQtwc33UlRBCqPduMQaUVVNIcNEjcf2vXMMhBKbrwHPdTuiJMkyVV9ZqeBQz4GjBL",
-	"EKetYJtVN3AtZrgG7vgL0Eyn3UMpTXVpfjkt46zbe7d003w7vYPlRwVGfzRJGB6MZpeNTec0UxBuyVFQ",
-	"pZZCevR7rkkGVGnyksQplTTWIFVIqCa5UJocjY5PyWylQaGi5kLmVAfjzXphkNMvb4Ev8PQ4OAxyxqsH",
-	"Lz3GMfiquoJ8MM+NayP0kpyuMJMvJOUaktdk+jmH6ylZpsCJyJl2tqv1+jnIjW2Yhlx5nLEWhUpJV/gf",
-	"t+E09/jJCdGCnJ02NELEnNDB15CMBq9CchAdhOTg5oBQnpCDwcFrYghEQjB3yUFMFbRkC2jGYmgr66yt",
-	"qpP7fKKWNtxo3+cgW3mofTDzmFTUAg+F+rbZHXhSCMa1N3+03Qmq1SsuU8GCy0VBWD+JM0yvjQfGoEEY",
-	"lA1o3owquSqLQkgNbuSNOeBmunEfBB2QdyBvrCRhoCEvhKSSZaubktM7yjI6y3zcKrTS37QUs62nX8qc",
-	"8oEEmuAqLqV4scYuVkrmCS1S0AUg1meUccNUU3BQfS8E2IP5DHzprH+RUm5B7gFAEJdSIt1pAsJeUd05",
-	"OIflw1fZiQ1bGuiIurWnVzcbVtK2xWWbHFgfR9rg8W47xhM8aEhu2a4qIGZzFiNQWCIcW3lj6HcT5U9v",
-	"jBeltrkN8Y9qsgS5yXqhxTzKV7hyDW+7mEkjz3pwj3GlKY+hL9laOllQnW4fDUk6nYlSe8+4SXbdVbFE",
-	"InYAiUXSVBLjGhZgJWU684j1IRVSE1XmOZWrCrQquoereMWxD7pB+fH9GyJhDu5ECbKj+aoKz+1lGxiO",
-	"Bx/PMsr9CbzjjIaev3eI2NVKi7zXhKZdPZ5GJ9FxSP768zg6cYXkVjwb4LxhPczJvj5Q1TEZyNekKGcZ",
-	"i907RRRwZJ/Zyljbq0q3i4JYgr5nJzuIPIsFn9tdaVbvhdsc9jGJzraNBNDZc1pNnLattGu9fhZkHV+J",
-	"UsZAxJKDPFCkGr63vBLmElRqybG3dYFJKyFzV/m2xlum4w8sk/O6YVHQGAYK0HeQHVtmVbkUciaaZVW4",
-	"IH1A69gxvSwqMASjI0E/VfJqrhp+f5prmPi6P4QsXfFooDRF1rzMHIepmY2vBdOOHFuf9dnqnPzz01W7",
-	"+2FTxujs5aEf4U1Jp26YZ7W3bA6a5TXhaq3LOMaM4IlqWeLVaOSDyHt87LxyqqrwtJbmBrqZUqW34nmo",
-	"izlSvo/nGDF6Yvg8W9KVqgrPrUC2D+91oJYZW9u1TOJzrqqO2kJUCXjUG6pbrCahGgZoQ98hE6aQJ3qA",
-	"5Sf3xoSEIjHlXGiSiQVhvGGImRAZUG6ys2eVD9rQ0CaIoxtNVTmbbgW4bYb22/jBldejFVlv61qphRfd",
-	"omm3AzCE4kZx5E7ZMErYtGmfI1y6hkHbGTh80TdxKZWvmEIiTqgiUztgWuM6zjLc/zWhMwVcE8HNi4wq",
-	"+yLqA1mz614cz3hvR+GeolHtOLOO03sLiK2OkaOpAotj3jii469K0xUqRaewIlSCh143gqXr/t+2pGg6",
-	"/b4+26VyuAzEpWR69QG1b9cTWL8ee9N8IxvWLILEEhwdcgC6zfQOI3Ju0GzC3ZUGlYB5SDVyDzHKRq87",
-	"d+WzKUjGxHXvJuVodBLb9hz+hOmEP2v0Co8xGZpG4TwTy05zyGWPjzILxsGwQtWNEjGQg/dAE7ISpcQj",
-	"YjITJcrEE+cT9l2TPtnzjBnXUmDphEY9V7eYnXQKktAqFypzHXDnEviLszPbfrDNeKzHTTZVdjf8byHL",
-	"yaA2Y03jPhgHFyb0w0oynJZABhq2J1a5qnX0pjNYc5uWJuNz0TW86byQ42hUH31g7Wx7FR1zm3yMdceG",
-	"atSW3xg8JEum0wqZOV1ADlxH5ApLs0TEJf5FxSHAVJ43n3AtS52O7VOz/4EiUpQaVFhXHaalYgtaVIwZ",
-	"a5MB0Did8O7tjnHJBXCwfMA0k2hC5lLkhGnrWAjbjq5Z5A/+9eYKDWM0m2pdqPFwKArgVtxIyMXQTVJD",
-	"HLspBTdd6CAM7kAqq+pRdBSNcBiuQgsWjIOTaBSdmOaYTo2rDlPTlP2Kvxe2bKnP8wb9aAHa9W23btuO",
-	"R6NvdoXjdui5XiukMEyQKWMkxhdRC26C8efrMHCVr3H9O+A4ActUkxvpQiHQ27MG1zh5iCZZNc+9DVA0",
-	"WVliaCyuhcTAUEtkKOgHii1Mu+oWVtbgmaCJZQIdDeJiDEX6e5Roz6KF9XETxc9HJ33r1QI27m76lV0f",
-	"bbe2ayZeCNVTHG81WMWcNKDgJDqOyAfb9VSuLmxmkAnflUKqzHG5aSCgxWxKFjIfAI9FAsmEM+4Wt7E/",
-	"E8kqNHFeN/sFj+F1Xasj7IhSE+pK+glHYmi6BdO67TAlNBMcbOC3ncNUG1cug7hdfxTJaodXfBksl8uB",
-	"EbuUmZN8fzdpNVzWbS6kZQnrR3TRdqXqu71s1XymEvNWqd/0prb6fOG+ye2PHIz0p1Y5u8OodUGNc46e",
-	"6u77wnggoZvrTUxTc8qw2Ho2bV8/1F8fPN6deLjHbav5oKItsDktmMC0ohKVijIztOb+bw5Oj04ebKPn",
-	"D7brDoh8g35MKN/qlNSAZUDqsIGcjkVZ5KwLHm96zpjSH80ITOoVugXjz906bAFEsa9GYQyf/F6CXAVh",
-	"RT8yljPdUmYCc1pmOhgfj0xJwfIyx4JiZOoJ96/bflmHPpNOG1XidNOehjsmSlWXez7BXGXZlKxR3xw/",
-	"P+sWv9ePiGF1HeyJt1852OssMbe9jCjYFyTqXFsDxO7xrY82zKQ9vHzzhdS+Pt5DATaF3edm2XG93iJi",
-	"Sls9hETIBCQkZLYijT5E5fGuBMfS1vGDtpvb3oSp5vdNkw+zavXFwF4J8eibOpPPkfA5cQ2ZLRR+K+xO",
-	"fuTksKyaXB/fv90DHL9P3zwdvXqQWN/Wl21ZvOXMtkYm1KjX47o1Vg9tH6+vmrqwN7a1Lz8iTPUVVO7S",
-	"2Jwk+g9EnLxjnKuqLdu5OFjSqqVPtLjHbMNmk6cHiEyHpGHDy03X7TFwaes7hr3g6dTfhbXFkVkn+W/I",
-	"S10vsUq0PLIRAo1bzJ0O8keVuNZWwRlY/tr2EPvcH94eyxikt3OS6EkR9vR7Q9ifbMuxF2HDXkz9O8H0",
-	"qUH07zWcj+b9A/Quo+0sS642l3JVdJFnMVUwYFwBV0yzOzisS4OCmkakqwwaRLKNiT21wtbXhEfewqGo",
-	"7nvaXlYWyeMy0M1d0xM3ZXY6tzl10nTy75Qvfndo5pINbX9UEpLqZo/MM7qwn2n3557ene1m5srCF1ZY",
-	"JGTVlYrSVGpbek1zegtElnzaumoYD4dHxy+iUTSKjsYvRy9HAS7vpPF/k9X9EPZwE5jVNVDozXbVdVI7",
-	"kJVneN3Jry6yGp3mxnTXaV5fr/8dAAD//w==",
+	"7Hzpctu4lv+roPi/VY7rUovXJEr1h3T+3ZN0chOX7VSqJvJYEHkkok0CugBoRUl5XifvkSebwsIFJCjJ",
+	"adudnp5PiUkQy1l/Z4G+BBHLFowClSIYfQkSwDFw/d8XOErgBaOSs/QtO5OMg3ocg4g4WUjCaDAKTkEs",
+	"GBUgUIQ5XxE6R5JdARUoy4VElEk0BRSpqWL06PTXF+j48eFT9O3rUX9vtx+EgYgSyLCaGGieBaOPAWU9",
+	"oRe7CAO5WkAwCoTkhM6Dm5swOOF4nuG3TO+uvZ9fGUcvz89PBnv9oVlWbL+sHu9b9iYMeHFQ9c2vjE9J",
+	"HANVf0SMSqBS/RcvFimJsNrLYMHZNIXsn78LpodVK/6DwywYBf9vUJF+YN6KwYn5yqzpHu08AYSjCIQw",
+	"JEYpjq4EwkhEbAFIJkQgtgCul0cc/p0TDmJMH00IFflsRiICVF7q0ZMQGaIcDdG3rwf9vd0QMY6kXkJ/",
+	"T4RmHk5TtoS4P6ZBWBeODx8+9J7nMgEq1YE7OAGfcLZIAU1+BsyBIw44zX4aB3MsIWG5gHEQIuCc8Z/G",
+	"QXuX6q3+z0/jIBfAxWjJiYRxMHFZ2GLXTRi8U7vb/0XNvYZJt2NOfU4fgzRXFOFBSMThd4hkS+r3tfg1",
+	"1axn9axrB3b8wKeTN0YtjNw8oDw+p4Z1yDyeQoyw0GL19PDoMbLroRgkJqnoBzdh8J7iXCaMk88QP+RW",
+	"3zJHc7SsY4oIvcYpiUMEnxaEQ6wec7hmV+q/FProPIExnTRlfYIMO7TJIyC02tTVydDlYXRGn+BSH2sL",
+	"vbgpXhszRiCNSxVZcGU9JDEmbqbetXeojFAp2XqMItoCc5yBBK7Wb6waBhkIgeee435IVohItMSinNMz",
+	"gTa+2pjFyk6bjVWzVuaaTdUcasWXgFOZtA8lJJa5/p+lsvrqauOS9jPfSq+UKooFROZIzRM6r1HhQ4xJ",
+	"eHx8vI++fd1XJgG9o+kKTZTtvYaJMr4LDgKoRLNCVM07I8CKSu7JzNsa06eMpYCp2iPOY480hEGUalNL",
+	"/G/h00LLAeMZlsEoIFQeH1akIlTCHLgaSbDcdqQQ3rV+l8T7nE5nW86s3YR3DpFPvc81IS/N4ybbrO5N",
+	"DPVrlkOEaMJhxkEkRufMEPvIjvEqgfJfFGe+PTakzbJyo7SdGkezWeiMP3JlzqAgV4b07v0qbwCHZIiU",
+	"c6vvS8YssBBLxmPfyStCXyaEevY7MRQuCMp4k8bPEEbqU8RoutpsIcw5fPT77cPr9vLP0SKfpiRCv529",
+	"e4s+wBS9hpUl19HeY/Tt66FBS4+P9p6gb1+PzV9PhgePPUTE6dy1L6dn+0fHPrpE/NqveN6nVx1qeiVX",
+	"zfWe+1aj3q9zAe7Xgsx9X3/yfr3aLMxqe2bzZrFQE6iDN2cgfez57cNrdAbSYcmRh/RXsNL/EgmZ2IQW",
+	"lCjclNvAnONVe/NqQt9e38JSY8EX2oJqtscxURvG6UltTzOcCmhu0zG7bVUjscIHMwL8GZoDVXgeYrRM",
+	"gCKWEWl9ZIY/vQE6V05ub/9JGGSEln+HwQJLCVzN+F8fn/f+E/c+D3tP+5f/3bv45z+8osjozKyLU7Or",
+	"Gc5TGYwkzyFseW2QCZhgwZwFzUHqQAQiXvDJAt7C0rS9krbYwk8D866+QoZXhSV7hjBd2aCnThZlOCBb",
+	"SG0hShlom6Mmx33cfS+A35KtpQlsS7BEKWAh0RMUJZjjSAIXIcISZUxItDfcP0TTlQTRZVLrzB7uHzrc",
+	"fuJhZxdpzyqyKnekiToFNOeYSoifocnHDC4mLVkrrcPHINN+aVviul7P3cuB8ibHhzWKIDZDuPc5RMPe",
+	"0xDt9HdCtHO5gzCN0U5v5xnSSYEYqXiU9yIswNlbgFMSgUusY5dUB5scR7nbsKK+T/0bsaV7MP24gnps",
+	"pultHCjQeMGUI/PFhK44QTF7kZ8ooL7VAiXj9olRkdoDzVBlcGvhVjUqpyJfLBiXYEcaEFR9brBUGAjg",
+	"18AvzU7CQEK2YBxzkq4uc4qvMUnxNPXlS0Kz+0uHME06vcwzTHsccKxmsWGiFzqZyXJOvL4bz0HFbykm",
+	"VGefErDh10acYA7WyeDKuK+x3xtNadvwRRyUSb9soOYYS+hJoqVvjUbfwrDVz1pturHFcm5nYz6inFiV",
+	"eJFgaqK52zi9nHO1gbqV3MrUtYEMLG8/y1qD2SRVc6uNNb20qdIvroCeuFkQo/hPD4980NGM8VgUJd3U",
+	"pPUU9CYzEinraTJ+kdlvBN260+FlCV3k0gTxyilgiZbAq/A+NI4AU9ehrgNVtYSCxxkQKiSmEXRlFUyc",
+	"ssAyaR5NBcR4ynLpPWMV1bdnfXl+foLMABSxuE6kWvQoiUw92zpLGJdI5FmG+aqw5EVeS83i3Y4/pHyO",
+	"3p++UoEi2BMZmLcqbFZz2ppjUwcfTVNM/ZmKljCewpwICRziJkhN03ezYPRxiyyn/egm7LB+Bup5Sbak",
+	"Ok5DjEZgZagG5IhAvNxff5sDXegjXTOTHOyMeqshjZB3OHzaGfJuwOLm9Y6ogXIvyzcQxZmqAMl1K2zf",
+	"Ck243dtF1hsCdpPP/CsG62cafvwLJI6xxB6NstjGGkY9GmV2uOH9k8O9Q8V7D+cr5CMuSzx0Gwer7Fkt",
+	"z3JZYDvvp/6hlwqeXWYgExZ//y6EyE2w0k6rLa9EgZtaLwuE+sdowEutW08Az7g7Ob0BL9/7tZH2tRt3",
+	"h9zBnhvyb9nX2kuNe2GHsK7hoVefyFwh5NewamNanXPEEoRFpa2InxZlXSExl2gKym8JMqcQoyUpPPYV",
+	"rBxLsxbT2kyZJy92e3zsz4410zka/aplnUVC9/Q+0unKXqfncet+ZS3ELTwf9g/6+6F2RAd35IqeFYnL",
+	"wnsIoLHxvYobP5KnqsWZbY9SfDhxcc+6+bqTLQZKCpbzCBBbUuA7AhXDt96v49K6Fqnl/EOjBJPqnD+5",
+	"XnHrlctCRgNXLXAEPQFKuiTERYbMCh3EzxBO0wKi5kKf2o7pTOcEfl3qztl4aVsM3+zqa0KwRsmMRfNQ",
+	"INfAY5anFty41bRGf0fTvFWYxZ9hPndbK0yYNjx+suuPqnS9WFwSz2xvyAyUmSqY4cxLFFCJGI2Fw4mn",
+	"w6EvLNkghc8RhaUrh8/0koxCUT9UYRyZqSAuREKyhUBLxq8Inff/uPDZvOE2MrWu2PY8XeKVKOrdDSNg",
+	"Hm4ULYfBznIOs3xiV6R6G9b4O5xQTASepuAxSv/fvtHKIlCEKWUSpWyOCPVnx31u4EzqTFndAShuT0Q+",
+	"nTRUf00h8vuSw/eWB35TpnMdS9LO664XgKLAVORvy6RWyZSN+S0lCCe2T8EVBgqf5GWUc+HL955gIRAW",
+	"aGIGmIKwoqL6SqcnnyE81bV8ZiLhFAvzorNQvH0ZS0vvJoxppuw+s4ySjem8RqOKTRoxFOlsYHlEm00S",
+	"Eq8UUWQCK4Q5eJJdNWVpi//dJvi+M3/aoJaaBqKcE7k6U9Q38zEVEex7GyNrfrJEICjiYKGUNaBNlLjb",
+	"R8+1NRtTC7kxB+WhRM0rIU1sJXVOFDxCtmlonA+HB5HpClL/hcmYPqq1KOlsiO5PmqVs2apfWZ/ynqfB",
+	"KBgUVrUiogWBIw441i5P97sVWZ0CIyqmFyN1454mixmlyzoxpCChPvwKVrWxTGIJtfKJMBFMEWZkZkIc",
+	"oxXLuSK0crYsV5ShsZVM864OAA1VR1VIrnyQuFI4Sdc1ceGrBbI9N2XrhEYDphOxfnS1mvrbGE67B1GN",
+	"LQ70QhugsNhZjQSNDwuP6TCgLpJG6HQ/F6Ez1hY/ncRD+/1hefSekTabJ2kKHVJxqKJtBYVK+avEzsJc",
+	"6x8onkMGVPbRuQr+YhblmU3xKZ4V8j8bU8lzmYzMU73+jkCc5RJEWMZNuvZkcjmKMLIqAwOOkjFtt7Zq",
+	"xahK5LrqhmM04yxDRBrxVs7Dwknjf4J/vTpXjNGUTaRciNFgwBZAzXb7jM8H9iMxUGOr9HDVgheEwTVw",
+	"YUg97O/1h2qYmgUvSDAKDvrD/oGuIspEK8ygv4Q07V1RtqQDFdj3i97GuS8M++Ua+KqI7q5ghZYJE1B2",
+	"VuMVEpKkqfLPKbmGEBEapXms+IcVKBxT9ZH+XiQQI5wowrBZqUGajUT20cuz/aNjG+kZglK4Bj6m5ceG",
+	"jiX1Xympn4P87cPrs6DRFr0/HN5Zr61tB/H1nRYNIX3HJgejjxdhYJP1yi+X1LPFjWvgZLZy27mqnpJd",
+	"ZRnwXCh/adXrQk3vcE6/6OG6ye0Zga6xskWqRiLzHonWWKmjibxUwSLZJIy9xAs8JSlRHno9abfMvHaS",
+	"1Br8TpqlRMgXdswfpNZWIMqteDSBQIuGRjtb/k6b7cPhXtdq5TkGThu0/uhg80fVnYObMDgyZFj/RdUQ",
+	"7bCywiwfXUd+ceNwucOr15haPLlQiI35izLmc4FwUQByuoMU2EGe/JLtKBpTY5mUl5A5p2DTW4SafGOZ",
+	"AlDya/tDEtxltQz+f1H0QVjH8zOLV3emgI3GsBsXiUuew01LoPfubHV/4a/DCrQ4GxZeocz8kZnDmzu/",
+	"uBAGb2xRwJ9rorCsspHvT99svvVxeCu9eDB1PRw+vdW27lq9DQBt6HcFxVHZG9TW7Jq9Hnwpc9Q3hmEK",
+	"u3qyHfq5075nEPI1u1JwzprPWtpKo0+IdYOxrvG7imsWqimuoz+H7R2YoRZcx/0H5fThj8dpwxCE2zrf",
+	"ZczLGoZeZuvCOKE6TJdJEBZwu9545FrCui6vb2dtarraorIsqUw+rwNe9hrIPQIuu0KHiV1wprEmERok",
+	"6azrOlz1hlwDVR8sOJtCjTfmrFYb64Hrlw6/ew5pKjTDbRRmQVpnjBtqFVW2P0oxyUR/TH8xl6LC4kpU",
+	"iDKczhjPVEBBY5RTDYpRLUuB03RMJ1/G9g7D2GaPbiY+d1yd49wmGLbzyJ96y+WypzbSy3kKNGKxSSNt",
+	"xzLvHYqtHPXdiY17a6hDejRdd3QuTXquDN3HLcKt3KdzC/Ivh3jb2Z+Gsax4U2pJlf/pimhUlDngOl/V",
+	"rZQm/aMb5atEVliG6QIRaZAtqAj3DGGpe6gMuCVzKsbUIjSEZ7LowFcAbZ4rk77g0DM5AxOYxZDilb7E",
+	"qF5dE5YLkxgQEq9ELT2QU0lSrfw6NW0OnWBR3Iv0aa85bK2n4B5xbW2VDl1RSFFnBf/3Y7pairQhuWe6",
+	"NcORLqTZpOhUCa651aLFVoV9q8+daahT9brq4NMBFsJULHVAZ6XSrmQcQMpwbIpFLWesJiPKu/05/tic",
+	"RTLjCfuGIwffzZEGkrZHW++4jR/ttg+nFiBj2ihGE9s2OctFTVutdopdfZt5TF1E/Uip8zJhKaAZzogK",
+	"mkXhyXf76L1x3nWfzviY4lSLRHEzuvTtqWAqJEf7w2Gjq1KF8DZXM9Y6VdxuRlgUBa/G5QclOeY+j9qN",
+	"bVjRC41pFQjIBDKv4dFfPShkaHefbo8Xuloz9e8roJTROXCT+0aPGDfZV7TEYtfasu92yA/xiwc2zqqx",
+	"XfmdGSYpxOjRxL2gMmlils334fVPXriT651BPbYUCctTXXvZIj+wd3Breh7dmgdrTYWWeRdZDIdPO5FF",
+	"2fvRAfTb6sVmqJZiO+jv99GZaQw0IbnbwTOm60qTtjhUFGRcE1OOOd4Nx3SZkCgx/gZEe/So3ZniNqSE",
+	"Y6qWsW+VV1E4Z44JLTMHLZNmKlOPh8MxVTvdO9Tm6KTqwFM+qbhGn/Ws4hcgq6g8TVm8Cm2VqbiUp4BX",
+	"H53W4mVfE5xj7zQ2e3l+fjKmP2NBIt0b7fTbTfwde5MyRp4gnDIK3mhJGcYHtXpO0+MDB0huL5ivCOR0",
+	"VRmn4esDu+N8pfn1oU0fu79R9Ecjqx/PkIfovn/SJvxbOodXSo7b8K800NrgdnqKsnGos6b2Xo/YkN47",
+	"wXNAgnyGMqH37xz4qsropSQj0iFmeV18f6hbc0iWZ8FobzjUiTz7V7vB8Sb0sXRS67aaVJeuTPxatk35",
+	"NmY7tDryivtHx55M4j3asLKfzKNv75QfVIRmM9MTuD3ae/jqxV1FrrXGGV+pUb8OEeOxdrjTFar18xUS",
+	"b1vZagVHX41Pd8XdW4XP9Nw9bGmvWtMVJPUc2cbGhhXeXFuzzaL/V1n7Xln2pmFMmg9hTV6P6Ja2emD6",
+	"YbuqFy/MPeRSlu/RTHWl1exVaH2Sv2J7Q9ZiznnR3txqzV9iUZUhN7BtUG+W7DBEusevxsOTqnv1PuxS",
+	"43b+Vubp0N/NbIJBPU/8d/BLbSkxRDQ4sqYCtZtEawXkS+G4GmVyX1Xbr94ezmhL/zeqaK+xsGU9u8PC",
+	"hp029c80pg9tRP9cxvlg3n+AXMe0jV0HVgcL7UKPIiygR6gAKogk17Db0YRQA5Jb9SA0fjhozxs4LIp7",
+	"E66U5Yv4fhFodWfjgZMya4VbnzquC/kPihd/OGtmnQ12r22GqLghg2YpnptfWe32PZ0rm8V094dPrVSQ",
+	"kBbdIfputwm9Jhm+AsRzOnGa5UeDwd7+4/6wP+zvjZ4MnwwDNb3djf9edPs3r3YrxSwuMoReb1dciHAV",
+	"WXiGnzfvh9S+0X+1P6nldqvLElWPq9O+5Pu+bNYpbn/UKoC1CWwF8Obi5n8CAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

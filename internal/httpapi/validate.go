@@ -12,8 +12,9 @@ import (
 	"github.com/gatehouse/gatehouse/internal/auth"
 )
 
-// tokenOperationID is the operationId of the token endpoint in the spec.
-const tokenOperationID = "issueToken"
+// oauthOperations are the operationIds of the form-encoded OAuth 2.0
+// endpoints, whose client errors take the RFC 6749 §5.2 format.
+var oauthOperations = map[string]bool{"issueToken": true, "revokeToken": true, "introspectToken": true}
 
 // specValidator validates each request against the operation of the OpenAPI
 // document that chi will route it to, before any handler or parameter
@@ -41,11 +42,11 @@ func newSpecValidator(doc *openapi3.T, mux *chi.Mux, authn openapi3filter.Authen
 
 type routeKey struct{}
 
-// isTokenEndpoint reports whether r was matched to the token endpoint, whose
-// errors take the RFC 6749 §5.2 format.
-func isTokenEndpoint(r *http.Request) bool {
+// isOAuthEndpoint reports whether r was matched to /token, /revoke or
+// /introspect, whose errors take the RFC 6749 §5.2 format.
+func isOAuthEndpoint(r *http.Request) bool {
 	route, _ := r.Context().Value(routeKey{}).(*routers.Route)
-	return route != nil && route.Operation.OperationID == tokenOperationID
+	return route != nil && oauthOperations[route.Operation.OperationID]
 }
 
 func (v *specValidator) middleware(next http.Handler) http.Handler {

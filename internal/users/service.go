@@ -3,6 +3,10 @@ package users
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,18 +36,24 @@ type Options struct {
 	// Logger receives failures that do not fail the call, such as a
 	// rehash on login that could not be stored; nil discards them.
 	Logger *slog.Logger
+	// AfterRevoke, when set, is called after every revocation the Service
+	// performs (account events, DeleteClient), so the bearer validator's
+	// in-memory deny-list can resync at once instead of at its next poll.
+	// It runs synchronously on the caller's goroutine and should be quick.
+	AfterRevoke func(ctx context.Context)
 }
 
-// Service is the user business layer: password checks for the token
-// endpoint and account management for the HTTP API. It is safe for
-// concurrent use.
+// Service is the user business layer: password and client checks for the
+// token endpoint, account and client management for the HTTP API, and the
+// token revocations account events imply. It is safe for concurrent use.
 type Service struct {
-	store  Store
-	hasher Hasher
-	scopes []string // sorted, deduplicated
-	known  map[string]bool
-	now    func() time.Time
-	log    *slog.Logger
+	store       Store
+	hasher      Hasher
+	scopes      []string // sorted, deduplicated
+	known       map[string]bool
+	now         func() time.Time
+	log         *slog.Logger
+	afterRevoke func(ctx context.Context)
 	// dummyHash is verified against for unknown usernames so they cost the
 	// same time as a wrong password (no username enumeration by timing).
 	dummyHash string
@@ -83,7 +93,16 @@ func NewService(store Store, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{store: store, hasher: h, scopes: scopes, known: known, now: now, log: log, dummyHash: dummy}, nil
+	return &Service{
+		store:       store,
+		hasher:      h,
+		scopes:      scopes,
+		known:       known,
+		now:         now,
+		log:         log,
+		afterRevoke: opts.AfterRevoke,
+		dummyHash:   dummy,
+	}, nil
 }
 
 // KnownScopes returns the scopes users may hold, sorted.
@@ -277,6 +296,15 @@ type Patch struct {
 // Returns ErrNotFound, or a *ValidationError for field "scopes" or
 // "password" before anything is written. An empty patch returns the user
 // unchanged.
+//
+// A patch that sets a password, disables an enabled user or takes away
+// any scope the user had then revokes every token of the user (RFC 9700
+// §4.14.2: refresh tokens are revoked when the password changes or access
+// is withdrawn), as tokens issued under the old grant must not outlive it.
+// Adding scopes or enabling a user revokes nothing. The change is saved
+// before the revocation, so no token can be issued under the old state
+// after it; if the revocation fails the change stays and the error is
+// returned.
 func (s *Service) Update(ctx context.Context, username string, p Patch) (*User, error) {
 	name, err := NormalizeUsername(username)
 	if err != nil {
@@ -302,7 +330,12 @@ func (s *Service) Update(ctx context.Context, username string, p Patch) (*User, 
 	if p.Disabled == nil && p.Scopes == nil && p.Password == nil {
 		return s.store.UserByUsername(ctx, name)
 	}
-	return s.store.UpdateUser(ctx, name, func(u *User) error {
+	var revoke bool
+	u, err := s.store.UpdateUser(ctx, name, func(u *User) error {
+		// Decided against the stored user, inside the store's transaction.
+		revoke = p.Password != nil ||
+			p.Disabled != nil && *p.Disabled && !u.Disabled ||
+			p.Scopes != nil && slices.ContainsFunc(u.Scopes, func(sc string) bool { return !slices.Contains(scopes, sc) })
 		if p.Disabled != nil {
 			u.Disabled = *p.Disabled
 		}
@@ -315,11 +348,37 @@ func (s *Service) Update(ctx context.Context, username string, p Patch) (*User, 
 		u.UpdatedAt = s.now().UTC()
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	if revoke {
+		if err := s.revokeUserTokens(ctx, u.ID); err != nil {
+			return nil, err
+		}
+	}
+	return u, nil
+}
+
+// revokeUserTokens revokes every token of the user and tells AfterRevoke.
+func (s *Service) revokeUserTokens(ctx context.Context, userID string) error {
+	if err := s.store.RevokeUserTokens(ctx, userID, s.now().UTC()); err != nil {
+		return fmt.Errorf("users: revoke tokens of user %s: %w", userID, err)
+	}
+	s.revoked(ctx)
+	return nil
+}
+
+// revoked calls the AfterRevoke hook, if any.
+func (s *Service) revoked(ctx context.Context) {
+	if s.afterRevoke != nil {
+		s.afterRevoke(ctx)
+	}
 }
 
 // ChangePassword sets a new password for the user with that ID (normally
 // the subject of the caller's access token), who must prove the current
-// one. Returns a *ValidationError for field "new_password",
+// one, then revokes every token of the user, the caller's own included
+// (RFC 9700 §4.14.2). Returns a *ValidationError for field "new_password",
 // ErrInvalidCredentials when current is wrong (or the password changed
 // meanwhile), ErrDisabled for a disabled account, or ErrNotFound.
 func (s *Service) ChangePassword(ctx context.Context, id, current, next string) error {
@@ -358,14 +417,150 @@ func (s *Service) ChangePassword(ctx context.Context, id, current, next string) 
 		cur.UpdatedAt = s.now().UTC()
 		return nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return s.revokeUserTokens(ctx, u.ID)
 }
 
-// Delete removes the user with that username, or returns ErrNotFound.
+// Delete revokes every token of the user with that username, then removes
+// the user, or returns ErrNotFound. The token records themselves stay
+// until they expire, so the revoked access tokens stay on the deny-list.
 func (s *Service) Delete(ctx context.Context, username string) error {
 	name, err := NormalizeUsername(username)
 	if err != nil {
 		return ErrNotFound
 	}
+	u, err := s.store.UserByUsername(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := s.revokeUserTokens(ctx, u.ID); err != nil {
+		return err
+	}
 	return s.store.DeleteUser(ctx, name)
+}
+
+const (
+	maxClientIDLen = 128
+	// clientIDBytes and clientSecretBytes are the random bytes of a
+	// generated client_id and of a client secret (256 bits, so a fast hash
+	// of it cannot be brute-forced; see Client.SecretHash).
+	clientIDBytes     = 16
+	clientSecretBytes = 32
+)
+
+// NewClient is the input of RegisterClient.
+type NewClient struct {
+	// ID is the client_id: 1 to 128 characters from A-Z, a-z, 0-9, '.',
+	// '_', '~' and '-' (RFC 3986 unreserved, safe in a URL and a Basic
+	// auth user-id). Empty means generate one.
+	ID string
+	// Confidential clients get a secret (RFC 6749 §2.1).
+	Confidential bool
+	// Scopes must all be known; empty means the client may request any.
+	Scopes []string
+}
+
+// RegisterClient adds a client (RFC 6749 §2). An empty ID is replaced by
+// 16 random bytes in unpadded base64url. A confidential client gets a
+// 256-bit random secret, unpadded base64url, which is returned here once
+// and stored only as its hex SHA-256; a public client's secret is "".
+// Returns a *ValidationError for field "client_id" or "scopes", or
+// ErrClientExists.
+func (s *Service) RegisterClient(ctx context.Context, nc NewClient) (c *Client, secret string, err error) {
+	id := nc.ID
+	if id == "" {
+		id = randomBase64URL(clientIDBytes)
+	} else if err := checkClientID(id); err != nil {
+		return nil, "", err
+	}
+	scopes, err := s.checkScopes(nc.Scopes)
+	if err != nil {
+		return nil, "", err
+	}
+	c = &Client{ID: id, Scopes: scopes, CreatedAt: s.now().UTC()}
+	if nc.Confidential {
+		secret = randomBase64URL(clientSecretBytes)
+		c.SecretHash = hashClientSecret(secret)
+	}
+	if err := s.store.CreateClient(ctx, c); err != nil {
+		return nil, "", err
+	}
+	return c, secret, nil
+}
+
+// AuthenticateClient checks a client's credentials (RFC 6749 §2.3.1). A
+// confidential client must present its secret, a public one none.
+// Returns ErrNotFound for an unknown (or impossible) client_id, and
+// ErrInvalidCredentials for a wrong, missing or unexpected secret.
+func (s *Service) AuthenticateClient(ctx context.Context, id, secret string) (*Client, error) {
+	if checkClientID(id) != nil {
+		return nil, ErrNotFound
+	}
+	c, err := s.store.ClientByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Confidential() {
+		if secret != "" {
+			return nil, ErrInvalidCredentials
+		}
+		return c, nil
+	}
+	// Both sides are hex SHA-256, so equally long: the comparison's time
+	// depends on neither secret.
+	if secret == "" || subtle.ConstantTimeCompare([]byte(hashClientSecret(secret)), []byte(c.SecretHash)) != 1 {
+		return nil, ErrInvalidCredentials
+	}
+	return c, nil
+}
+
+// ListClients returns every client ordered by ID.
+func (s *Service) ListClients(ctx context.Context) ([]*Client, error) {
+	return s.store.ListClients(ctx)
+}
+
+// DeleteClient revokes every token issued to the client, then removes it,
+// or returns ErrNotFound.
+func (s *Service) DeleteClient(ctx context.Context, id string) error {
+	if checkClientID(id) != nil {
+		return ErrNotFound
+	}
+	if _, err := s.store.ClientByID(ctx, id); err != nil {
+		return err
+	}
+	if err := s.store.RevokeClientTokens(ctx, id, s.now().UTC()); err != nil {
+		return fmt.Errorf("users: revoke tokens of client %s: %w", id, err)
+	}
+	s.revoked(ctx)
+	return s.store.DeleteClient(ctx, id)
+}
+
+// checkClientID returns a *ValidationError for field "client_id" unless id
+// is 1 to 128 characters from A-Za-z0-9._~-.
+func checkClientID(id string) error {
+	if id == "" || len(id) > maxClientIDLen {
+		return &ValidationError{Field: "client_id", Message: fmt.Sprintf("must be 1 to %d characters long", maxClientIDLen)}
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("._~-", c) >= 0) {
+			return &ValidationError{Field: "client_id", Message: "may contain only letters, digits, '.', '_', '~' and '-'"}
+		}
+	}
+	return nil
+}
+
+// randomBase64URL returns n bytes from crypto/rand in unpadded base64url.
+func randomBase64URL(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // never returns an error; it crashes the program instead
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hashClientSecret is the stored form of a client secret: hex SHA-256.
+func hashClientSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
 }

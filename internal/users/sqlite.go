@@ -35,8 +35,9 @@ const sqliteBusyTimeout = 5 * time.Second
 // foreign keys on and a busy timeout, and begins read-write transactions
 // with BEGIN IMMEDIATE: a transaction that reads and then writes takes the
 // write lock up front, so two of them serialise instead of one failing with
-// SQLITE_BUSY at its first write, and the read-modify-write of UpdateUser
-// and EnsureSigningKey cannot lose an update, also across processes.
+// SQLITE_BUSY at its first write, and the read-modify-write of UpdateUser,
+// EnsureSigningKey and RotateRefreshToken cannot lose an update, also
+// across processes.
 type sqliteStore struct {
 	db  *sql.DB
 	now func() time.Time
@@ -59,14 +60,7 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("users: sqlite: %w", err)
 	}
-	q := url.Values{}
-	// busy_timeout first: the driver runs it before the other pragmas, and
-	// switching to WAL needs a lock another opener may hold.
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()))
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", sqliteDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("users: sqlite: open %s: %w", path, err)
 	}
@@ -79,6 +73,19 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 		return nil, err
 	}
 	return &sqliteStore{db: db, now: time.Now}, nil
+}
+
+// sqliteDSN returns the driver's data source name for the file at path:
+// the pragmas every connection runs, and BEGIN IMMEDIATE for BeginTx.
+func sqliteDSN(path string) string {
+	q := url.Values{}
+	// busy_timeout first: the driver runs it before the other pragmas, and
+	// switching to WAL needs a lock another opener may hold.
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	return path + "?" + q.Encode()
 }
 
 // pingSQLite opens the first connection, retrying SQLITE_BUSY until the
@@ -148,6 +155,13 @@ func migrateSQLite(ctx context.Context, db *sql.DB, now func() time.Time) error 
 	if err != nil {
 		return err
 	}
+	return applySQLiteMigrations(ctx, db, ms, now)
+}
+
+// applySQLiteMigrations is migrateSQLite with the migrations given, ms
+// being in version order: tests use a prefix of them to build an older
+// schema.
+func applySQLiteMigrations(ctx context.Context, db *sql.DB, ms []sqliteMigration, now func() time.Time) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("users: sqlite: migrate: %w", err)
@@ -217,22 +231,37 @@ func sqliteCode(err error) int {
 }
 
 // translateSQLite maps driver errors to the package sentinels at the store
-// boundary: no rows is ErrNotFound, a UNIQUE violation (only users.username
-// has one) is ErrUsernameTaken. Anything else is wrapped with op.
+// boundary: no rows is ErrNotFound. Anything else is wrapped with op.
+// Which constraint a violation means depends on the statement, so call
+// sites map those themselves (translateSQLiteConflict).
 func translateSQLite(op string, err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, sql.ErrNoRows):
 		return ErrNotFound
-	case sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_UNIQUE:
-		return ErrUsernameTaken
 	default:
 		return fmt.Errorf("users: sqlite: %s: %w", op, err)
 	}
 }
 
-const sqliteUserColumns = `id, username, password_hash, scopes, disabled, created_at, updated_at`
+// translateSQLiteConflict is translateSQLite, except that a violation of
+// the constraint with extended result code code is returned as taken.
+func translateSQLiteConflict(op string, err error, code int, taken error) error {
+	if err != nil && sqliteCode(err) == code {
+		return taken
+	}
+	return translateSQLite(op, err)
+}
+
+// Column lists in the order of the scan helpers in rows.go.
+const (
+	sqliteUserColumns         = `id, username, password_hash, scopes, disabled, created_at, updated_at`
+	sqliteSigningKeyColumns   = `id, algorithm, private, created_at, activates_at`
+	sqliteRefreshTokenColumns = `hash, family_id, user_id, client_id, scopes, issued_at, expires_at, family_expires_at, rotated_at, revoked_at`
+	sqliteAccessTokenColumns  = `jti, user_id, family_id, client_id, expires_at, revoked_at`
+	sqliteClientColumns       = `id, secret_hash, scopes, created_at`
+)
 
 // CreateUser implements Store.
 func (s *sqliteStore) CreateUser(ctx context.Context, u *User) error {
@@ -263,7 +292,9 @@ func (s *sqliteStore) CreateUser(ctx context.Context, u *User) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Username, u.PasswordHash, scopes, u.Disabled, created, updated)
 	if err != nil {
-		return translateSQLite("create user", err)
+		// users.username is the table's only UNIQUE constraint; a clashing
+		// ID violates the PRIMARY KEY, a different code.
+		return translateSQLiteConflict("create user", err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, ErrUsernameTaken)
 	}
 	u.Scopes = decodeScopes(scopes)
 	u.CreatedAt, u.UpdatedAt = decodeTime(created), decodeTime(updated)
@@ -359,7 +390,7 @@ func (s *sqliteStore) UpdateUser(ctx context.Context, username string, fn func(*
 		SET username = ?, password_hash = ?, scopes = ?, disabled = ?, updated_at = ?
 		WHERE id = ?`,
 		u.Username, u.PasswordHash, scopes, u.Disabled, updated, id); err != nil {
-		return nil, translateSQLite("update user", err)
+		return nil, translateSQLiteConflict("update user", err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, ErrUsernameTaken)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, translateSQLite("update user", err)
@@ -372,24 +403,14 @@ func (s *sqliteStore) UpdateUser(ctx context.Context, username string, fn func(*
 // DeleteUser implements Store.
 func (s *sqliteStore) DeleteUser(ctx context.Context, username string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE username = ?`, username)
-	if err != nil {
-		return translateSQLite("delete user", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return translateSQLite("delete user", err)
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return sqliteOneRow("delete user", res, err)
 }
 
 // SigningKeys implements Store. rowid breaks ties between keys created in
 // the same nanosecond: the later insert is the newer key.
 func (s *sqliteStore) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT id, algorithm, private, created_at FROM signing_keys
+		SELECT `+sqliteSigningKeyColumns+` FROM signing_keys
 		ORDER BY created_at DESC, rowid DESC`)
 	if err != nil {
 		return nil, translateSQLite("signing keys", err)
@@ -425,7 +446,7 @@ func (s *sqliteStore) EnsureSigningKey(ctx context.Context, alg string, create f
 	defer tx.Rollback()
 
 	k, err := scanSigningKey(tx.QueryRowContext(ctx, `
-		SELECT id, algorithm, private, created_at FROM signing_keys
+		SELECT `+sqliteSigningKeyColumns+` FROM signing_keys
 		WHERE algorithm = ?
 		ORDER BY created_at DESC, rowid DESC
 		LIMIT 1`, alg))
@@ -457,24 +478,382 @@ func (s *sqliteStore) EnsureSigningKey(ctx context.Context, alg string, create f
 		}
 		k.ID = id.String()
 	}
+	k, err = insertSigningKey(ctx, tx, k, s.now)
+	if err != nil {
+		return SigningKey{}, translateSQLite("ensure signing key", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return SigningKey{}, translateSQLite("ensure signing key", err)
+	}
+	return k, nil
+}
+
+// CreateSigningKey implements Store. ID, Algorithm and Private are
+// required (k is passed by value, so a generated ID could not be
+// returned); a zero CreatedAt is set from the store's clock.
+func (s *sqliteStore) CreateSigningKey(ctx context.Context, k SigningKey) error {
+	if k.ID == "" || k.Algorithm == "" || len(k.Private) == 0 {
+		return errors.New("users: sqlite: create signing key: ID, Algorithm and Private are required")
+	}
+	_, err := insertSigningKey(ctx, s.db, k, s.now)
+	return translateSQLite("create signing key", err)
+}
+
+// sqliteExecer is what *sql.DB and *sql.Tx have in common for writes.
+type sqliteExecer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// insertSigningKey stores k, setting a zero CreatedAt from now and a zero
+// ActivatesAt to CreatedAt, and returns it as stored.
+func insertSigningKey(ctx context.Context, db sqliteExecer, k SigningKey, now func() time.Time) (SigningKey, error) {
 	if k.CreatedAt.IsZero() {
-		k.CreatedAt = s.now()
+		k.CreatedAt = now()
+	}
+	if k.ActivatesAt.IsZero() {
+		k.ActivatesAt = k.CreatedAt
 	}
 	created, err := encodeTime(k.CreatedAt)
 	if err != nil {
 		return SigningKey{}, err
 	}
+	activates, err := encodeTime(k.ActivatesAt)
+	if err != nil {
+		return SigningKey{}, err
+	}
+	if _, err := db.ExecContext(ctx,
+		`INSERT INTO signing_keys (`+sqliteSigningKeyColumns+`) VALUES (?, ?, ?, ?, ?)`,
+		k.ID, k.Algorithm, k.Private, created, activates); err != nil {
+		return SigningKey{}, err
+	}
+	k.CreatedAt, k.ActivatesAt = decodeTime(created), decodeTime(activates)
+	return k, nil
+}
+
+// DeleteSigningKey implements Store.
+func (s *sqliteStore) DeleteSigningKey(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM signing_keys WHERE id = ?`, id)
+	return sqliteOneRow("delete signing key", res, err)
+}
+
+// sqliteOneRow turns the result of a statement meant to change one row
+// into an error: ErrNotFound when it changed none.
+func sqliteOneRow(op string, res sql.Result, err error) error {
+	if err != nil {
+		return translateSQLite(op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return translateSQLite(op, err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// CreateRefreshToken implements Store.
+func (s *sqliteStore) CreateRefreshToken(ctx context.Context, t *RefreshToken) error {
+	r, err := encodeRefreshToken(t)
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx,
+		`INSERT INTO refresh_tokens (`+sqliteRefreshTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.args()...); err != nil {
+		return translateSQLite("create refresh token", err)
+	}
+	*t = *r.token()
+	return nil
+}
+
+// RefreshToken implements Store.
+func (s *sqliteStore) RefreshToken(ctx context.Context, hash string) (*RefreshToken, error) {
+	t, err := scanRefreshToken(s.db.QueryRowContext(ctx,
+		`SELECT `+sqliteRefreshTokenColumns+` FROM refresh_tokens WHERE hash = ?`, hash))
+	return t, translateSQLite("refresh token", err)
+}
+
+// RotateRefreshToken implements Store. The read, fn and the writes share
+// one BEGIN IMMEDIATE transaction: concurrent rotations of one token queue
+// on SQLite's write lock, and each one after the first finds the token
+// rotated, which is reuse. The UPDATE that marks the token rotated is
+// conditional all the same, and its row count decides, so the statement
+// stays correct where BEGIN takes no lock (PostgreSQL's READ COMMITTED).
+func (s *sqliteStore) RotateRefreshToken(ctx context.Context, hash string, now time.Time, fn func(old *RefreshToken) (*RefreshToken, error)) (*RefreshToken, error) {
+	const op = "rotate refresh token"
+	at, err := encodeTime(now)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, translateSQLite(op, err)
+	}
+	defer tx.Rollback()
+
+	old, err := scanRefreshToken(tx.QueryRowContext(ctx,
+		`SELECT `+sqliteRefreshTokenColumns+` FROM refresh_tokens WHERE hash = ?`, hash))
+	if err != nil {
+		return nil, translateSQLite(op, err)
+	}
+	if !old.RotatedAt.IsZero() {
+		return nil, revokeReusedFamilySQLite(ctx, tx, old.FamilyID, at)
+	}
+	if !old.RevokedAt.IsZero() || !now.Before(old.ExpiresAt) || !now.Before(old.FamilyExpiresAt) {
+		return nil, ErrTokenInactive
+	}
+	next, err := fn(copyRefreshToken(old))
+	if err != nil {
+		return nil, err
+	}
+	next, err = successorOf(old, next)
+	if err != nil {
+		return nil, err
+	}
+	r, err := encodeRefreshToken(next)
+	if err != nil {
+		return nil, err
+	}
+	res, err := tx.ExecContext(ctx, `
+		UPDATE refresh_tokens SET rotated_at = ?
+		WHERE hash = ? AND rotated_at = 0 AND revoked_at = 0`, at, hash)
+	if err != nil {
+		return nil, translateSQLite(op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil, translateSQLite(op, err)
+	}
+	if n != 1 {
+		// Another transaction rotated or revoked the token after our read.
+		// Failing safe, that is reuse: one of the two presenters is not
+		// the legitimate client.
+		return nil, revokeReusedFamilySQLite(ctx, tx, old.FamilyID, at)
+	}
 	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO signing_keys (id, algorithm, private, created_at) VALUES (?, ?, ?, ?)`,
-		k.ID, k.Algorithm, k.Private, created); err != nil {
-		// Not translateSQLite: a clash here is on the key ID, not a username.
-		return SigningKey{}, fmt.Errorf("users: sqlite: ensure signing key: %w", err)
+		`INSERT INTO refresh_tokens (`+sqliteRefreshTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.args()...); err != nil {
+		return nil, translateSQLite(op, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return SigningKey{}, translateSQLite("ensure signing key", err)
+		return nil, translateSQLite(op, err)
 	}
-	k.CreatedAt = decodeTime(created)
-	return k, nil
+	return r.token(), nil
+}
+
+// revokeReusedFamilySQLite revokes the family in tx and commits it, then
+// reports the reuse: the revocation must stick although the call fails
+// (RFC 9700 §4.14.2).
+func revokeReusedFamilySQLite(ctx context.Context, tx *sql.Tx, familyID string, at int64) error {
+	const op = "rotate refresh token: revoke reused family"
+	if err := revokeSQLite(ctx, tx, "family_id", familyID, at); err != nil {
+		return translateSQLite(op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return translateSQLite(op, err)
+	}
+	return ErrTokenReused
+}
+
+// revokeSQLite revokes, at the instant at, the refresh and access tokens
+// whose column (family_id, user_id or client_id, the same name in both
+// tables) equals value. Tokens already revoked keep their time.
+func revokeSQLite(ctx context.Context, tx *sql.Tx, column, value string, at int64) error {
+	switch column {
+	case "family_id", "user_id", "client_id":
+	default:
+		return fmt.Errorf("users: sqlite: revoke by unknown column %q", column)
+	}
+	for _, table := range []string{"refresh_tokens", "access_tokens"} {
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE `+table+` SET revoked_at = ? WHERE `+column+` = ? AND revoked_at = 0`,
+			at, value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// revokeTokens runs revokeSQLite in a transaction of its own, so the
+// refresh and the access tokens are revoked together.
+func (s *sqliteStore) revokeTokens(ctx context.Context, op, column, value string, now time.Time) error {
+	at, err := encodeTime(now)
+	if err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return translateSQLite(op, err)
+	}
+	defer tx.Rollback()
+	if err := revokeSQLite(ctx, tx, column, value, at); err != nil {
+		return translateSQLite(op, err)
+	}
+	return translateSQLite(op, tx.Commit())
+}
+
+// RevokeRefreshFamily implements Store.
+func (s *sqliteStore) RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) error {
+	if familyID == "" {
+		return nil
+	}
+	return s.revokeTokens(ctx, "revoke refresh family", "family_id", familyID, now)
+}
+
+// RevokeUserTokens implements Store.
+func (s *sqliteStore) RevokeUserTokens(ctx context.Context, userID string, now time.Time) error {
+	return s.revokeTokens(ctx, "revoke user tokens", "user_id", userID, now)
+}
+
+// RevokeClientTokens implements Store.
+func (s *sqliteStore) RevokeClientTokens(ctx context.Context, clientID string, now time.Time) error {
+	return s.revokeTokens(ctx, "revoke client tokens", "client_id", clientID, now)
+}
+
+// RecordAccessToken implements Store.
+func (s *sqliteStore) RecordAccessToken(ctx context.Context, t *AccessToken) error {
+	r, err := encodeAccessToken(t)
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx,
+		`INSERT INTO access_tokens (`+sqliteAccessTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+		r.args()...); err != nil {
+		return translateSQLite("record access token", err)
+	}
+	*t = *r.token()
+	return nil
+}
+
+// AccessToken implements Store.
+func (s *sqliteStore) AccessToken(ctx context.Context, jti string) (*AccessToken, error) {
+	t, err := scanAccessToken(s.db.QueryRowContext(ctx,
+		`SELECT `+sqliteAccessTokenColumns+` FROM access_tokens WHERE jti = ?`, jti))
+	return t, translateSQLite("access token", err)
+}
+
+// RevokeAccessToken implements Store. The row matches whether or not it
+// was revoked before, so the row count tells an unknown jti from a second
+// revocation, which keeps the first time.
+func (s *sqliteStore) RevokeAccessToken(ctx context.Context, jti string, now time.Time) error {
+	at, err := encodeTime(now)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `
+		UPDATE access_tokens
+		SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END
+		WHERE jti = ?`, at, jti)
+	return sqliteOneRow("revoke access token", res, err)
+}
+
+// RevokedAccessTokens implements Store. The condition revoked_at <> 0
+// matches the partial index access_tokens_revoked_expires_at, so the query
+// reads only revoked rows.
+func (s *sqliteStore) RevokedAccessTokens(ctx context.Context, now time.Time) ([]Revocation, error) {
+	const op = "revoked access tokens"
+	at, err := encodeTime(now)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT jti, expires_at FROM access_tokens
+		WHERE revoked_at <> 0 AND expires_at > ?
+		ORDER BY expires_at, jti`, at)
+	if err != nil {
+		return nil, translateSQLite(op, err)
+	}
+	defer rows.Close()
+	revs := []Revocation{}
+	for rows.Next() {
+		r, err := scanRevocation(rows)
+		if err != nil {
+			return nil, translateSQLite(op, err)
+		}
+		revs = append(revs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translateSQLite(op, err)
+	}
+	return revs, nil
+}
+
+// PruneTokens implements Store.
+func (s *sqliteStore) PruneTokens(ctx context.Context, now time.Time) error {
+	const op = "prune tokens"
+	at, err := encodeTime(now)
+	if err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return translateSQLite(op, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE expires_at <= ?`, at); err != nil {
+		return translateSQLite(op, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE family_expires_at <= ?`, at); err != nil {
+		return translateSQLite(op, err)
+	}
+	return translateSQLite(op, tx.Commit())
+}
+
+// CreateClient implements Store.
+func (s *sqliteStore) CreateClient(ctx context.Context, c *Client) error {
+	if c != nil && c.CreatedAt.IsZero() {
+		c.CreatedAt = s.now()
+	}
+	r, err := encodeClient(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx,
+		`INSERT INTO clients (`+sqliteClientColumns+`) VALUES (?, ?, ?, ?)`,
+		r.args()...); err != nil {
+		// clients.id is the PRIMARY KEY; a TEXT one is enforced by an
+		// index that reports this code.
+		return translateSQLiteConflict("create client", err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, ErrClientExists)
+	}
+	*c = *r.client()
+	return nil
+}
+
+// ClientByID implements Store.
+func (s *sqliteStore) ClientByID(ctx context.Context, id string) (*Client, error) {
+	c, err := scanClient(s.db.QueryRowContext(ctx,
+		`SELECT `+sqliteClientColumns+` FROM clients WHERE id = ?`, id))
+	return c, translateSQLite("client by id", err)
+}
+
+// ListClients implements Store.
+func (s *sqliteStore) ListClients(ctx context.Context) ([]*Client, error) {
+	const op = "list clients"
+	rows, err := s.db.QueryContext(ctx, `SELECT `+sqliteClientColumns+` FROM clients ORDER BY id`)
+	if err != nil {
+		return nil, translateSQLite(op, err)
+	}
+	defer rows.Close()
+	clients := []*Client{}
+	for rows.Next() {
+		c, err := scanClient(rows)
+		if err != nil {
+			return nil, translateSQLite(op, err)
+		}
+		clients = append(clients, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translateSQLite(op, err)
+	}
+	return clients, nil
+}
+
+// DeleteClient implements Store. The client's token records stay until
+// they expire; Service.DeleteClient revokes them first.
+func (s *sqliteStore) DeleteClient(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
+	return sqliteOneRow("delete client", res, err)
 }
 
 // Ping implements Store.

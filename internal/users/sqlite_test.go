@@ -2,10 +2,15 @@ package users
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // openTestSQLite opens a store on a file in a fresh directory below
@@ -161,5 +166,125 @@ func TestOpenSQLite_rejects_unusable_paths(t *testing.T) {
 			s.Close()
 			t.Errorf("OpenSQLite(%q) = nil error, want one", path)
 		}
+	}
+}
+
+func TestOpenSQLite_upgrades_a_database_created_by_migration_0001(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	ms, err := loadSQLiteMigrations()
+	if err != nil {
+		t.Fatalf("loadSQLiteMigrations() = %v", err)
+	}
+	if len(ms) < 2 || ms[0].version != 1 {
+		t.Fatalf("migrations = %d, want 0001 and later ones", len(ms))
+	}
+	// An installation of the first release: schema 0001, one user, one key.
+	db, err := sql.Open("sqlite", sqliteDSN(path))
+	if err != nil {
+		t.Fatalf("sql.Open(%q) = %v", path, err)
+	}
+	if err := applySQLiteMigrations(ctx, db, ms[:1], time.Now); err != nil {
+		db.Close()
+		t.Fatalf("applying 0001 alone: %v", err)
+	}
+	created := time.Date(2024, 11, 5, 9, 0, 0, 0, time.UTC)
+	_, err = db.ExecContext(ctx,
+		`INSERT INTO signing_keys (id, algorithm, private, created_at) VALUES ('old-key', 'RS256', x'01', ?)`,
+		created.UnixNano())
+	if err == nil {
+		_, err = db.ExecContext(ctx,
+			`INSERT INTO users (id, username, password_hash, scopes, created_at, updated_at) VALUES ('alice-id', 'alice', 'h', 'me', 0, 0)`)
+	}
+	if err != nil {
+		db.Close()
+		t.Fatalf("seeding the 0001 schema: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+
+	s := openSQLiteAt(t, path)
+	keys, err := s.SigningKeys(ctx)
+	if err != nil {
+		t.Fatalf("SigningKeys() after upgrade = %v", err)
+	}
+	if len(keys) != 1 || keys[0].ID != "old-key" || !keys[0].ActivatesAt.Equal(created) {
+		t.Errorf("SigningKeys() after upgrade = %+v, want old-key with ActivatesAt = CreatedAt %v", keys, created)
+	}
+	if got := mustGet(t, s, "alice"); got.ID != "alice-id" {
+		t.Errorf("alice after upgrade has ID %q, want alice-id", got.ID)
+	}
+	// The new tables are there and usable.
+	mustCreateRefreshToken(t, s, newRefreshToken(t, "h1", "fam", "alice-id", "web"))
+	mustRecordAccessToken(t, s, newAccessToken(t, "at1", "alice-id", "fam", "web"))
+	if err := s.CreateClient(ctx, &Client{ID: "web", CreatedAt: created}); err != nil {
+		t.Errorf("CreateClient(web) after upgrade = %v", err)
+	}
+	var versions int
+	if err := s.(*sqliteStore).db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&versions); err != nil || versions != len(ms) {
+		t.Errorf("schema_migrations has %d rows (%v), want %d", versions, err, len(ms))
+	}
+}
+
+// Two stores on one file stand in for two server processes presenting the
+// same refresh token: SQLite's write lock must let exactly one rotate it.
+func TestSQLiteStore_two_stores_on_one_file_rotate_a_token_once(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	stores := []Store{openSQLiteAt(t, path), openSQLiteAt(t, path)}
+	mustCreateRefreshToken(t, stores[0], newRefreshToken(t, "h1", "fam", "alice-id", "web"))
+	at := tokenNow.Add(time.Minute)
+	errs := make([]error, 10)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() {
+			<-start
+			_, errs[i] = stores[i%2].RotateRefreshToken(context.Background(), "h1", at, successor(fmt.Sprintf("next-%d", i), at))
+		})
+	}
+	close(start)
+	wg.Wait()
+	var ok, reused int
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, ErrTokenReused):
+			reused++
+		default:
+			t.Errorf("RotateRefreshToken #%d = %v, want nil or ErrTokenReused", i, err)
+		}
+	}
+	if ok != 1 || reused != len(errs)-1 {
+		t.Errorf("rotations across two stores: %d succeeded, %d reused; want 1 and %d", ok, reused, len(errs)-1)
+	}
+}
+
+func TestSQLiteStore_revoked_access_tokens_read_the_partial_index(t *testing.T) {
+	s := openTestSQLite(t).(*sqliteStore)
+	rows, err := s.db.QueryContext(t.Context(), `
+		EXPLAIN QUERY PLAN
+		SELECT jti, expires_at FROM access_tokens
+		WHERE revoked_at <> 0 AND expires_at > ?
+		ORDER BY expires_at, jti`, tokenNow.UnixNano())
+	if err != nil {
+		t.Fatalf("EXPLAIN QUERY PLAN: %v", err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatalf("reading the plan: %v", err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("reading the plan: %v", err)
+	}
+	if !slices.ContainsFunc(plan, func(d string) bool { return strings.Contains(d, "access_tokens_revoked_expires_at") }) {
+		t.Errorf("RevokedAccessTokens query plan = %q, want it to use access_tokens_revoked_expires_at", plan)
 	}
 }

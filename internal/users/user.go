@@ -11,7 +11,7 @@ import (
 // Sentinel errors returned by Store and Service methods. Callers match them
 // with errors.Is; each method's doc says which ones it returns.
 var (
-	// ErrNotFound: no user (or key) matches.
+	// ErrNotFound: no user (or key, token or client) matches.
 	ErrNotFound = errors.New("users: not found")
 	// ErrUsernameTaken: another user already has this (normalised) username.
 	ErrUsernameTaken = errors.New("users: username already taken")
@@ -57,13 +57,17 @@ func (u *User) HasScope(s string) bool {
 }
 
 // SigningKey is a token signing key as stored. Private holds the private key
-// in PKCS #8 DER (or the raw secret for HMAC algorithms, which are never
-// stored: see the auth package).
+// as the auth package encodes it (PKCS #8 DER, possibly encrypted); the
+// store treats it as opaque bytes. HMAC secrets are never stored.
 type SigningKey struct {
 	ID        string
 	Algorithm string
 	Private   []byte
 	CreatedAt time.Time
+	// ActivatesAt is when tokens start being signed with the key. A rotated
+	// key is published (JWKS) from CreatedAt but signs only from here, so
+	// resource servers learn it before they meet it.
+	ActivatesAt time.Time
 }
 
 // Store persists users and signing keys. Implementations must be safe for
@@ -100,7 +104,16 @@ type Store interface {
 	// EnsureSigningKey returns the newest key for alg, calling create and
 	// storing its result only when there is none. Concurrent callers, also
 	// in other processes sharing the database, all get the same key.
+	// A zero ActivatesAt is set to CreatedAt.
 	EnsureSigningKey(ctx context.Context, alg string, create func() (SigningKey, error)) (SigningKey, error)
+	// CreateSigningKey stores k (a rotation). A zero ActivatesAt is set to
+	// CreatedAt.
+	CreateSigningKey(ctx context.Context, k SigningKey) error
+	// DeleteSigningKey removes a retired key. Returns ErrNotFound.
+	DeleteSigningKey(ctx context.Context, id string) error
+
+	TokenStore
+	ClientStore
 
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
+	"golang.org/x/oauth2"
+)
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func getStatus(t *testing.T, url, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestOAuth2TokenSourceRefreshes drives the refresh grant through
+// golang.org/x/oauth2 exactly as an application would.
+func TestOAuth2TokenSourceRefreshes(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t)
+	env["GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD"] = adminPassword
+	base, _, _ := startServer(t, env)
+	ctx := context.Background()
+	cfg := &oauth2.Config{ClientID: "cli", Endpoint: oauth2.Endpoint{TokenURL: base + "/token"}, Scopes: []string{"me"}}
+
+	tok, err := cfg.PasswordCredentialsToken(ctx, "admin", adminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.RefreshToken == "" {
+		t.Fatal("the password grant returned no refresh token")
+	}
+	// Pretend the access token expired: the TokenSource must refresh it.
+	expired := *tok
+	expired.Expiry = time.Now().Add(-time.Minute)
+	src := cfg.TokenSource(ctx, &expired)
+	fresh, err := src.Token()
+	if err != nil {
+		t.Fatalf("TokenSource refresh: %v", err)
+	}
+	if fresh.AccessToken == tok.AccessToken || fresh.RefreshToken == tok.RefreshToken || fresh.RefreshToken == "" {
+		t.Fatal("the refresh did not rotate both tokens")
+	}
+	resp, err := oauth2.NewClient(ctx, src).Get(base + "/users/me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /users/me with the refreshed token: %d", resp.StatusCode)
+	}
+
+	// Replaying the rotated refresh token is reuse: the family dies.
+	_, err = cfg.TokenSource(ctx, &expired).Token()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Fatalf("replayed refresh token: got %v, want invalid_grant", err)
+	}
+	if got := getStatus(t, base+"/users/me", fresh.AccessToken); got != 401 {
+		t.Errorf("the family's access token after reuse: got %d, want 401", got)
+	}
+}
+
+// TestJWKSVerifiesWithAnotherJOSELibrary is a resource server built from
+// the discovery document and the JWKS alone, with go-jose.
+func TestJWKSVerifiesWithAnotherJOSELibrary(t *testing.T) {
+	t.Parallel()
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		t.Run(alg, func(t *testing.T) {
+			t.Parallel()
+			env := testEnv(t)
+			env["GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD"] = adminPassword
+			env["GATEHOUSE_SIGNING_ALG"] = alg
+			base, _, _ := startServer(t, env)
+
+			var meta struct {
+				Issuer  string `json:"issuer"`
+				JWKSURI string `json:"jwks_uri"`
+			}
+			getJSON(t, base+"/.well-known/oauth-authorization-server", &meta)
+			if meta.Issuer != base {
+				t.Fatalf("issuer %q, want the server's URL %q", meta.Issuer, base)
+			}
+			var set jose.JSONWebKeySet
+			getJSON(t, meta.JWKSURI, &set)
+
+			cfg := &oauth2.Config{Endpoint: oauth2.Endpoint{TokenURL: base + "/token"}}
+			tok, err := cfg.PasswordCredentialsToken(context.Background(), "admin", adminPassword)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, err := josejwt.ParseSigned(tok.AccessToken, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := parsed.Headers[0]
+			if h.ExtraHeaders["typ"] != "at+jwt" {
+				t.Errorf("typ %v, want at+jwt", h.ExtraHeaders["typ"])
+			}
+			keys := set.Key(h.KeyID)
+			if len(keys) != 1 || !keys[0].Valid() || !keys[0].IsPublic() || keys[0].Use != "sig" || keys[0].Algorithm != alg {
+				t.Fatalf("JWKS entry for kid %s: %+v", h.KeyID, keys)
+			}
+			var claims josejwt.Claims
+			var extra struct {
+				Scope    string `json:"scope"`
+				ClientID string `json:"client_id"`
+			}
+			if err := parsed.Claims(keys[0].Key, &claims, &extra); err != nil {
+				t.Fatalf("signature does not verify with the published key: %v", err)
+			}
+			if err := claims.Validate(josejwt.Expected{Issuer: base, AnyAudience: josejwt.Audience{"gatehouse"}, Time: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			if extra.ClientID == "" || !strings.Contains(extra.Scope, "me") {
+				t.Errorf("claims %+v", extra)
+			}
+		})
+	}
+}
+
+// TestKeysRotateCLI rotates the key with the CLI while the server runs: the
+// server publishes the new key, signs with it after the pre-publication
+// delay, and still accepts tokens of the old key.
+func TestKeysRotateCLI(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t)
+	env["GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD"] = adminPassword
+	env["GATEHOUSE_KEY_PREPUBLISH"] = "1s"
+	env["GATEHOUSE_SYNC_INTERVAL"] = "100ms"
+	base, _, _ := startServer(t, env)
+	c := newClient(t, base)
+	oldToken := accessToken(t, c, "admin", adminPassword, "")
+	oldKID, _ := jwtParts(t, oldToken)
+
+	out, err := runCLI(t, env, "", "keys", "rotate")
+	if err != nil {
+		t.Fatalf("keys rotate: %v", err)
+	}
+	var newKID string
+	for _, f := range strings.Fields(out) {
+		f = strings.TrimSuffix(f, ":")
+		if len(f) == 43 && f != oldKID["kid"] {
+			newKID = f
+		}
+	}
+	if newKID == "" {
+		t.Fatalf("keys rotate printed no kid: %q", out)
+	}
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h, _ := jwtParts(t, accessToken(t, c, "admin", adminPassword, ""))
+		if h["kid"] == newKID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tokens are still signed by %v, want %s", h["kid"], newKID)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var set jose.JSONWebKeySet
+	getJSON(t, base+"/.well-known/jwks.json", &set)
+	if len(set.Key(newKID)) != 1 || len(set.Key(oldKID["kid"].(string))) != 1 {
+		t.Errorf("JWKS holds %d keys, want the old and the new", len(set.Keys))
+	}
+	if got := getStatus(t, base+"/users/me", oldToken); got != 200 {
+		t.Errorf("a token of the old key after rotation: got %d, want 200", got)
+	}
+}
+
+func TestClientsCLI(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t)
+	env["GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD"] = adminPassword
+	base, _, _ := startServer(t, env)
+
+	out, err := runCLI(t, env, "", "clients", "create", "backend", "--scopes", "me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secret string
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "client_secret:"); ok {
+			secret = strings.TrimSpace(v)
+		}
+	}
+	if secret == "" {
+		t.Fatalf("no secret in %q", out)
+	}
+	list, err := runCLI(t, env, "", "clients", "list")
+	if err != nil || !strings.Contains(list, "backend") || strings.Contains(list, secret) {
+		t.Fatalf("clients list: %v %q", err, list)
+	}
+	if _, err := runCLI(t, env, "", "clients", "create", "backend"); err == nil {
+		t.Error("a duplicate client_id was accepted")
+	}
+
+	for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
+		cfg := &oauth2.Config{ClientID: "backend", ClientSecret: secret, Endpoint: oauth2.Endpoint{TokenURL: base + "/token", AuthStyle: style}}
+		tok, err := cfg.PasswordCredentialsToken(context.Background(), "admin", adminPassword)
+		if err != nil {
+			t.Fatalf("auth style %d: %v", style, err)
+		}
+		if scope, _ := tok.Extra("scope").(string); scope != "me" {
+			t.Errorf("auth style %d: scope %q, want only the client's me", style, scope)
+		}
+	}
+	bad := &oauth2.Config{ClientID: "backend", ClientSecret: "wrong", Endpoint: oauth2.Endpoint{TokenURL: base + "/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	_, err = bad.PasswordCredentialsToken(context.Background(), "admin", adminPassword)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_client" || re.Response.StatusCode != 401 {
+		t.Fatalf("wrong secret: got %v, want 401 invalid_client", err)
+	}
+}

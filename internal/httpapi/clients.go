@@ -1,0 +1,75 @@
+package httpapi
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/gatehouse/gatehouse/internal/users"
+)
+
+// ClientService manages registered OAuth 2.0 clients.
+type ClientService interface {
+	RegisterClient(ctx context.Context, nc users.NewClient) (*users.Client, string, error)
+	ListClients(ctx context.Context) ([]*users.Client, error)
+	DeleteClient(ctx context.Context, id string) error
+}
+
+func (h *Handlers) ListClients(ctx context.Context, _ ListClientsRequestObject) (ListClientsResponseObject, error) {
+	if _, err := claims(ctx); err != nil {
+		return nil, err
+	}
+	list, err := h.clients.ListClients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(ListClients200JSONResponse, 0, len(list))
+	for _, c := range list {
+		out = append(out, toClient(c))
+	}
+	return out, nil
+}
+
+func (h *Handlers) CreateClient(ctx context.Context, req CreateClientRequestObject) (CreateClientResponseObject, error) {
+	if _, err := claims(ctx); err != nil {
+		return nil, err
+	}
+	nc := users.NewClient{Confidential: true}
+	if req.Body.ClientId != nil {
+		nc.ID = *req.Body.ClientId
+	}
+	if req.Body.Confidential != nil {
+		nc.Confidential = *req.Body.Confidential
+	}
+	if req.Body.Scopes != nil {
+		nc.Scopes = *req.Body.Scopes
+	}
+	c, secret, err := h.clients.RegisterClient(ctx, nc)
+	if err != nil {
+		return nil, err
+	}
+	oc := toClient(c)
+	body := RegisteredOAuthClient{ClientId: oc.ClientId, Confidential: oc.Confidential, Scopes: oc.Scopes, CreatedAt: oc.CreatedAt}
+	if secret != "" {
+		body.ClientSecret = &secret
+	}
+	location := "/clients/" + url.PathEscape(c.ID)
+	return CreateClient201JSONResponse{Body: body, Headers: CreateClient201ResponseHeaders{Location: &location, CacheControl: &noStore}}, nil
+}
+
+func (h *Handlers) DeleteClient(ctx context.Context, req DeleteClientRequestObject) (DeleteClientResponseObject, error) {
+	if _, err := claims(ctx); err != nil {
+		return nil, err
+	}
+	if err := h.clients.DeleteClient(ctx, req.ClientId); err != nil {
+		return nil, err
+	}
+	return DeleteClient204Response{}, nil
+}
+
+func toClient(c *users.Client) OAuthClient {
+	scopes := c.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	return OAuthClient{ClientId: c.ID, Confidential: c.Confidential(), Scopes: scopes, CreatedAt: c.CreatedAt}
+}
