@@ -7,7 +7,7 @@ RACE ?= $(shell CC=$$($(GO) env CC); command -v $${CC%% *} >/dev/null 2>&1 && [ 
 
 GENERATED := internal/httpapi/server.gen.go client/client.gen.go
 
-.PHONY: run build test generate verify lint-spec vet ci clean
+.PHONY: run build test test-postgres generate verify lint-spec vet ci clean
 
 run: ## serve gatehouse with the embedded SQLite store under ./data/
 	$(GO) run ./cmd/server
@@ -18,6 +18,12 @@ build: ## build the server binary into bin/
 test: ## run every Go test (with -race when a C compiler is present)
 	@[ -n "$(RACE)" ] || echo "make test: no C compiler for the race detector; running without -race"
 	$(GO) test $(RACE) -count=1 ./...
+
+# The PostgreSQL tests skip unless GATEHOUSE_TEST_POSTGRES_URL names a server.
+POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+
+test-postgres: ## run every Go test, PostgreSQL ones included (needs a server at POSTGRES_URL)
+	GATEHOUSE_TEST_POSTGRES_URL='$(POSTGRES_URL)' $(GO) test $(RACE) -count=1 ./...
 
 generate: ## regenerate the server stubs and the Go client from api/openapi.yaml
 	$(GO) generate ./internal/httpapi/ ./client/

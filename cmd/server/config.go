@@ -18,8 +18,12 @@ import (
 type config struct {
 	Addr        string
 	DatabaseURL string
-	SQLitePath  string
-	Issuer      string
+	Database    database
+
+	DBMaxConns       int32
+	DBConnectTimeout time.Duration
+	DBStartupTimeout time.Duration
+	Issuer           string
 	// IssuerSet is false when Issuer was derived from Addr, and serve
 	// re-derives it from the address actually bound (port 0).
 	IssuerSet   bool
@@ -44,7 +48,10 @@ type config struct {
 // envDoc documents every variable; `server --help` prints it.
 var envDoc = []struct{ name, def, doc string }{
 	{"GATEHOUSE_ADDR", "127.0.0.1:8080", "listen address (host:port)"},
-	{"GATEHOUSE_DATABASE_URL", "sqlite:data/gatehouse.db", "store: sqlite:relative/path.db, sqlite:///absolute/path.db (postgres:// is reserved for the PostgreSQL store)"},
+	{"GATEHOUSE_DATABASE_URL", "sqlite:data/gatehouse.db", "store: sqlite:relative/path.db, sqlite:///absolute/path.db, or postgres://user@host:5432/db (several replicas)"},
+	{"GATEHOUSE_DATABASE_MAX_CONNS", "10", "PostgreSQL connection pool size"},
+	{"GATEHOUSE_DATABASE_CONNECT_TIMEOUT", "5s", "PostgreSQL connect timeout"},
+	{"GATEHOUSE_DATABASE_STARTUP_TIMEOUT", "60s", "how long to keep retrying an unreachable PostgreSQL at start"},
 	{"GATEHOUSE_ISSUER", "http://<listen address>", "the iss claim of access tokens and base of the RFC 8414 metadata: this server's public URL"},
 	{"GATEHOUSE_AUDIENCE", "gatehouse", "the aud claim of access tokens: the resource servers that accept them"},
 	{"GATEHOUSE_ACCESS_TOKEN_TTL", "15m", "access token lifetime (Go duration, 1m to 24h)"},
@@ -55,7 +62,7 @@ var envDoc = []struct{ name, def, doc string }{
 	{"GATEHOUSE_KEY_ENCRYPTION_KEY", "", "base64 of 32 bytes: encrypts private signing keys at rest (AES-256-GCM)"},
 	{"GATEHOUSE_KEY_PREPUBLISH", "15m", "how long a rotated key is published in the JWKS before it signs"},
 	{"GATEHOUSE_KEY_ROTATION_INTERVAL", "0", "rotate the signing key automatically this often (0: only on request)"},
-	{"GATEHOUSE_SYNC_INTERVAL", "2s", "how often keys and revocations made by other processes are reloaded"},
+	{"GATEHOUSE_SYNC_INTERVAL", "1s", "how often keys and revocations are reloaded in full (PostgreSQL also announces them at once)"},
 	{"GATEHOUSE_BOOTSTRAP_ADMIN_USERNAME", "admin", "admin created on first start, when the store has no user"},
 	{"GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD", "", "that admin's password; when unset, a random one is printed once to stderr"},
 	{"GATEHOUSE_ARGON2_MEMORY_KIB", "19456", "argon2id memory in KiB (OWASP minimum 19456)"},
@@ -90,11 +97,11 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("GATEHOUSE_ADDR: %q is not host:port", c.Addr)
 	}
-	path, err := sqlitePath(c.DatabaseURL)
+	db, err := parseDatabaseURL(c.DatabaseURL)
 	if err != nil {
 		bad("GATEHOUSE_DATABASE_URL: %v", err)
 	}
-	c.SQLitePath = path
+	c.Database = db
 
 	c.Issuer = get("GATEHOUSE_ISSUER", "http://"+c.Addr)
 	c.IssuerSet = strings.TrimSpace(getenv("GATEHOUSE_ISSUER")) != ""
@@ -121,7 +128,9 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	if c.KeyRotationInterval != 0 && c.KeyRotationInterval <= c.KeyPrePublish+c.AccessTTL {
 		bad("GATEHOUSE_KEY_ROTATION_INTERVAL must be 0 or longer than GATEHOUSE_KEY_PREPUBLISH plus GATEHOUSE_ACCESS_TOKEN_TTL")
 	}
-	c.SyncInterval = duration("GATEHOUSE_SYNC_INTERVAL", "2s", 100*time.Millisecond, time.Hour)
+	c.SyncInterval = duration("GATEHOUSE_SYNC_INTERVAL", "1s", 100*time.Millisecond, time.Hour)
+	c.DBConnectTimeout = duration("GATEHOUSE_DATABASE_CONNECT_TIMEOUT", "5s", 100*time.Millisecond, 5*time.Minute)
+	c.DBStartupTimeout = duration("GATEHOUSE_DATABASE_STARTUP_TIMEOUT", "60s", 0, time.Hour)
 	if v := getenv("GATEHOUSE_KEY_ENCRYPTION_KEY"); v != "" {
 		c.KeyEncryptionKey = decodeKey(v)
 		if len(c.KeyEncryptionKey) != 32 {
@@ -168,6 +177,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		}
 		return uint32(n)
 	}
+	c.DBMaxConns = int32(uintVar("GATEHOUSE_DATABASE_MAX_CONNS", 10, 1000))
 	c.Hasher.Memory = uintVar("GATEHOUSE_ARGON2_MEMORY_KIB", c.Hasher.Memory, 4<<20)
 	c.Hasher.Iterations = uintVar("GATEHOUSE_ARGON2_ITERATIONS", c.Hasher.Iterations, 100)
 	c.Hasher.Parallelism = uint8(uintVar("GATEHOUSE_ARGON2_PARALLELISM", uint32(c.Hasher.Parallelism), 255))
@@ -219,29 +229,58 @@ func decodeKey(s string) []byte {
 	return nil
 }
 
-// sqlitePath maps a sqlite: URL to a file path: sqlite:rel/path.db is
-// relative to the working directory, sqlite:///abs/path.db is absolute.
-func sqlitePath(dbURL string) (string, error) {
+// Store engines GATEHOUSE_DATABASE_URL selects.
+const (
+	engineSQLite   = "sqlite"
+	enginePostgres = "postgres"
+)
+
+// database is a parsed GATEHOUSE_DATABASE_URL.
+type database struct {
+	Engine string
+	// Path is the SQLite file; DSN the PostgreSQL connection string.
+	Path, DSN string
+}
+
+// String names the store for logs, never with a password.
+func (d database) String() string {
+	if d.Engine == engineSQLite {
+		return "sqlite:" + d.Path
+	}
+	if u, err := url.Parse(d.DSN); err == nil {
+		return u.Redacted()
+	}
+	return enginePostgres
+}
+
+// parseDatabaseURL reads GATEHOUSE_DATABASE_URL: sqlite:rel/path.db is
+// relative to the working directory, sqlite:///abs/path.db is absolute, and
+// postgres:// or postgresql:// URLs go to PostgreSQL unchanged.
+func parseDatabaseURL(dbURL string) (database, error) {
 	scheme, rest, ok := strings.Cut(dbURL, ":")
 	if !ok {
-		return "", fmt.Errorf("%q has no scheme; use sqlite:path/to/file.db", dbURL)
+		return database{}, fmt.Errorf("%q has no scheme; use sqlite:path/to/file.db or postgres://…", dbURL)
 	}
 	switch strings.ToLower(scheme) {
 	case "sqlite":
 	case "postgres", "postgresql":
-		return "", errors.New("the PostgreSQL store is not part of this build yet; use sqlite:path/to/file.db")
+		u, err := url.Parse(dbURL)
+		if err != nil || u.Host == "" {
+			return database{}, errors.New("a PostgreSQL URL needs a host: postgres://user@host:5432/dbname")
+		}
+		return database{Engine: enginePostgres, DSN: dbURL}, nil
 	default:
-		return "", fmt.Errorf("unsupported scheme %q; use sqlite:path/to/file.db", scheme)
+		return database{}, fmt.Errorf("unsupported scheme %q; use sqlite:path/to/file.db or postgres://…", scheme)
 	}
 	if strings.HasPrefix(rest, "//") {
 		// sqlite:///abs/path.db: an empty authority, then an absolute path.
 		if !strings.HasPrefix(rest, "///") {
-			return "", fmt.Errorf("%q: use sqlite:///absolute/path.db or sqlite:relative/path.db", dbURL)
+			return database{}, fmt.Errorf("%q: use sqlite:///absolute/path.db or sqlite:relative/path.db", dbURL)
 		}
 		rest = rest[2:]
 	}
 	if rest == "" || strings.ContainsAny(rest, "?#") {
-		return "", fmt.Errorf("%q: the path must be a plain file path", dbURL)
+		return database{}, fmt.Errorf("%q: the path must be a plain file path", dbURL)
 	}
-	return rest, nil
+	return database{Engine: engineSQLite, Path: rest}, nil
 }

@@ -21,7 +21,7 @@ func TestLoadConfig_reports_every_problem_in_one_error(t *testing.T) {
 			name: "six_bad_variables",
 			env: map[string]string{
 				"GATEHOUSE_ADDR":                     "localhost",
-				"GATEHOUSE_DATABASE_URL":             "postgres://gatehouse@db:5432/gatehouse",
+				"GATEHOUSE_DATABASE_URL":             "mysql://gatehouse@db:5432/gatehouse",
 				"GATEHOUSE_ACCESS_TOKEN_TTL":         "0",
 				"GATEHOUSE_SIGNING_ALG":              "none",
 				"GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD": "short",
@@ -29,7 +29,7 @@ func TestLoadConfig_reports_every_problem_in_one_error(t *testing.T) {
 			},
 			problems: []string{
 				`GATEHOUSE_ADDR: "localhost"`,
-				"GATEHOUSE_DATABASE_URL: the PostgreSQL store",
+				`GATEHOUSE_DATABASE_URL: unsupported scheme "mysql"`,
 				`GATEHOUSE_ACCESS_TOKEN_TTL: "0"`,
 				`GATEHOUSE_SIGNING_ALG: "NONE"`,
 				"GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD: must be at least 8 characters",
@@ -151,8 +151,8 @@ func TestLoadConfig_defaults_are_as_documented(t *testing.T) {
 		}
 	}
 
-	if c.SQLitePath != "data/gatehouse.db" {
-		t.Errorf("default SQLitePath = %q, want %q", c.SQLitePath, "data/gatehouse.db")
+	if c.Database != (database{Engine: engineSQLite, Path: "data/gatehouse.db"}) {
+		t.Errorf("default Database = %+v, want SQLite at data/gatehouse.db", c.Database)
 	}
 	// The issuer defaults to http://<GATEHOUSE_ADDR>.
 	if c.Issuer != "http://127.0.0.1:8080" {
@@ -197,36 +197,47 @@ func TestLoadConfig_reads_only_documented_variables(t *testing.T) {
 	}
 }
 
-func TestSQLitePath(t *testing.T) {
+func TestParseDatabaseURL(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		url     string
-		want    string
+		want    database
 		wantErr string // substring of the error; "" means success
 	}{
-		{url: "sqlite:rel.db", want: "rel.db"},
-		{url: "sqlite:data/gatehouse.db", want: "data/gatehouse.db"},
-		{url: "sqlite:///abs/x.db", want: "/abs/x.db"},
-		{url: "SQLite:///abs/x.db", want: "/abs/x.db"},
+		{url: "sqlite:rel.db", want: database{Engine: engineSQLite, Path: "rel.db"}},
+		{url: "sqlite:data/gatehouse.db", want: database{Engine: engineSQLite, Path: "data/gatehouse.db"}},
+		{url: "sqlite:///abs/x.db", want: database{Engine: engineSQLite, Path: "/abs/x.db"}},
+		{url: "SQLite:///abs/x.db", want: database{Engine: engineSQLite, Path: "/abs/x.db"}},
 		{url: "sqlite://host/x", wantErr: "sqlite:///absolute/path.db"},
 		{url: "sqlite:", wantErr: "plain file path"},
 		{url: "sqlite:x.db?mode=ro", wantErr: "plain file path"},
-		{url: "postgres://gatehouse@db/gatehouse", wantErr: "PostgreSQL"},
-		{url: "postgresql://gatehouse@db/gatehouse", wantErr: "PostgreSQL"},
+		{url: "postgres://gatehouse@db/gatehouse", want: database{Engine: enginePostgres, DSN: "postgres://gatehouse@db/gatehouse"}},
+		{url: "postgresql://gatehouse:pw@db:5432/gatehouse?sslmode=disable", want: database{Engine: enginePostgres, DSN: "postgresql://gatehouse:pw@db:5432/gatehouse?sslmode=disable"}},
+		{url: "postgres:///gatehouse", wantErr: "needs a host"},
 		{url: "mysql://db/gatehouse", wantErr: `unsupported scheme "mysql"`},
 		{url: "data/gatehouse.db", wantErr: "no scheme"},
 	}
 	for _, tt := range tests {
-		got, err := sqlitePath(tt.url)
+		got, err := parseDatabaseURL(tt.url)
 		switch {
 		case tt.wantErr == "" && err != nil:
-			t.Errorf("sqlitePath(%q) = %v, want %q", tt.url, err, tt.want)
+			t.Errorf("parseDatabaseURL(%q) = %v, want %+v", tt.url, err, tt.want)
 		case tt.wantErr == "" && got != tt.want:
-			t.Errorf("sqlitePath(%q) = %q, want %q", tt.url, got, tt.want)
+			t.Errorf("parseDatabaseURL(%q) = %+v, want %+v", tt.url, got, tt.want)
 		case tt.wantErr != "" && err == nil:
-			t.Errorf("sqlitePath(%q) = %q, nil; want an error containing %q", tt.url, got, tt.wantErr)
+			t.Errorf("parseDatabaseURL(%q) = %+v, nil; want an error containing %q", tt.url, got, tt.wantErr)
 		case tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr):
-			t.Errorf("sqlitePath(%q) = %v, want an error containing %q", tt.url, err, tt.wantErr)
+			t.Errorf("parseDatabaseURL(%q) = %v, want an error containing %q", tt.url, err, tt.wantErr)
 		}
+	}
+}
+
+func TestDatabaseStringHidesThePassword(t *testing.T) {
+	d, err := parseDatabaseURL("postgres://gatehouse:s3cret@db:5432/gatehouse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.String(); strings.Contains(got, "s3cret") || !strings.Contains(got, "db:5432") {
+		t.Errorf("got %q, want the URL without its password", got)
 	}
 }

@@ -101,9 +101,9 @@ func open(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) {
 	if len(scopes) == 0 {
 		return nil, errors.New("the OpenAPI document declares no oauth2 scopes")
 	}
-	store, err := users.OpenSQLite(ctx, cfg.SQLitePath)
+	store, err := openStore(ctx, cfg, logger)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", cfg.SQLitePath, err)
+		return nil, fmt.Errorf("open store %s: %w", cfg.Database, err)
 	}
 	a := &app{cfg: cfg, log: logger, store: store}
 	a.deny = auth.NewDenyList(store, nil)
@@ -230,7 +230,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer,
-		"store", cfg.SQLitePath, "signing_alg", a.keys.Algorithm(), "kid", a.keys.SigningKeyID())
+		"store", cfg.Database.String(), "signing_alg", a.keys.Algorithm(), "kid", a.keys.SigningKeyID())
 
 	// Background upkeep: key refresh, rotation and retirement; deny-list
 	// resync (revocations by other processes); pruning expired tokens.
@@ -239,6 +239,9 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	wg.Go(func() { a.keys.Run(bg) })
 	wg.Go(func() { a.deny.Run(bg, cfg.SyncInterval, logger) })
 	wg.Go(func() { a.pruneTokens(bg, pruneInterval) })
+	if l, ok := a.store.(users.ChangeListener); ok {
+		wg.Go(func() { a.followChanges(bg, l) })
+	}
 	defer func() { stopBG(); wg.Wait() }()
 
 	errc := make(chan error, 1)
@@ -255,6 +258,68 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// openStore opens the configured store. PostgreSQL may come up after the
+// server (a deployment starting both at once): connecting is retried with
+// backoff for up to DBStartupTimeout.
+func openStore(ctx context.Context, cfg *config, logger *slog.Logger) (users.Store, error) {
+	if cfg.Database.Engine == engineSQLite {
+		return users.OpenSQLite(ctx, cfg.Database.Path)
+	}
+	opts := users.PostgresOptions{MaxConns: cfg.DBMaxConns, ConnectTimeout: cfg.DBConnectTimeout}
+	deadline := time.Now().Add(cfg.DBStartupTimeout)
+	wait := 100 * time.Millisecond
+	for {
+		store, err := users.OpenPostgres(ctx, cfg.Database.DSN, opts)
+		if err == nil {
+			return store, nil
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return nil, err
+		}
+		logger.Warn("store not reachable yet; retrying", "store", cfg.Database.String(), "in", wait.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+// followChanges applies the changes other replicas announce through a
+// shared store at once: revocations reload the deny-list, key changes the
+// key set. After the listening connection fails, everything is reloaded in
+// full before listening again, since announcements may have been missed;
+// the periodic resync covers the gap meanwhile.
+func (a *app) followChanges(ctx context.Context, l users.ChangeListener) {
+	apply := func(kind string) {
+		var err error
+		switch kind {
+		case users.ChangeRevocations:
+			err = a.deny.Sync(ctx)
+		case users.ChangeKeys:
+			err = a.keys.Refresh(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("applying a change from another replica failed", "kind", kind, "err", err)
+		}
+	}
+	for {
+		err := l.Listen(ctx, apply)
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("listening for changes from other replicas failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		apply(users.ChangeRevocations)
+		apply(users.ChangeKeys)
+	}
 }
 
 // pruneInterval is how often expired token records are deleted.

@@ -6,13 +6,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -110,48 +106,12 @@ func pingSQLite(ctx context.Context, db *sql.DB) error {
 	}
 }
 
-// sqliteMigration is one migrations/sqlite/NNNN_name.sql file.
-type sqliteMigration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadSQLiteMigrations reads the embedded migrations in version order.
-func loadSQLiteMigrations() ([]sqliteMigration, error) {
-	names, err := fs.Glob(sqliteMigrations, "migrations/sqlite/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []sqliteMigration
-	for _, name := range names {
-		base := path.Base(name)
-		prefix, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(prefix)
-		if !ok || err != nil || v < 1 {
-			return nil, fmt.Errorf("users: sqlite: migration %s: name must be NNNN_description.sql", base)
-		}
-		b, err := sqliteMigrations.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, sqliteMigration{version: v, name: base, sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b sqliteMigration) int { return a.version - b.version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("users: sqlite: migrations %s and %s share version %d", ms[i-1].name, ms[i].name, ms[i].version)
-		}
-	}
-	return ms, nil
-}
-
 // migrateSQLite applies the migrations not yet recorded in
 // schema_migrations. It runs in one BEGIN IMMEDIATE transaction, so two
 // processes opening a fresh file at once apply each migration once, and a
 // failed migration leaves the schema as it was.
 func migrateSQLite(ctx context.Context, db *sql.DB, now func() time.Time) error {
-	ms, err := loadSQLiteMigrations()
+	ms, err := loadMigrations(sqliteMigrations, "sqlite")
 	if err != nil {
 		return err
 	}
@@ -161,7 +121,7 @@ func migrateSQLite(ctx context.Context, db *sql.DB, now func() time.Time) error 
 // applySQLiteMigrations is migrateSQLite with the migrations given, ms
 // being in version order: tests use a prefix of them to build an older
 // schema.
-func applySQLiteMigrations(ctx context.Context, db *sql.DB, ms []sqliteMigration, now func() time.Time) error {
+func applySQLiteMigrations(ctx context.Context, db *sql.DB, ms []migration, now func() time.Time) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("users: sqlite: migrate: %w", err)

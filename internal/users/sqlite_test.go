@@ -54,9 +54,9 @@ func TestOpenSQLite_reopen_keeps_data_and_applies_each_migration_once(t *testing
 	if got := mustGet(t, second, "alice"); got.ID != u.ID {
 		t.Errorf("after reopen alice has ID %q, want %q", got.ID, u.ID)
 	}
-	ms, err := loadSQLiteMigrations()
+	ms, err := loadMigrations(sqliteMigrations, "sqlite")
 	if err != nil {
-		t.Fatalf("loadSQLiteMigrations() = %v", err)
+		t.Fatalf("loadMigrations(sqlite) = %v", err)
 	}
 	var rows, distinct int
 	err = second.(*sqliteStore).db.QueryRowContext(t.Context(),
@@ -172,9 +172,9 @@ func TestOpenSQLite_rejects_unusable_paths(t *testing.T) {
 func TestOpenSQLite_upgrades_a_database_created_by_migration_0001(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "gatehouse.db")
-	ms, err := loadSQLiteMigrations()
+	ms, err := loadMigrations(sqliteMigrations, "sqlite")
 	if err != nil {
-		t.Fatalf("loadSQLiteMigrations() = %v", err)
+		t.Fatalf("loadMigrations(sqlite) = %v", err)
 	}
 	if len(ms) < 2 || ms[0].version != 1 {
 		t.Fatalf("migrations = %d, want 0001 and later ones", len(ms))

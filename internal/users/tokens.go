@@ -81,8 +81,11 @@ type TokenStore interface {
 	//     marked rotated at now and the successor stored.
 	// Of concurrent calls for one hash exactly one succeeds.
 	//
-	// fn gets a copy of the old token and runs inside the store's write
-	// transaction, so it should only build the successor. The successor
+	// fn gets a copy of the old token and should only build the successor:
+	// a store may call it inside its write transaction (SQLite) or before it
+	// (PostgreSQL, so that fn may itself read the store without holding a
+	// pooled connection hostage), and concurrent callers' fns may all run
+	// before one of them wins. The successor
 	// keeps the old token's FamilyID and FamilyExpiresAt: zero ones are
 	// filled in, different ones are an error. The successor is returned as
 	// stored.
@@ -183,4 +186,26 @@ func copyRefreshToken(t *RefreshToken) *RefreshToken {
 	c := *t
 	c.Scopes = slices.Clone(t.Scopes)
 	return &c
+}
+
+// Kinds of change a shared store announces to every process using it.
+const (
+	// ChangeRevocations: refresh or access tokens were revoked.
+	ChangeRevocations = "revocations"
+	// ChangeKeys: a signing key was created or deleted.
+	ChangeKeys = "keys"
+)
+
+// ChangeListener is implemented by stores that several server processes
+// share (PostgreSQL). The store announces its own committed writes: every
+// method that revokes tokens announces ChangeRevocations, every method
+// that creates or deletes a signing key announces ChangeKeys, in the same
+// transaction as the write, so listeners never hear of a change before it
+// is visible.
+type ChangeListener interface {
+	// Listen calls fn with the kind of each change committed by any
+	// process, this one included, until ctx is done (then it returns nil)
+	// or the listening connection fails (then it returns the error, and
+	// the caller may listen again). fn runs on Listen's goroutine.
+	Listen(ctx context.Context, fn func(kind string)) error
 }
