@@ -7,7 +7,7 @@ RACE ?= $(shell CC=$$($(GO) env CC); command -v $${CC%% *} >/dev/null 2>&1 && [ 
 
 GENERATED := internal/httpapi/server.gen.go client/client.gen.go
 
-.PHONY: run build test test-postgres generate verify lint-spec vet ci clean
+.PHONY: run build test test-postgres e2e sdk-ts-generate sdk-ts-test generate verify lint-spec vet ci clean
 
 run: ## serve gatehouse with the embedded SQLite store under ./data/
 	$(GO) run ./cmd/server
@@ -25,12 +25,25 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 test-postgres: ## run every Go test, PostgreSQL ones included (needs a server at POSTGRES_URL)
 	GATEHOUSE_TEST_POSTGRES_URL='$(POSTGRES_URL)' $(GO) test $(RACE) -count=1 ./...
 
-generate: ## regenerate the server stubs and the Go client from api/openapi.yaml
+generate: ## regenerate the server stubs and the Go client from api/openapi.yaml (make sdk-ts-generate: the TypeScript types)
 	$(GO) generate ./internal/httpapi/ ./client/
 
 verify: generate ## fail when the committed generated code differs from api/openapi.yaml
 	@git diff --exit-code -- $(GENERATED) || { echo "generated code is stale: run 'make generate' and commit the result"; exit 1; }
 	@[ -z "$$(git ls-files --others -- $(GENERATED))" ] || { echo "generated files are not tracked by git: $(GENERATED)"; exit 1; }
+	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check-generated
+
+SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+e2e: ## drive Swagger UI at /docs in headless Chromium, installing Debian's chromium when missing; screenshots go to e2e-artifacts/
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	GATEHOUSE_CHROMIUM="$$(command -v chromium)" $(GO) test $(RACE) -count=1 -v -run 'TestBrowser' ./cmd/server/
+
+sdk-ts-generate: ## regenerate sdk/typescript/src/schema.d.ts from api/openapi.yaml (needs Node.js and npm)
+	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent generate
+
+sdk-ts-test: ## test the TypeScript SDK against a real server on 127.0.0.1 (needs Node.js and npm)
+	GO='$(GO)' bash sdk/typescript/scripts/test-against-server.sh
 
 lint-spec: ## lint api/openapi.yaml with Redocly CLI (needs Node.js and npm)
 	cd tools/speclint && npm ci --no-audit --no-fund --loglevel=error && npm run --silent lint
@@ -39,7 +52,7 @@ vet: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 
-ci: vet verify lint-spec test ## what .ci/run runs
+ci: vet verify lint-spec test e2e sdk-ts-test ## what .ci/run runs
 
 clean:
 	rm -rf bin

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -19,6 +20,12 @@ type config struct {
 	Addr        string
 	DatabaseURL string
 	Database    database
+
+	Throttle        auth.ThrottleConfig
+	TrustedProxies  []netip.Prefix
+	HashConcurrency int
+	HashQueue       int
+	PasswordPolicy  users.PasswordPolicy
 
 	DBMaxConns       int32
 	DBConnectTimeout time.Duration
@@ -68,6 +75,14 @@ var envDoc = []struct{ name, def, doc string }{
 	{"GATEHOUSE_ARGON2_MEMORY_KIB", "19456", "argon2id memory in KiB (OWASP minimum 19456)"},
 	{"GATEHOUSE_ARGON2_ITERATIONS", "2", "argon2id passes"},
 	{"GATEHOUSE_ARGON2_PARALLELISM", "1", "argon2id lanes"},
+	{"GATEHOUSE_THROTTLE_FREE_FAILURES", "5", "failed logins per username and client address before delays start (1s, 2s, 4s …)"},
+	{"GATEHOUSE_THROTTLE_MAX_DELAY", "15m", "the longest delay between failed logins from one address"},
+	{"GATEHOUSE_THROTTLE_USER_FAILURES", "50", "failed logins per username per hour, all addresses together, before addresses the user never logged in from must wait"},
+	{"GATEHOUSE_TRUSTED_PROXIES", "", "comma-separated IPs or CIDRs of proxies whose X-Forwarded-For names the client"},
+	{"GATEHOUSE_HASH_CONCURRENCY", "GOMAXPROCS", "password hashes computed at once"},
+	{"GATEHOUSE_HASH_QUEUE", "8 per slot", "logins that may wait for a hashing slot; beyond that /token answers 503"},
+	{"GATEHOUSE_PASSWORD_MIN_LENGTH", "8", "shortest password accepted, in characters (at least 8)"},
+	{"GATEHOUSE_PASSWORD_DENYLIST_FILE", "", "file of common passwords to refuse, one per line"},
 	{"GATEHOUSE_LOG_LEVEL", "info", "debug, info, warn or error"},
 }
 
@@ -178,6 +193,42 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		return uint32(n)
 	}
 	c.DBMaxConns = int32(uintVar("GATEHOUSE_DATABASE_MAX_CONNS", 10, 1000))
+	c.PasswordPolicy.MinLength = int(uintVar("GATEHOUSE_PASSWORD_MIN_LENGTH", users.MinPasswordLen, 256))
+	if c.PasswordPolicy.MinLength < users.MinPasswordLen {
+		bad("GATEHOUSE_PASSWORD_MIN_LENGTH must be at least %d", users.MinPasswordLen)
+	}
+	if path := getenv("GATEHOUSE_PASSWORD_DENYLIST_FILE"); path != "" {
+		denied, err := users.LoadDenyList(path)
+		if err != nil {
+			bad("GATEHOUSE_PASSWORD_DENYLIST_FILE: %v", err)
+		}
+		c.PasswordPolicy.Denied = denied
+	}
+	c.Throttle = auth.DefaultThrottle()
+	c.Throttle.FreeFailures = int(uintVar("GATEHOUSE_THROTTLE_FREE_FAILURES", uint32(c.Throttle.FreeFailures), 100))
+	c.Throttle.MaxDelay = duration("GATEHOUSE_THROTTLE_MAX_DELAY", "15m", time.Second, 24*time.Hour)
+	c.Throttle.UserFailures = int(uintVar("GATEHOUSE_THROTTLE_USER_FAILURES", uint32(c.Throttle.UserFailures), 99))
+	if v := get("GATEHOUSE_HASH_CONCURRENCY", ""); v != "" {
+		c.HashConcurrency = int(uintVar("GATEHOUSE_HASH_CONCURRENCY", 0, 1024))
+	}
+	if v := get("GATEHOUSE_HASH_QUEUE", ""); v != "" {
+		c.HashQueue = int(uintVar("GATEHOUSE_HASH_QUEUE", 0, 1<<20))
+	}
+	for _, p := range strings.Split(getenv("GATEHOUSE_TRUSTED_PROXIES"), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				bad("GATEHOUSE_TRUSTED_PROXIES: %q is not an IP address or CIDR", p)
+				continue
+			}
+			prefix = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
+	}
 	c.Hasher.Memory = uintVar("GATEHOUSE_ARGON2_MEMORY_KIB", c.Hasher.Memory, 4<<20)
 	c.Hasher.Iterations = uintVar("GATEHOUSE_ARGON2_ITERATIONS", c.Hasher.Iterations, 100)
 	c.Hasher.Parallelism = uint8(uintVar("GATEHOUSE_ARGON2_PARALLELISM", uint32(c.Hasher.Parallelism), 255))

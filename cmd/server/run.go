@@ -108,9 +108,12 @@ func open(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) {
 	a := &app{cfg: cfg, log: logger, store: store}
 	a.deny = auth.NewDenyList(store, nil)
 	a.users, err = users.NewService(store, users.Options{
-		Hasher: cfg.Hasher,
-		Scopes: scopes,
-		Logger: logger,
+		Hasher:          cfg.Hasher,
+		Scopes:          scopes,
+		Logger:          logger,
+		HashConcurrency: cfg.HashConcurrency,
+		HashQueue:       cfg.HashQueue,
+		PasswordPolicy:  cfg.PasswordPolicy,
 		// Account events revoke tokens in the store; the deny-list learns
 		// it before the request that caused them returns.
 		AfterRevoke: func(ctx context.Context) {
@@ -160,6 +163,8 @@ func (a *app) loadKeys(ctx context.Context) error {
 		Keys:      keys,
 		Validator: a.validator,
 		DenyList:  a.deny,
+		Throttle:  auth.NewThrottle(a.store, a.cfg.Throttle),
+		Log:       a.log,
 	}, auth.IssuerConfig{
 		Issuer:           a.cfg.Issuer,
 		Audience:         a.cfg.Audience,
@@ -203,12 +208,13 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 
 	handler, err := httpapi.NewHandler(httpapi.Deps{
-		Users:        a.users,
-		Tokens:       a.issuer,
-		Keys:         a.keys,
-		Clients:      a.users,
-		Issuer:       cfg.Issuer,
-		Authenticate: a.validator.Authenticate,
+		Users:          a.users,
+		Tokens:         a.issuer,
+		Keys:           a.keys,
+		Clients:        a.users,
+		Issuer:         cfg.Issuer,
+		TrustedProxies: cfg.TrustedProxies,
+		Authenticate:   a.validator.Authenticate,
 		Ready: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
@@ -335,6 +341,10 @@ func (a *app) pruneTokens(ctx context.Context, every time.Duration) {
 		case <-t.C:
 			if err := a.store.PruneTokens(ctx, time.Now()); err != nil && ctx.Err() == nil {
 				a.log.Warn("pruning expired tokens failed", "err", err)
+			}
+			// Throttle state older than the "known address" memory is moot.
+			if err := a.store.PruneLoginAttempts(ctx, time.Now().Add(-a.cfg.Throttle.KnownFor)); err != nil && ctx.Err() == nil {
+				a.log.Warn("pruning login attempts failed", "err", err)
 			}
 		}
 	}

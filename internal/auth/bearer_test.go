@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"net/http"
@@ -137,6 +138,25 @@ func TestVerify(t *testing.T) {
 		{"rfc7515_4.1.11_unknown_crit_header_is_invalid_token", forge(t, jwt.SigningMethodRS256, priv, f.claims(nil), map[string]any{"kid": kid, "crit": []string{"exp"}}), ""},
 		{"missing_sub_is_invalid_token", forge(t, jwt.SigningMethodRS256, priv, f.claims(func(c *Claims) { c.Subject = "" }), kidHeader), ""},
 		{"oversized_token_is_invalid_token", valid + strings.Repeat("A", maxTokenBytes), "too large"},
+		{"rfc8725_3.10_embedded_jwk_of_the_signer_is_ignored", forge(t, jwt.SigningMethodRS256, otherKey, f.claims(nil), map[string]any{
+			"kid": "attacker", "jwk": map[string]any{"kty": "RSA", "kid": "attacker", "n": base64.RawURLEncoding.EncodeToString(otherKey.N.Bytes()), "e": "AQAB"},
+		}), ""},
+		{"rfc8725_3.10_embedded_jwk_with_our_kid_is_ignored", forge(t, jwt.SigningMethodRS256, otherKey, f.claims(nil), map[string]any{
+			"kid": kid, "jwk": map[string]any{"kty": "RSA", "kid": kid, "n": base64.RawURLEncoding.EncodeToString(otherKey.N.Bytes()), "e": "AQAB"},
+		}), ""},
+		{"rfc8725_3.10_jku_is_ignored", forge(t, jwt.SigningMethodRS256, otherKey, f.claims(nil), map[string]any{"kid": kid, "jku": "http://127.0.0.1:1/jwks.json"}), ""},
+		{"rfc8725_3.10_x5u_is_ignored", forge(t, jwt.SigningMethodRS256, otherKey, f.claims(nil), map[string]any{"kid": kid, "x5u": "http://127.0.0.1:1/cert.pem"}), ""},
+		{"rfc8725_3.10_x5c_is_ignored", forge(t, jwt.SigningMethodRS256, otherKey, f.claims(nil), map[string]any{"kid": kid, "x5c": []string{base64.StdEncoding.EncodeToString(pubDER)}}), ""},
+		{"deeply_nested_claims_are_invalid_token", func() string {
+			h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","typ":"at+jwt","kid":"` + kid + `"}`))
+			p := base64.RawURLEncoding.EncodeToString([]byte(strings.Repeat(`{"a":`, 2000) + "1" + strings.Repeat("}", 2000)))
+			return h + "." + p + ".c2ln"
+		}(), ""},
+		{"deeply_nested_header_is_invalid_token", func() string {
+			h := base64.RawURLEncoding.EncodeToString([]byte(strings.Repeat("[", 3000) + strings.Repeat("]", 3000)))
+			return h + ".e30.c2ln"
+		}(), ""},
+		{"refresh_token_used_as_access_token_is_invalid_token", "Qm9ndXNSZWZyZXNoVG9rZW5PZjMyQnl0ZXNGb3JUZXN0aW5n", ""},
 		{"garbage_is_invalid_token", "not.a.jwt", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

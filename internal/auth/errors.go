@@ -11,6 +11,9 @@ const (
 	CodeUnsupportedGrantType = "unsupported_grant_type"
 	CodeInvalidScope         = "invalid_scope"
 	CodeServerError          = "server_error"
+	// CodeTemporarilyUnavailable answers throttled (429) and overloaded
+	// (503) token requests, with Retry-After.
+	CodeTemporarilyUnavailable = "temporarily_unavailable"
 )
 
 // Error is a token endpoint error response (RFC 6749 §5.2). Description is
@@ -20,6 +23,8 @@ type Error struct {
 	Description string
 	Status      int
 	Cause       error
+	// RetryAfter, in seconds, is sent as Retry-After when set.
+	RetryAfter int
 }
 
 func (e *Error) Error() string {
@@ -47,6 +52,11 @@ func oauthError(code, description string) *Error {
 // InvalidRequest is the §5.2 error for a malformed token request.
 func InvalidRequest(description string) *Error {
 	return oauthError(CodeInvalidRequest, description)
+}
+
+// Overloaded is the 503 answer when password hashing is at capacity.
+func Overloaded(cause error) *Error {
+	return &Error{Code: CodeTemporarilyUnavailable, Description: "the server is busy; retry shortly", Status: http.StatusServiceUnavailable, Cause: cause, RetryAfter: 1}
 }
 
 // ServerError hides cause from the client and keeps it for the log.

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -74,6 +75,8 @@ type TokenRequest struct {
 	ClientSecret string
 	// BasicAuth records that the client authenticated with HTTP Basic.
 	BasicAuth bool
+	// ClientAddr is the requester's IP address, for throttling.
+	ClientAddr string
 }
 
 // TokenResponse is the successful response of RFC 6749 §5.1.
@@ -110,6 +113,10 @@ type IssuerDeps struct {
 	Validator *Validator
 	// DenyList learns revocations at once.
 	DenyList *DenyList
+	// Throttle, when set, limits password guessing.
+	Throttle *Throttle
+	// Log receives failures that do not change a request's outcome.
+	Log *slog.Logger
 }
 
 // Issuer is the token side of the authorization server: the token endpoint
@@ -211,12 +218,22 @@ func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) 
 	if err != nil {
 		return nil, err
 	}
+	if i.Throttle != nil {
+		if err := i.Throttle.Reserve(ctx, req.Username, req.ClientAddr); err != nil {
+			return nil, err
+		}
+	}
 	u, err := i.Users.Authenticate(ctx, req.Username, req.Password)
+	if i.Throttle != nil {
+		i.settleThrottle(ctx, req, err)
+	}
 	switch {
 	case errors.Is(err, users.ErrInvalidCredentials):
 		return nil, oauthError(CodeInvalidGrant, "invalid username or password")
 	case errors.Is(err, users.ErrDisabled):
 		return nil, oauthError(CodeInvalidGrant, "the account is disabled")
+	case errors.Is(err, users.ErrBusy):
+		return nil, Overloaded(err)
 	case err != nil:
 		return nil, ServerError(err)
 	}
@@ -234,6 +251,24 @@ func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) 
 		return nil, ServerError(err)
 	}
 	return i.issue(ctx, u, c, granted, refresh.FamilyID, raw, now)
+}
+
+// settleThrottle books the outcome of a reserved password check: the right
+// password (even of a disabled account) clears the pair, a check that never
+// ran is taken back, and a wrong password stays counted.
+func (i *Issuer) settleThrottle(ctx context.Context, req TokenRequest, authErr error) {
+	var err error
+	switch {
+	case authErr == nil, errors.Is(authErr, users.ErrDisabled):
+		err = i.Throttle.Succeeded(ctx, req.Username, req.ClientAddr)
+	case errors.Is(authErr, users.ErrInvalidCredentials):
+	default:
+		err = i.Throttle.Cancel(ctx, req.Username, req.ClientAddr)
+	}
+	if err != nil && i.Log != nil {
+		// The login's own outcome stands; the next Reserve sees the store as it is.
+		i.Log.WarnContext(ctx, "recording a login attempt failed", "err", err)
+	}
 }
 
 // refreshGrant handles RFC 6749 §6 with rotation: the presented token is

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -86,6 +87,9 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 			return
 		}
 		writeProblem(w, stErr.status, stErr.detail, nil)
+	case errors.Is(err, users.ErrBusy):
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, http.StatusServiceUnavailable, "the server is busy; retry shortly", nil)
 	case isJSONDecodeError(err):
 		ew.badInput(w, r, http.StatusBadRequest, "the request body is not valid JSON for this operation", nil)
 	default:
@@ -126,6 +130,9 @@ func (ew errorWriter) oauth(w http.ResponseWriter, r *http.Request, e *auth.Erro
 	h.Set("Pragma", "no-cache")
 	if e.Code == auth.CodeInvalidClient {
 		h.Set("WWW-Authenticate", `Basic realm="`+realm+`"`)
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	body := OAuth2Error{Error: OAuth2ErrorError(e.Code)}
 	if e.Description != "" {

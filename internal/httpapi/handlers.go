@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/netip"
 	"net/url"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
@@ -31,6 +32,7 @@ type Handlers struct {
 	clients ClientService
 	meta    ServerMetadata
 	ready   func(ctx context.Context) error
+	proxies []netip.Prefix
 }
 
 var _ StrictServerInterface = (*Handlers)(nil)

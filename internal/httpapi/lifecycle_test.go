@@ -259,3 +259,17 @@ func TestClientsOverHTTP(t *testing.T) {
 	wantOAuth(t, ts.do(t, "POST", "/token", form("grant_type", "refresh_token", "refresh_token", post.json(t)["refresh_token"].(string), "client_id", "backend", "client_secret", secret), "Content-Type", formType), 401, "invalid_client")
 	wantOAuth(t, login(basic), 401, "invalid_client")
 }
+
+func TestThrottleOverHTTP(t *testing.T) {
+	ts := newTestServer(t)
+	wrong := form("grant_type", "password", "username", "alice", "password", "not her password")
+	// DefaultThrottle: five free failures, the sixth starts the delay.
+	for range 6 {
+		wantOAuth(t, ts.do(t, "POST", "/token", wrong, "Content-Type", formType), 400, "invalid_grant")
+	}
+	r := ts.do(t, "POST", "/token", form("grant_type", "password", "username", "alice", "password", userPassword), "Content-Type", formType)
+	wantOAuth(t, r, 429, "temporarily_unavailable")
+	if got := r.header.Get("Retry-After"); got != "1" {
+		t.Errorf("got Retry-After %q, want 1", got)
+	}
+}

@@ -53,6 +53,7 @@ func (h *Handlers) IssueToken(ctx context.Context, _ IssueTokenRequestObject) (I
 	if err != nil {
 		return nil, err
 	}
+	req.ClientAddr = clientAddr(r, h.proxies)
 	tok, err := h.tokens.Token(ctx, req)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 
@@ -28,6 +29,9 @@ type Deps struct {
 	Clients ClientService
 	// Issuer is the server's public URL, the base of the RFC 8414 document.
 	Issuer string
+	// TrustedProxies may set X-Forwarded-For (the client address used for
+	// login throttling).
+	TrustedProxies []netip.Prefix
 	// Authenticate is the bearer validator kin-openapi calls for each
 	// operation's security requirement.
 	Authenticate openapi3filter.AuthenticationFunc
@@ -91,6 +95,10 @@ func NewHandler(d Deps) (http.Handler, error) {
 	// The spec itself: the exact bytes as written, and as JSON.
 	r.Get("/openapi.yaml", serveBytes("application/yaml", api.OpenAPI))
 	r.Get("/openapi.json", serveBytes("application/json", specJSON))
+	// Swagger UI over it, whose Authorize button runs the password flow.
+	docs := newDocs("/openapi.json")
+	r.Get("/docs", docs.ServeHTTP)
+	r.Get("/docs/*", docs.ServeHTTP)
 
 	// Every operation of api/openapi.yaml (/token, /users…, /healthz, /readyz).
 	h := &Handlers{
@@ -100,6 +108,7 @@ func NewHandler(d Deps) (http.Handler, error) {
 		clients: d.Clients,
 		meta:    NewServerMetadata(d.Issuer, SpecScopes(doc)),
 		ready:   d.Ready,
+		proxies: d.TrustedProxies,
 	}
 	strict := NewStrictHandlerWithOptions(h, []StrictMiddlewareFunc{keepRequest}, StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  ew.write,

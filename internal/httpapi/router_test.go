@@ -67,7 +67,7 @@ func newTestServer(t *testing.T) *testServer {
 	ts := &testServer{users: svc, keys: keys}
 	h, err := httpapi.NewHandler(httpapi.Deps{
 		Users:        svc,
-		Tokens:       auth.NewIssuer(auth.IssuerDeps{Users: svc, Clients: svc, Tokens: store, Keys: keys, Validator: validator, DenyList: deny}, cfg),
+		Tokens:       auth.NewIssuer(auth.IssuerDeps{Users: svc, Clients: svc, Tokens: store, Keys: keys, Validator: validator, DenyList: deny, Throttle: auth.NewThrottle(store, auth.DefaultThrottle())}, cfg),
 		Keys:         keys,
 		Clients:      svc,
 		Issuer:       testIssuer,

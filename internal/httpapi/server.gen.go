@@ -339,8 +339,14 @@ type UserPatch struct {
 	Scopes   *[]string `json:"scopes,omitempty"`
 }
 
+// Busy Problem details (RFC 9457).
+type Busy = Problem
+
 // Forbidden Problem details (RFC 9457).
 type Forbidden = Problem
+
+// OAuth2Throttled Error response of the token endpoint (RFC 6749 §5.2).
+type OAuth2Throttled = OAuth2Error
 
 // Unauthorized Problem details (RFC 9457).
 type Unauthorized = Problem
@@ -1057,6 +1063,15 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	return r
 }
 
+type BusyResponseHeaders struct {
+	RetryAfter *int
+}
+type BusyApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers BusyResponseHeaders
+}
+
 type ForbiddenResponseHeaders struct {
 	WWWAuthenticate *string
 }
@@ -1073,6 +1088,16 @@ type OAuth2ErrorJSONResponse struct {
 	Body OAuth2Error
 
 	Headers OAuth2ErrorResponseHeaders
+}
+
+type OAuth2ThrottledResponseHeaders struct {
+	CacheControl *string
+	RetryAfter   *int
+}
+type OAuth2ThrottledJSONResponse struct {
+	Body OAuth2Error
+
+	Headers OAuth2ThrottledResponseHeaders
 }
 
 type ProblemApplicationProblemPlusJSONResponse Problem
@@ -1865,6 +1890,26 @@ func (response IssueToken413JSONResponse) VisitIssueTokenResponse(w http.Respons
 	return err
 }
 
+type IssueToken429JSONResponse struct{ OAuth2ThrottledJSONResponse }
+
+func (response IssueToken429JSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type IssueToken500ResponseHeaders struct {
 	CacheControl *string
 }
@@ -1885,6 +1930,34 @@ func (response IssueToken500JSONResponse) VisitIssueTokenResponse(w http.Respons
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type IssueToken503ResponseHeaders struct {
+	CacheControl *string
+	RetryAfter   *int
+}
+
+type IssueToken503JSONResponse struct {
+	Body    OAuth2Error
+	Headers IssueToken503ResponseHeaders
+}
+
+func (response IssueToken503JSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2093,6 +2166,25 @@ func (response CreateUser500ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	return err
 }
 
+type CreateUser503ApplicationProblemPlusJSONResponse struct {
+	BusyApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser503ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCurrentUserRequestObject struct {
 }
 
@@ -2248,6 +2340,25 @@ func (response ChangeCurrentUserPassword500ApplicationProblemPlusJSONResponse) V
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeCurrentUserPassword503ApplicationProblemPlusJSONResponse struct {
+	BusyApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeCurrentUserPassword503ApplicationProblemPlusJSONResponse) VisitChangeCurrentUserPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2527,6 +2638,25 @@ func (response UpdateUser500ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser503ApplicationProblemPlusJSONResponse struct {
+	BusyApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3136,89 +3266,92 @@ func (sh *strictHandler) UpdateUser(w http.ResponseWriter, r *http.Request, user
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Hzpctu4lv+roPi/VY7rUovXJEr1h3T+3ZN0chOX7VSqJvJYEHkkok0CugBoRUl5XifvkSebwsIFJCjJ",
-	"adudnp5PiUkQy1l/Z4G+BBHLFowClSIYfQkSwDFw/d8XOErgBaOSs/QtO5OMg3ocg4g4WUjCaDAKTkEs",
-	"GBUgUIQ5XxE6R5JdARUoy4VElEk0BRSpqWL06PTXF+j48eFT9O3rUX9vtx+EgYgSyLCaGGieBaOPAWU9",
-	"oRe7CAO5WkAwCoTkhM6Dm5swOOF4nuG3TO+uvZ9fGUcvz89PBnv9oVlWbL+sHu9b9iYMeHFQ9c2vjE9J",
-	"HANVf0SMSqBS/RcvFimJsNrLYMHZNIXsn78LpodVK/6DwywYBf9vUJF+YN6KwYn5yqzpHu08AYSjCIQw",
-	"JEYpjq4EwkhEbAFIJkQgtgCul0cc/p0TDmJMH00IFflsRiICVF7q0ZMQGaIcDdG3rwf9vd0QMY6kXkJ/",
-	"T4RmHk5TtoS4P6ZBWBeODx8+9J7nMgEq1YE7OAGfcLZIAU1+BsyBIw44zX4aB3MsIWG5gHEQIuCc8Z/G",
-	"QXuX6q3+z0/jIBfAxWjJiYRxMHFZ2GLXTRi8U7vb/0XNvYZJt2NOfU4fgzRXFOFBSMThd4hkS+r3tfg1",
-	"1axn9axrB3b8wKeTN0YtjNw8oDw+p4Z1yDyeQoyw0GL19PDoMbLroRgkJqnoBzdh8J7iXCaMk88QP+RW",
-	"3zJHc7SsY4oIvcYpiUMEnxaEQ6wec7hmV+q/FProPIExnTRlfYIMO7TJIyC02tTVydDlYXRGn+BSH2sL",
-	"vbgpXhszRiCNSxVZcGU9JDEmbqbetXeojFAp2XqMItoCc5yBBK7Wb6waBhkIgeee435IVohItMSinNMz",
-	"gTa+2pjFyk6bjVWzVuaaTdUcasWXgFOZtA8lJJa5/p+lsvrqauOS9jPfSq+UKooFROZIzRM6r1HhQ4xJ",
-	"eHx8vI++fd1XJgG9o+kKTZTtvYaJMr4LDgKoRLNCVM07I8CKSu7JzNsa06eMpYCp2iPOY480hEGUalNL",
-	"/G/h00LLAeMZlsEoIFQeH1akIlTCHLgaSbDcdqQQ3rV+l8T7nE5nW86s3YR3DpFPvc81IS/N4ybbrO5N",
-	"DPVrlkOEaMJhxkEkRufMEPvIjvEqgfJfFGe+PTakzbJyo7SdGkezWeiMP3JlzqAgV4b07v0qbwCHZIiU",
-	"c6vvS8YssBBLxmPfyStCXyaEevY7MRQuCMp4k8bPEEbqU8RoutpsIcw5fPT77cPr9vLP0SKfpiRCv529",
-	"e4s+wBS9hpUl19HeY/Tt66FBS4+P9p6gb1+PzV9PhgePPUTE6dy1L6dn+0fHPrpE/NqveN6nVx1qeiVX",
-	"zfWe+1aj3q9zAe7Xgsx9X3/yfr3aLMxqe2bzZrFQE6iDN2cgfez57cNrdAbSYcmRh/RXsNL/EgmZ2IQW",
-	"lCjclNvAnONVe/NqQt9e38JSY8EX2oJqtscxURvG6UltTzOcCmhu0zG7bVUjscIHMwL8GZoDVXgeYrRM",
-	"gCKWEWl9ZIY/vQE6V05ub/9JGGSEln+HwQJLCVzN+F8fn/f+E/c+D3tP+5f/3bv45z+8osjozKyLU7Or",
-	"Gc5TGYwkzyFseW2QCZhgwZwFzUHqQAQiXvDJAt7C0rS9krbYwk8D866+QoZXhSV7hjBd2aCnThZlOCBb",
-	"SG0hShlom6Mmx33cfS+A35KtpQlsS7BEKWAh0RMUJZjjSAIXIcISZUxItDfcP0TTlQTRZVLrzB7uHzrc",
-	"fuJhZxdpzyqyKnekiToFNOeYSoifocnHDC4mLVkrrcPHINN+aVviul7P3cuB8ibHhzWKIDZDuPc5RMPe",
-	"0xDt9HdCtHO5gzCN0U5v5xnSSYEYqXiU9yIswNlbgFMSgUusY5dUB5scR7nbsKK+T/0bsaV7MP24gnps",
-	"pultHCjQeMGUI/PFhK44QTF7kZ8ooL7VAiXj9olRkdoDzVBlcGvhVjUqpyJfLBiXYEcaEFR9brBUGAjg",
-	"18AvzU7CQEK2YBxzkq4uc4qvMUnxNPXlS0Kz+0uHME06vcwzTHsccKxmsWGiFzqZyXJOvL4bz0HFbykm",
-	"VGefErDh10acYA7WyeDKuK+x3xtNadvwRRyUSb9soOYYS+hJoqVvjUbfwrDVz1pturHFcm5nYz6inFiV",
-	"eJFgaqK52zi9nHO1gbqV3MrUtYEMLG8/y1qD2SRVc6uNNb20qdIvroCeuFkQo/hPD4980NGM8VgUJd3U",
-	"pPUU9CYzEinraTJ+kdlvBN260+FlCV3k0gTxyilgiZbAq/A+NI4AU9ehrgNVtYSCxxkQKiSmEXRlFUyc",
-	"ssAyaR5NBcR4ynLpPWMV1bdnfXl+foLMABSxuE6kWvQoiUw92zpLGJdI5FmG+aqw5EVeS83i3Y4/pHyO",
-	"3p++UoEi2BMZmLcqbFZz2ppjUwcfTVNM/ZmKljCewpwICRziJkhN03ezYPRxiyyn/egm7LB+Bup5Sbak",
-	"Ok5DjEZgZagG5IhAvNxff5sDXegjXTOTHOyMeqshjZB3OHzaGfJuwOLm9Y6ogXIvyzcQxZmqAMl1K2zf",
-	"Ck243dtF1hsCdpPP/CsG62cafvwLJI6xxB6NstjGGkY9GmV2uOH9k8O9Q8V7D+cr5CMuSzx0Gwer7Fkt",
-	"z3JZYDvvp/6hlwqeXWYgExZ//y6EyE2w0k6rLa9EgZtaLwuE+sdowEutW08Az7g7Ob0BL9/7tZH2tRt3",
-	"h9zBnhvyb9nX2kuNe2GHsK7hoVefyFwh5NewamNanXPEEoRFpa2InxZlXSExl2gKym8JMqcQoyUpPPYV",
-	"rBxLsxbT2kyZJy92e3zsz4410zka/aplnUVC9/Q+0unKXqfncet+ZS3ELTwf9g/6+6F2RAd35IqeFYnL",
-	"wnsIoLHxvYobP5KnqsWZbY9SfDhxcc+6+bqTLQZKCpbzCBBbUuA7AhXDt96v49K6Fqnl/EOjBJPqnD+5",
-	"XnHrlctCRgNXLXAEPQFKuiTERYbMCh3EzxBO0wKi5kKf2o7pTOcEfl3qztl4aVsM3+zqa0KwRsmMRfNQ",
-	"INfAY5anFty41bRGf0fTvFWYxZ9hPndbK0yYNjx+suuPqnS9WFwSz2xvyAyUmSqY4cxLFFCJGI2Fw4mn",
-	"w6EvLNkghc8RhaUrh8/0koxCUT9UYRyZqSAuREKyhUBLxq8Inff/uPDZvOE2MrWu2PY8XeKVKOrdDSNg",
-	"Hm4ULYfBznIOs3xiV6R6G9b4O5xQTASepuAxSv/fvtHKIlCEKWUSpWyOCPVnx31u4EzqTFndAShuT0Q+",
-	"nTRUf00h8vuSw/eWB35TpnMdS9LO664XgKLAVORvy6RWyZSN+S0lCCe2T8EVBgqf5GWUc+HL955gIRAW",
-	"aGIGmIKwoqL6SqcnnyE81bV8ZiLhFAvzorNQvH0ZS0vvJoxppuw+s4ySjem8RqOKTRoxFOlsYHlEm00S",
-	"Eq8UUWQCK4Q5eJJdNWVpi//dJvi+M3/aoJaaBqKcE7k6U9Q38zEVEex7GyNrfrJEICjiYKGUNaBNlLjb",
-	"R8+1NRtTC7kxB+WhRM0rIU1sJXVOFDxCtmlonA+HB5HpClL/hcmYPqq1KOlsiO5PmqVs2apfWZ/ynqfB",
-	"KBgUVrUiogWBIw441i5P97sVWZ0CIyqmFyN1454mixmlyzoxpCChPvwKVrWxTGIJtfKJMBFMEWZkZkIc",
-	"oxXLuSK0crYsV5ShsZVM864OAA1VR1VIrnyQuFI4Sdc1ceGrBbI9N2XrhEYDphOxfnS1mvrbGE67B1GN",
-	"LQ70QhugsNhZjQSNDwuP6TCgLpJG6HQ/F6Ez1hY/ncRD+/1hefSekTabJ2kKHVJxqKJtBYVK+avEzsJc",
-	"6x8onkMGVPbRuQr+YhblmU3xKZ4V8j8bU8lzmYzMU73+jkCc5RJEWMZNuvZkcjmKMLIqAwOOkjFtt7Zq",
-	"xahK5LrqhmM04yxDRBrxVs7Dwknjf4J/vTpXjNGUTaRciNFgwBZAzXb7jM8H9iMxUGOr9HDVgheEwTVw",
-	"YUg97O/1h2qYmgUvSDAKDvrD/oGuIspEK8ygv4Q07V1RtqQDFdj3i97GuS8M++Ua+KqI7q5ghZYJE1B2",
-	"VuMVEpKkqfLPKbmGEBEapXms+IcVKBxT9ZH+XiQQI5wowrBZqUGajUT20cuz/aNjG+kZglK4Bj6m5ceG",
-	"jiX1Xympn4P87cPrs6DRFr0/HN5Zr61tB/H1nRYNIX3HJgejjxdhYJP1yi+X1LPFjWvgZLZy27mqnpJd",
-	"ZRnwXCh/adXrQk3vcE6/6OG6ye0Zga6xskWqRiLzHonWWKmjibxUwSLZJIy9xAs8JSlRHno9abfMvHaS",
-	"1Br8TpqlRMgXdswfpNZWIMqteDSBQIuGRjtb/k6b7cPhXtdq5TkGThu0/uhg80fVnYObMDgyZFj/RdUQ",
-	"7bCywiwfXUd+ceNwucOr15haPLlQiI35izLmc4FwUQByuoMU2EGe/JLtKBpTY5mUl5A5p2DTW4SafGOZ",
-	"AlDya/tDEtxltQz+f1H0QVjH8zOLV3emgI3GsBsXiUuew01LoPfubHV/4a/DCrQ4GxZeocz8kZnDmzu/",
-	"uBAGb2xRwJ9rorCsspHvT99svvVxeCu9eDB1PRw+vdW27lq9DQBt6HcFxVHZG9TW7Jq9Hnwpc9Q3hmEK",
-	"u3qyHfq5075nEPI1u1JwzprPWtpKo0+IdYOxrvG7imsWqimuoz+H7R2YoRZcx/0H5fThj8dpwxCE2zrf",
-	"ZczLGoZeZuvCOKE6TJdJEBZwu9545FrCui6vb2dtarraorIsqUw+rwNe9hrIPQIuu0KHiV1wprEmERok",
-	"6azrOlz1hlwDVR8sOJtCjTfmrFYb64Hrlw6/ew5pKjTDbRRmQVpnjBtqFVW2P0oxyUR/TH8xl6LC4kpU",
-	"iDKczhjPVEBBY5RTDYpRLUuB03RMJ1/G9g7D2GaPbiY+d1yd49wmGLbzyJ96y+WypzbSy3kKNGKxSSNt",
-	"xzLvHYqtHPXdiY17a6hDejRdd3QuTXquDN3HLcKt3KdzC/Ivh3jb2Z+Gsax4U2pJlf/pimhUlDngOl/V",
-	"rZQm/aMb5atEVliG6QIRaZAtqAj3DGGpe6gMuCVzKsbUIjSEZ7LowFcAbZ4rk77g0DM5AxOYxZDilb7E",
-	"qF5dE5YLkxgQEq9ELT2QU0lSrfw6NW0OnWBR3Iv0aa85bK2n4B5xbW2VDl1RSFFnBf/3Y7pairQhuWe6",
-	"NcORLqTZpOhUCa651aLFVoV9q8+daahT9brq4NMBFsJULHVAZ6XSrmQcQMpwbIpFLWesJiPKu/05/tic",
-	"RTLjCfuGIwffzZEGkrZHW++4jR/ttg+nFiBj2ihGE9s2OctFTVutdopdfZt5TF1E/Uip8zJhKaAZzogK",
-	"mkXhyXf76L1x3nWfzviY4lSLRHEzuvTtqWAqJEf7w2Gjq1KF8DZXM9Y6VdxuRlgUBa/G5QclOeY+j9qN",
-	"bVjRC41pFQjIBDKv4dFfPShkaHefbo8Xuloz9e8roJTROXCT+0aPGDfZV7TEYtfasu92yA/xiwc2zqqx",
-	"XfmdGSYpxOjRxL2gMmlils334fVPXriT651BPbYUCctTXXvZIj+wd3Breh7dmgdrTYWWeRdZDIdPO5FF",
-	"2fvRAfTb6sVmqJZiO+jv99GZaQw0IbnbwTOm60qTtjhUFGRcE1OOOd4Nx3SZkCgx/gZEe/So3ZniNqSE",
-	"Y6qWsW+VV1E4Z44JLTMHLZNmKlOPh8MxVTvdO9Tm6KTqwFM+qbhGn/Ws4hcgq6g8TVm8Cm2VqbiUp4BX",
-	"H53W4mVfE5xj7zQ2e3l+fjKmP2NBIt0b7fTbTfwde5MyRp4gnDIK3mhJGcYHtXpO0+MDB0huL5ivCOR0",
-	"VRmn4esDu+N8pfn1oU0fu79R9Ecjqx/PkIfovn/SJvxbOodXSo7b8K800NrgdnqKsnGos6b2Xo/YkN47",
-	"wXNAgnyGMqH37xz4qsropSQj0iFmeV18f6hbc0iWZ8FobzjUiTz7V7vB8Sb0sXRS67aaVJeuTPxatk35",
-	"NmY7tDryivtHx55M4j3asLKfzKNv75QfVIRmM9MTuD3ae/jqxV1FrrXGGV+pUb8OEeOxdrjTFar18xUS",
-	"b1vZagVHX41Pd8XdW4XP9Nw9bGmvWtMVJPUc2cbGhhXeXFuzzaL/V1n7Xln2pmFMmg9hTV6P6Ja2emD6",
-	"YbuqFy/MPeRSlu/RTHWl1exVaH2Sv2J7Q9ZiznnR3txqzV9iUZUhN7BtUG+W7DBEusevxsOTqnv1PuxS",
-	"43b+Vubp0N/NbIJBPU/8d/BLbSkxRDQ4sqYCtZtEawXkS+G4GmVyX1Xbr94ezmhL/zeqaK+xsGU9u8PC",
-	"hp029c80pg9tRP9cxvlg3n+AXMe0jV0HVgcL7UKPIiygR6gAKogk17Db0YRQA5Jb9SA0fjhozxs4LIp7",
-	"E66U5Yv4fhFodWfjgZMya4VbnzquC/kPihd/OGtmnQ12r22GqLghg2YpnptfWe32PZ0rm8V094dPrVSQ",
-	"kBbdIfputwm9Jhm+AsRzOnGa5UeDwd7+4/6wP+zvjZ4MnwwDNb3djf9edPs3r3YrxSwuMoReb1dciHAV",
-	"WXiGnzfvh9S+0X+1P6nldqvLElWPq9O+5Pu+bNYpbn/UKoC1CWwF8Obi5n8CAAD//w==",
+	"7Hzrctu2tv+rYPjfM45nU7J8TexMP6T57560zW49tjOZOVGOBZFLEmoK0AZAK0rG53X6Hn2yMwsALyBB",
+	"SU5tt93nfEpMErd1/a0L9CVKxHwhOHCtorMv0QxoCtL89zVNZvBacC1F9pO41EICPk5BJZItNBM8Oosu",
+	"QC0EV6BIQqVcMT4lWtwAV2SeK0240GQMJMGpUvLs4rvX5OT50Sn57dfj/v5uP4ojlcxgTnFi4Pk8OvsQ",
+	"cdFTZrGPcaRXC4jOIqUl49Po7i6OziWdzulPwuyuvZ/vhCRvrq7O9/b7A7us2n5Z831o2bs4ksVBccy3",
+	"uVrhv4ngGrjG/9LFImMJxW3sLaQYZzD/+y8K9/SlttjfJEyis+j/7VVU37Nv1d65HWWX8091NQOiQN6C",
+	"JEyRca5WZEbVDKm9oEothUzVSyJByxWhEw2SjC7wj94r/GNEFCSCpwoPXmNw7ZM2IS/tEKIFWVKGXJwI",
+	"CXYNXNcQ9XR/f0B++3V/0D/oHzbo6mjIuIYpSDzVXYzsGbM0Bf7U1KNJAkpZ2SQZTW4UoUQlYgFEz5gi",
+	"YgHSLE8k/CtnEtSQPxsxrvLJhCUMuL42X49iYqXpGA9+2N/fjYmQRJslzHimjNTTLBNLSPtD7hP9/fv3",
+	"vVe5ngHXeOAOEYZPdL7IgIy+BSpBEgk0m38zjKZUw0zkCoZRTEBKIb8ZRu1d4lvzn2+GUa5AqrOlZBqG",
+	"0SjIo0rO7+LoZ9zdwT9w7jVMuh9z6nOGGGS4goQHpYmEXyDRLXNxsNsQX2MBes5Ade3Afb8XMma1417N",
+	"pNA6g/TpjizInPIVmVCWQUoyMWVckYmRJaYIco3TORDKU0LTVKL0Pjs6OC3lbcg3WQTy7HhwuHtGRhrm",
+	"CyGpZNnqOuf0lrKMjjMYxUO+2WY0Bfj3kz3+IyxPYR+e0O684lZFiX08hpRQZczH6dHxc+LWIyloyjLV",
+	"R8K84zTXMyHZ57Wi+OBb/Ul4FtLIGOWE8VuasTQm8GnBJKT4WMKtuMH/cuiTK5TDUdOmjYjlv8EEDJQx",
+	"j3WzaenyNLbRnODaHGsL+3dXvDYb+o5BlpamcCHRS2hmMcAE37V3iM6mtGDmGyTagko6Bw0S12+sGkdz",
+	"UIpOA8d9P1sRpsmSqnLOwAQGnRinlSKQsRurZq3wjBjjHLjiG6CZnrUPpTTVufmfozKOutm4pBsWWul7",
+	"1H21gMQeqXlC7zUpQJbV8ecnJwfkt18P0PSTn3m2IiP0sbcwQpu3kKCAa2Myjajad1aAkUr+yezbGtPH",
+	"QmRAOe6R5mlAGuIoyYxLZeG38Glh5EDIOdXW3pwcVaQqzU8cMaq3/VKp4Fq/aBZ8zseTLWc2cCA4h8rH",
+	"weeGkNf2cZNtTvdGlvo1y6FiMpIwkaBmVufsJ+6R+yaoBIXHC+mlL22OlRul7cICis1CZ3GHL3M2TPBl",
+	"yOw+rPIWWGpBWDk3ji8ZUzjl0MkrQl/PGA/sd2QpXBBUyCaNXxJKcCgRPFttthD2HCH6/fD+x/byr8gi",
+	"H2csIT9c/vwTeQ9j8iOsHLmO95+T3349sqj4+fH+C/Lbryf2rxeDw+cBItJs6tuXi8uD45MQXRJ5G1a8",
+	"4NObDjW90avmeq9Cq/Hg6FyBP1qxaWj0p+Do1WZhxu3ZzdvFYkOgDt5cgg6x54f3P5JL0B5LjgOkv4GV",
+	"+ZdpmKtNaAFF4a7cBpWSrtqbxwlDe/0JlgYAvzYW1LA9TRlumGbntT1NaKaguU3P7LZVjaWIDyYM5Esy",
+	"BY5xG6RkOQNOxJxp5yPn9NNb4FN0cvsHL+Joznj5dxwtqNYgccb/+vCq95+093nQO+1f/3fv49//FhRF",
+	"wSd2XZrZXU1onunoTMsc4pbXBj0DGxTas5ApaBNwQiILPrnAprA0ba9kLLYK08C+q68wp6vCkr0kGFjY",
+	"4LZOFjQcMF9oYyFKGWiboybHQ9x9pyx0vwdbSxPYlmBNMqBKkxckmVFJEw1SxYRqMhdKk/3BwREZrzSo",
+	"LpNaZ/bg4Mjj9osAO7tIe1mRFd2RIeoYyFRSriF9SUYf5vBx1JK10jp8iObGL21LXN/r+Xs5RG9yclSj",
+	"CBETQnufYzLoncZkp78Tk53rHRMh7vR2XhKTNcNQcgmyl1AF3t4imrEEfGKd+KQ63OQ4yt3GFfVD6t/I",
+	"IfgHM48rqCcmht7WgQJPFwIdWSj298UJitmLBF4B9Z0WoIy7J1ZFag8MQ9Hg1sKt6qucq3yxEFKD+9KC",
+	"oGq4xVJxZAPwa7uTOOoIswMJxdju/tojTJNOb/I55T0JNMVZXJgYhE52slyyoO+mU8D4LaOMm/TsDFz4",
+	"tREn2IN1Mrgy7mvs90ZT2jZ8iQQ06dcN1JxSDT3NjPSt0eh7GLb6WatNN7ZYzu1tLESUc6cSr2eU22ju",
+	"Pk4vlxI3ULeSW5m6NpCB5f1nWWswm6RqbrWxZpA2VfrFF9BzPwvisjtHxyHoaL8JWBSUbm7Ttwi92YQl",
+	"aD1tZjex+02gW3c6vCzji1zbIB6dAtVkCbIK72PrCCj3Heo6UFVLKAScAeNKU55AV1bBxikLqmfNo2FA",
+	"TMci18EzVlF9e9Y3V1fnxH5AEpHWiVSLHjXTWWBblzMhNVH5fE7lqrDkRV4LZwluJxxSviLvLr7HQBHc",
+	"iSzMWxU2qzltzbHhwc/GGeXhTEVLGC9gypQGCWkTpGbZz5Po7MMWqV036C7usH4W6gVJtuQmTiOCJ+Bk",
+	"qAbkmCKy3F9/mwN9NEe6FTY52Bn1Vp80Qt7B4LQz5N2Axe3rHVUD5UGWbyCKN1UBkutW2L1VhnC794us",
+	"NwTsNp/5VwzWLw38+CdomlJNAxrlsI0zjLZaMHefW96/ONo/Qt4HOF8hH3Vd4qH7OFi0Z7U8y3WB7YJD",
+	"w59eIzy7noOeifTrd6FUboOVdlpteaMK3NR6WSDU30cDWWrdegIEvnuQ01vw8rWjrbSv3bj/yQPsuSH/",
+	"jn2tvdS4F3cI6xoeBvWJTREh/wirNqY1OUeqQTlU2or4edH3oDSVmowB/ZZiUw4pWbLCY9/AyrM0azGt",
+	"y5QF8mL3x8fh7FgznWPQLy7rLRL7pw+RzlRwOz2PX98tayF+Z8ZR/7B/EBtHdPhAruhlkbgsvIcCnlrf",
+	"i9z4M3mqWpzZ9ijFwJGPe9bN151ssVBSiVwmQMSSg9xRZc146/16Lq1rkVrOP7ZKMKrO+Y3vFbdeuSxk",
+	"NHDVgibQU4DSpSEtMmRO6CB9SWiWFRA1V+bU7pvOdE4U1qXunE2QtsXnm119TQjWKJm1aAEK5AZ4TPLM",
+	"gRu/mtZogGqatwqzhDPMV34LjQ3TBicvdsNRlakXq2sWmO0tmwCaqYIZ3ryM15uVSk6cDgahsGSDFL4i",
+	"HJa+HL40SwoORf0Qwzg2wSAuJkqLhSJLIW8Yn/Z/v/C5vOE2MrWu2PYqW9KVKurdDSNgH24ULY/B3nIe",
+	"s0JiV6R6G9b4K5xQyhQduyYb/4j/370xyqJIQjkXmmRiShgPZ8dDbuBSm0xZ3QEgt0cqH48aqr+mEPl1",
+	"yeFHywO/LdO5niVp53XXC0BRYCryt2VSq2TKxvwWCsK561PwhYHDJ32d5FKF8r3nVClCFRnZD0auyQkI",
+	"jjLpyZeEjk0tX9hIOKPKvugsFG9fxjLSuwlj2im7z6yT2cZ0XqNRxSWNBElMNrA8ossmKU1XSBQ9gxWh",
+	"EgLJrpqytMX/YRN8X5k/bVALp4Ekl0yvLpH6dj6BEcFBsHO45idLBEISCQ5KOQPaRIm7ffLKWLMhd5Cb",
+	"SkAPpWpeiRhio9R5UfAZcU1Dw3wwOExsVxD+F0ZD/qzWomSyIaY/aZKJZat+5XzKO5lFZ9FeYVUrIjoQ",
+	"eCaBpsblmb7GIqtTYERkevGladA0ZLFfmbJOChloqH9+A6vat0JTDbXyibIRTBFmzO2ENCUrkUskNDpb",
+	"kSNleOok076rA0BL1bMqJEcfpG4QJ5m6Ji18tSKu56ZsnTBowHac1o+Oq+Hf1nC6Pajq2+JAr40Bioud",
+	"1UjQGFh4TI8BdZG0Qmf6uRifiLb4mSQeOegPyqP3rLS5PElT6AjGoUjbCgqV8leJnYO5zj9wOoU5cN0n",
+	"Vxj8pSLJ5y7Fhzwr5H8y5FrmenZmn5r1dxSRIteg4jJuMrUnm8tBwuiqDAw0mQ15u4XZKEZVIjdVN5qS",
+	"iRRzwrQVb3QeDk5a/xP98/srZIyh7EzrhTrb2xML4Ha7fSGne26Q2sNvq/Rw1YIXxdEtSGVJPejv9wf4",
+	"Gc5CFyw6iw77g/6hqSLqmVGYvf4Ssqx3w8WS72Fg3y96G6ehMOwftyBXRXR3AyuynAkF5dUDuiJKsyxD",
+	"/5yxW4gJ40mWp8g/iqBwyHGQGa9mkBI6Q8KISalBho1M98mby4PjExfpWYJyuAU55OVgS8eS+t+j1E9B",
+	"//D+x8uocW/gYDB4sAZj1w4S6jstGkL6nk2Ozj58jCOXrEe/XFLPFTduQbLJym/nqnpKdtEy0KlCf+nU",
+	"6yNO73HOvOjRusntWYGusbJFqkYi8xGJ1lhp7VWLHVWWo5W1l3RBxyxj6KHXk3bLzGsnSZ3B76RZxpR+",
+	"7b75ndTaCkT5FY8mEGjR0Gpny98Zs3002O9arTzHntcGbQYdbh5U3S25i6NjS4b1I6qGaI+VFWb54Dvy",
+	"j3celzu8eo2pxZOPiNhEuChjhytCiwKQ1x2EYIcE8kuuo2jIrWVCL6FzycGltxi3+cYyBYDy6/pDZrTL",
+	"aln8/7rog3CO51uRrh5MARuNYXc+Etcyh7uWQO8/2Orhwl+HFWhxNi68Qpn5YxOPN/2Hvynx1hUFwrkm",
+	"DssqG/nu4u3m2z1H99KLJ1PXo8Hpvbb10OptAWhDvysoTsreoLZm1+z13pcyR31nGYbYNZDtMM+99j2L",
+	"kG/FDcI5Zz5raSuDPiE1Dcamxu8rrl2oprie/hy1d2A/deA67T8pp4/+fJy2DCG0rfNdxrysYZhlti6M",
+	"M27CdD2L4gJu1xuPfEtY1+X17axNTcctomXJ9OzzOuDlroE8IuByK3SY2IUUBmsyZUCSybquw1Vv2S1w",
+	"HLCQYgw13tizOm2sB65fOvzuFWSZMgx3UZgDaZ0xbmxUFG1/klE2V/0h/4e9FBUXV6JiMqfZRMg5BhQ8",
+	"JTk3oJjUshQ0y4Z89GXo7jAMXfbobhRyx9U5rlyCYTuP/Km3XC57uJFeLjPgiUhtGmk7lgXvUGzlqB9O",
+	"bPxbQx3SY+i6Y3JpOnBl6DFui27lPr2rn385xNvO/jSMZcWbUkuq/E9XRINR5p40+apupbTpH9MoXyWy",
+	"4jJMV4Rpi2wBI9xLQrXpobLglk25GnKH0NyNVuNgEaBNczTpCwk9mzOwgVkKGV2ZS4z46paJXNnEgNJ0",
+	"pWrpgZxrlhnlN6lpe+gZVcW9yJD22sPWegoeEdfWVunQFUSKJiv474/painShuRemtYMT7qIYRPSqRJc",
+	"e6vFiC2GfavPnWmoC3xddfCZAItQrpYmoHNS6VayDiATNLXFopYzxskYerc/xh/bs2hhPWHfcuTwqznS",
+	"QNLuaOsdt/Wj3fbhwgFkyhvFaObaJie5qmmr0061a24zD7mPqJ+hOi9nIgMyoXOGQbMqPPlun7yzzrvu",
+	"04UccpoZkShuRpe+PVMCQ3JyMBg0uioxhHe5mqHRqeJ2M6GqKHg1Lj+g5Nj7PLgb17BiFhryKhDQM5gH",
+	"DY8Z9aSQod19uj1e6GrNNL+jQTLBpyBt7ps8E9JmX8mSql1ny77aIT/Fzzy4OKvGdvQ77jcfno38Cyqj",
+	"JmbZfB/e/LSJP7nZGdRjSzUTeWZqL1vkB/YP703P43vzYK2pMDLvI4vB4LQTWZS9Hx1Av61eYkJqKbbD",
+	"/kGfXNrGQBuS+x08Q76uNOmKQ0VBxjcx5Tcnu/GQL2csmVl/A6r99Vm7M8VvSImHHJdxb9GrIM6ZUsbL",
+	"zEHLpNnK1PPBYMhxp/tHxhydVx146JOKa/TznlP8AmQVlaexSFexqzIVl/IQePXJRS1eDjXBefbOYLM3",
+	"V1fnQ/4tVSwxvdFev90o3LE3KmPkEaGZ4BCMltAwPqnV85oenzhA8nvBQkUgr6vKOo1QH9gD5yvtz3Nt",
+	"Guz/iNfvjaz+fIY8Jo/900XxX8U5HB2cbjum+hGmr3IqW+LV1lprnNH3qDdtuFk6BGPgOz1T2ajUWcN7",
+	"Z77YkE48p1Mgin2GMoH4rxzkqsogZmzOtMe88nr6wcC0ArF5Po/O9gcDkzh0f7UbKu/ikAiNat1do+qS",
+	"l42Xyzat0MZcR1hHHvPg+CSQuXxEm1n2rwX0+2f0u0hoMbE9iNujy6evljxUpFxr1AmVNs3rmAiZGgc/",
+	"XpFa/2Ah8a51rlbgDNUUTRfeo1UUbY/f05YSqzV9QcLnxDVSNqz+5lqea079v0reuu+32JH5fc6Ngh/M",
+	"EdkcJKGGFwE5Lw37nm3W7SqtvLaXpEvBf0Sb1pXzc/e0zUn+ir0X8xZzrore69a9gSVVVY10A9v26p2c",
+	"HVbLNCDWeHhetdY+hhFr/HTAVrbsKNxqbSNVM0/67+PEHkjx2yJlKW4RcU1fanei1krTl8IlNgr+ofp8",
+	"2BYE2Gh8yP+i2vwac1xW5jvMcdxpgP9Iy/vUFvePZVwIQP4H6HVM29g/4XSw/BncZwlV0GNcAVdMs1vY",
+	"7WinqEHUrbopGj+BtB8MSRbFDRBfyvJF+rjYtrp98sTppbXCbU6d1oX8T4pEj/7aSNRdgvBvq8akuBhE",
+	"Jhmd2h+X7XZUnSvbxUzTS5cOupYY3by7YJ5jPFheE9iLcDa3ePj2d/uXvXYrpS2ua8RBT1hc+/CVXAU+",
+	"v2regqmNMX+1h9Qy2NWVkKqT12vSCo0vW5KKOy61OmdtAlfnvPt49z8BAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -388,6 +388,7 @@ func runStoreTests(t *testing.T, newStore func(t *testing.T) Store) {
 	runRefreshTokenTests(t, newStore)
 	runRevocationTests(t, newStore)
 	runClientStoreTests(t, newStore)
+	runLoginAttemptTests(t, newStore)
 }
 
 var testUserSeq atomic.Int64

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -990,4 +991,89 @@ func (s *postgresStore) Ping(ctx context.Context) error {
 func (s *postgresStore) Close() error {
 	s.pool.Close()
 	return nil
+}
+
+// UpdateLoginAttempts implements Store. Missing rows are created first
+// (ON CONFLICT DO NOTHING) so that every key has a row to lock; the rows
+// are then locked FOR UPDATE in key order, which serialises concurrent
+// updaters of the same keys across replicas without deadlocks.
+func (s *postgresStore) UpdateLoginAttempts(ctx context.Context, keys []string, fn func([]LoginAttempts) error) error {
+	const op = "update login attempts"
+	now := s.now()
+	created, err := encodeTime(now)
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		order := slices.Clone(keys)
+		slices.Sort(order)
+		order = slices.Compact(order)
+		for _, key := range order {
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO login_attempts (key, failures, window_start, blocked_until, last_success, updated_at)
+				VALUES ($1, 0, 0, 0, 0, $2) ON CONFLICT (key) DO NOTHING`, key, created); err != nil {
+				return err
+			}
+		}
+		rows := map[string]attemptRow{}
+		for _, key := range order {
+			var r attemptRow
+			if err := tx.QueryRow(ctx, `
+				SELECT failures, window_start, blocked_until, last_success, updated_at
+				FROM login_attempts WHERE key = $1 FOR UPDATE`, key).
+				Scan(&r.failures, &r.windowStart, &r.blockedUntil, &r.lastSuccess, &r.updated); err != nil {
+				return err
+			}
+			rows[key] = r
+		}
+		states := make([]LoginAttempts, len(keys))
+		for i, key := range keys {
+			states[i] = rows[key].attempts(key)
+		}
+		if err := fn(states); err != nil {
+			return &fnError{err}
+		}
+		for i := range states {
+			a := &states[i]
+			a.Key = keys[i]
+			if a.empty() {
+				if _, err := tx.Exec(ctx, `DELETE FROM login_attempts WHERE key = $1`, a.Key); err != nil {
+					return err
+				}
+				continue
+			}
+			r, err := encodeAttempts(a, now)
+			if err != nil {
+				return &fnError{err}
+			}
+			if _, err := tx.Exec(ctx, `
+				UPDATE login_attempts
+				SET failures = $2, window_start = $3, blocked_until = $4, last_success = $5, updated_at = $6
+				WHERE key = $1`,
+				a.Key, r.failures, r.windowStart, r.blockedUntil, r.lastSuccess, r.updated); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var fe *fnError
+	if errors.As(err, &fe) {
+		return fe.err
+	}
+	return translatePostgres(op, err)
+}
+
+// fnError carries an updater's own error through pgx.BeginFunc unchanged.
+type fnError struct{ err error }
+
+func (e *fnError) Error() string { return e.err.Error() }
+
+// PruneLoginAttempts implements Store.
+func (s *postgresStore) PruneLoginAttempts(ctx context.Context, before time.Time) error {
+	at, err := encodeTime(before)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `DELETE FROM login_attempts WHERE updated_at < $1`, at)
+	return translatePostgres("prune login attempts", err)
 }

@@ -294,3 +294,36 @@ func decodeOptionalTime(ns int64) time.Time {
 	}
 	return decodeTime(ns)
 }
+
+// attemptRow is a LoginAttempts as both engines store it.
+type attemptRow struct {
+	failures                                        int
+	windowStart, blockedUntil, lastSuccess, updated int64
+}
+
+func encodeAttempts(a *LoginAttempts, now time.Time) (attemptRow, error) {
+	var r attemptRow
+	var err error
+	r.failures = a.Failures
+	if r.windowStart, err = encodeOptionalTime(a.WindowStart); err != nil {
+		return r, err
+	}
+	if r.blockedUntil, err = encodeOptionalTime(a.BlockedUntil); err != nil {
+		return r, err
+	}
+	if r.lastSuccess, err = encodeOptionalTime(a.LastSuccess); err != nil {
+		return r, err
+	}
+	r.updated, err = encodeTime(now)
+	return r, err
+}
+
+func (r attemptRow) attempts(key string) LoginAttempts {
+	return LoginAttempts{
+		Key:          key,
+		Failures:     r.failures,
+		WindowStart:  decodeOptionalTime(r.windowStart),
+		BlockedUntil: decodeOptionalTime(r.blockedUntil),
+		LastSuccess:  decodeOptionalTime(r.lastSuccess),
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +37,13 @@ type Options struct {
 	// Logger receives failures that do not fail the call, such as a
 	// rehash on login that could not be stored; nil discards them.
 	Logger *slog.Logger
+	// HashConcurrency bounds how many passwords are hashed at once
+	// (0: GOMAXPROCS); HashQueue how many more calls may wait for a slot
+	// (0: 8 per slot). Calls beyond both fail at once with ErrBusy.
+	HashConcurrency int
+	HashQueue       int
+	// PasswordPolicy applies to every new password.
+	PasswordPolicy PasswordPolicy
 	// AfterRevoke, when set, is called after every revocation the Service
 	// performs (account events, DeleteClient), so the bearer validator's
 	// in-memory deny-list can resync at once instead of at its next poll.
@@ -57,6 +65,31 @@ type Service struct {
 	// dummyHash is verified against for unknown usernames so they cost the
 	// same time as a wrong password (no username enumeration by timing).
 	dummyHash string
+	// limiter bounds concurrent hashing.
+	limiter *hashLimiter
+	policy  PasswordPolicy
+}
+
+// HashStats reports the password-hashing limiter's counters.
+func (s *Service) HashStats() HashStats { return s.limiter.stats() }
+
+// hash and verify run the hasher under the limiter.
+func (s *Service) hash(ctx context.Context, password string) (string, error) {
+	release, err := s.limiter.acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return s.hasher.Hash(password)
+}
+
+func (s *Service) verify(ctx context.Context, hash, password string) (ok, needsRehash bool, err error) {
+	release, err := s.limiter.acquire(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	defer release()
+	return s.hasher.Verify(hash, password)
 }
 
 // NewService returns a Service over store. It rejects invalid hasher
@@ -93,7 +126,17 @@ func NewService(store Store, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	slots := opts.HashConcurrency
+	if slots <= 0 {
+		slots = runtime.GOMAXPROCS(0)
+	}
+	queue := opts.HashQueue
+	if queue <= 0 {
+		queue = 8 * slots
+	}
 	return &Service{
+		policy:      opts.PasswordPolicy,
+		limiter:     newHashLimiter(slots, queue),
 		store:       store,
 		hasher:      h,
 		scopes:      scopes,
@@ -125,18 +168,16 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 	}
 	name, err := NormalizeUsername(username)
 	if err != nil {
-		s.burn(password)
-		return nil, ErrInvalidCredentials
+		return nil, s.burn(ctx, password)
 	}
 	u, err := s.store.UserByUsername(ctx, name)
 	if errors.Is(err, ErrNotFound) {
-		s.burn(password)
-		return nil, ErrInvalidCredentials
+		return nil, s.burn(ctx, password)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("users: authenticate: %w", err)
 	}
-	ok, needsRehash, err := s.hasher.Verify(u.PasswordHash, password)
+	ok, needsRehash, err := s.verify(ctx, u.PasswordHash, password)
 	if err != nil {
 		return nil, fmt.Errorf("users: authenticate user %s: %w", u.ID, err)
 	}
@@ -156,9 +197,14 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 	return u, nil
 }
 
-// burn spends the time of one password check on the dummy hash.
-func (s *Service) burn(password string) {
-	_, _, _ = s.hasher.Verify(s.dummyHash, password)
+// burn spends the time of one password check on the dummy hash, under the
+// same limiter, and returns what a wrong password would: ErrInvalidCredentials,
+// or ErrBusy when a real check would have been refused too.
+func (s *Service) burn(ctx context.Context, password string) error {
+	if _, _, err := s.verify(ctx, s.dummyHash, password); err != nil {
+		return err
+	}
+	return ErrInvalidCredentials
 }
 
 // errPasswordChanged aborts a rehash whose user changed password (or was
@@ -168,7 +214,7 @@ var errPasswordChanged = errors.New("users: password changed concurrently")
 // rehash stores a hash of password with the current parameters, unless
 // u's password hash changed meanwhile.
 func (s *Service) rehash(ctx context.Context, u *User, password string) (*User, error) {
-	hash, err := s.hasher.Hash(password)
+	hash, err := s.hash(ctx, password)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +247,7 @@ func (s *Service) Create(ctx context.Context, nu NewUser) (*User, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckPassword("password", nu.Password); err != nil {
+	if err := s.policy.check("password", name, nu.Password); err != nil {
 		return nil, err
 	}
 	scopes, err := s.checkScopes(nu.Scopes)
@@ -212,7 +258,7 @@ func (s *Service) Create(ctx context.Context, nu NewUser) (*User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("users: create: %w", err)
 	}
-	hash, err := s.hasher.Hash(nu.Password)
+	hash, err := s.hash(ctx, nu.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -318,12 +364,12 @@ func (s *Service) Update(ctx context.Context, username string, p Patch) (*User, 
 	}
 	var hash string
 	if p.Password != nil {
-		if err := CheckPassword("password", *p.Password); err != nil {
+		if err := s.policy.check("password", name, *p.Password); err != nil {
 			return nil, err
 		}
 		// Hash before the store's transaction: argon2 takes tens of
 		// milliseconds that the write lock should not be held for.
-		if hash, err = s.hasher.Hash(*p.Password); err != nil {
+		if hash, err = s.hash(ctx, *p.Password); err != nil {
 			return nil, err
 		}
 	}
@@ -382,17 +428,20 @@ func (s *Service) revoked(ctx context.Context) {
 // ErrInvalidCredentials when current is wrong (or the password changed
 // meanwhile), ErrDisabled for a disabled account, or ErrNotFound.
 func (s *Service) ChangePassword(ctx context.Context, id, current, next string) error {
-	if err := CheckPassword("new_password", next); err != nil {
-		return err
+	if len(next) > MaxPasswordBytes {
+		return s.policy.check("new_password", "", next)
 	}
 	u, err := s.store.UserByID(ctx, id)
 	if err != nil {
 		return err
 	}
+	if err := s.policy.check("new_password", u.Username, next); err != nil {
+		return err
+	}
 	if len(current) > MaxPasswordBytes {
 		return ErrInvalidCredentials
 	}
-	ok, _, err := s.hasher.Verify(u.PasswordHash, current)
+	ok, _, err := s.verify(ctx, u.PasswordHash, current)
 	if err != nil {
 		return fmt.Errorf("users: change password of user %s: %w", u.ID, err)
 	}
@@ -402,7 +451,7 @@ func (s *Service) ChangePassword(ctx context.Context, id, current, next string) 
 	if u.Disabled {
 		return ErrDisabled
 	}
-	hash, err := s.hasher.Hash(next)
+	hash, err := s.hash(ctx, next)
 	if err != nil {
 		return err
 	}

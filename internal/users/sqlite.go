@@ -825,3 +825,66 @@ func (s *sqliteStore) Ping(ctx context.Context) error {
 func (s *sqliteStore) Close() error {
 	return s.db.Close()
 }
+
+// UpdateLoginAttempts implements Store. One BEGIN IMMEDIATE transaction
+// holds SQLite's write lock from the read to the write, so concurrent
+// updaters of the same keys, in any process, run one after another.
+func (s *sqliteStore) UpdateLoginAttempts(ctx context.Context, keys []string, fn func([]LoginAttempts) error) error {
+	const op = "update login attempts"
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return translateSQLite(op, err)
+	}
+	defer tx.Rollback()
+	states := make([]LoginAttempts, len(keys))
+	for i, key := range keys {
+		var r attemptRow
+		err := tx.QueryRowContext(ctx, `
+			SELECT failures, window_start, blocked_until, last_success, updated_at
+			FROM login_attempts WHERE key = ?`, key).
+			Scan(&r.failures, &r.windowStart, &r.blockedUntil, &r.lastSuccess, &r.updated)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return translateSQLite(op, err)
+		}
+		states[i] = r.attempts(key)
+	}
+	if err := fn(states); err != nil {
+		return err
+	}
+	now := s.now()
+	for i := range states {
+		a := &states[i]
+		a.Key = keys[i]
+		if a.empty() {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM login_attempts WHERE key = ?`, a.Key); err != nil {
+				return translateSQLite(op, err)
+			}
+			continue
+		}
+		r, err := encodeAttempts(a, now)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO login_attempts (key, failures, window_start, blocked_until, last_success, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET
+				failures = excluded.failures, window_start = excluded.window_start,
+				blocked_until = excluded.blocked_until, last_success = excluded.last_success,
+				updated_at = excluded.updated_at`,
+			a.Key, r.failures, r.windowStart, r.blockedUntil, r.lastSuccess, r.updated); err != nil {
+			return translateSQLite(op, err)
+		}
+	}
+	return translateSQLite(op, tx.Commit())
+}
+
+// PruneLoginAttempts implements Store.
+func (s *sqliteStore) PruneLoginAttempts(ctx context.Context, before time.Time) error {
+	at, err := encodeTime(before)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `DELETE FROM login_attempts WHERE updated_at < ?`, at)
+	return translateSQLite("prune login attempts", err)
+}

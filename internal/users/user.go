@@ -114,6 +114,7 @@ type Store interface {
 
 	TokenStore
 	ClientStore
+	AttemptStore
 
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error

@@ -1,0 +1,344 @@
+// Black-box tests of the SDK against a real gatehouse: GATEHOUSE_URL names
+// the server and GATEHOUSE_ADMIN_PASSWORD the bootstrap admin's password
+// (user "admin"). scripts/test-against-server.sh starts one and sets both.
+// Each test makes its own users and tokens, so they can run in any order
+// and against a server that other tests use.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { test } from "node:test";
+
+import { OAuthError, TokenHolder, bearerAuth, createGatehouseClient } from "../dist/index.js";
+
+const baseUrl = process.env.GATEHOUSE_URL;
+const adminPassword = process.env.GATEHOUSE_ADMIN_PASSWORD;
+if (!baseUrl || !adminPassword) {
+  throw new Error(
+    "GATEHOUSE_URL and GATEHOUSE_ADMIN_PASSWORD must name a running gatehouse and its admin password; " +
+      "scripts/test-against-server.sh (make sdk-ts-test) starts one and sets them",
+  );
+}
+
+// recorder is a fetch that notes every exchange (the retry of bearerAuth too).
+function recorder() {
+  const exchanges = [];
+  return {
+    exchanges,
+    async fetch(request) {
+      const body = request.body ? await request.clone().text() : undefined;
+      const response = await fetch(request);
+      exchanges.push({ method: request.method, path: new URL(request.url).pathname, headers: request.headers, body, response });
+      return response;
+    },
+  };
+}
+
+function uniqueName(prefix) {
+  return `${prefix}-${randomBytes(6).toString("hex")}`;
+}
+
+async function assertOAuthError(promise, { status, error }) {
+  await assert.rejects(promise, (err) => {
+    assert.ok(err instanceof OAuthError, `want OAuthError, got ${err}`);
+    assert.equal(err.status, status);
+    assert.equal(err.error, error);
+    assert.equal(typeof err.error_description, "string");
+    return true;
+  });
+}
+
+// adminClient is a client whose requests carry the admin's bearer token.
+async function adminClient() {
+  const gatehouse = createGatehouseClient({ baseUrl });
+  const holder = new TokenHolder(await gatehouse.passwordGrant({ username: "admin", password: adminPassword }));
+  gatehouse.use(bearerAuth(gatehouse, holder));
+  return gatehouse;
+}
+
+// createUser makes a user holding only the scope "me" and returns its credentials.
+async function createUser() {
+  const admin = await adminClient();
+  const user = { username: uniqueName("sdk"), password: randomBytes(12).toString("base64url") };
+  const { data, error, response } = await admin.POST("/users", { body: { ...user, scopes: ["me"] } });
+  assert.equal(response.status, 201, `POST /users: ${JSON.stringify(error)}`);
+  assert.equal(data.username, user.username);
+  return user;
+}
+
+async function getMe(gatehouse, accessToken) {
+  return gatehouse.GET("/users/me", { headers: { Authorization: `Bearer ${accessToken}` } });
+}
+
+test("rfc6749 4.3.2 password grant logs the admin in with a form-encoded request", async () => {
+  const rec = recorder();
+  const gatehouse = createGatehouseClient({ baseUrl, fetch: rec.fetch });
+
+  const token = await gatehouse.passwordGrant({ username: "admin", password: adminPassword });
+
+  assert.equal(token.token_type, "Bearer");
+  assert.equal(token.access_token.split(".").length, 3, "access token is a JWT");
+  assert.ok(Number.isInteger(token.expires_in) && token.expires_in > 0, `expires_in ${token.expires_in}`);
+  assert.equal(typeof token.refresh_token, "string");
+  assert.ok(token.scope.split(" ").includes("users:write"), `scope ${token.scope}`);
+
+  assert.equal(rec.exchanges.length, 1);
+  const [{ method, path, headers, body, response }] = rec.exchanges;
+  assert.equal(`${method} ${path}`, "POST /token");
+  assert.equal(headers.get("Content-Type"), "application/x-www-form-urlencoded");
+  assert.equal(headers.get("Authorization"), null, "a public client sends no Authorization");
+  assert.deepEqual(Object.fromEntries(new URLSearchParams(body)), {
+    grant_type: "password",
+    username: "admin",
+    password: adminPassword,
+  });
+  assert.equal(response.headers.get("Cache-Control"), "no-store");
+});
+
+test("POST /users creates a user through the typed client", async () => {
+  const admin = await adminClient();
+  const username = uniqueName("created");
+
+  const { data, error, response } = await admin.POST("/users", {
+    body: { username, password: "correct horse battery", scopes: ["me"] },
+  });
+
+  assert.equal(response.status, 201, JSON.stringify(error));
+  assert.equal(error, undefined);
+  assert.match(response.headers.get("Location"), new RegExp(`/users/${username}$`));
+  assert.equal(data.username, username);
+  assert.deepEqual(data.scopes, ["me"]);
+  assert.equal(data.disabled, false);
+  assert.equal(typeof data.id, "string");
+  assert.ok(!Number.isNaN(Date.parse(data.created_at)), `created_at ${data.created_at}`);
+
+  const again = await admin.POST("/users", { body: { username, password: "correct horse battery" } });
+  assert.equal(again.response.status, 409);
+  assert.equal(again.error.status, 409);
+});
+
+test("rfc6749 4.3 a user logs in with scope me and GET /users/me returns them", async () => {
+  const user = await createUser();
+  const gatehouse = createGatehouseClient({ baseUrl });
+
+  const token = await gatehouse.passwordGrant({ ...user, scope: "me" });
+  assert.equal(token.scope, "me");
+
+  const { data, error, response } = await getMe(gatehouse, token.access_token);
+  assert.equal(response.status, 200, JSON.stringify(error));
+  assert.equal(data.username, user.username);
+  assert.deepEqual(data.scopes, ["me"]);
+});
+
+test("rfc6749 6 the refresh grant rotates the refresh token and the old one is invalid_grant", async () => {
+  const user = await createUser();
+  const gatehouse = createGatehouseClient({ baseUrl });
+  const first = await gatehouse.passwordGrant({ ...user, scope: ["me"] });
+
+  const second = await gatehouse.refresh(first.refresh_token);
+
+  assert.equal(typeof second.refresh_token, "string");
+  assert.notEqual(second.refresh_token, first.refresh_token);
+  assert.notEqual(second.access_token, first.access_token);
+  assert.equal(second.scope, "me", "an omitted scope keeps the original one (rfc6749 6)");
+  const me = await getMe(gatehouse, second.access_token);
+  assert.equal(me.response.status, 200);
+  assert.equal(me.data.username, user.username);
+
+  await assertOAuthError(gatehouse.refresh(first.refresh_token), { status: 400, error: "invalid_grant" });
+  // rfc9700 4.14.2: replaying a rotated refresh token revokes its whole family.
+  await assertOAuthError(gatehouse.refresh(second.refresh_token), { status: 400, error: "invalid_grant" });
+});
+
+test("rfc7009 a revoked access token gets 401 with error=\"invalid_token\" (rfc6750 3.1)", async () => {
+  const user = await createUser();
+  const gatehouse = createGatehouseClient({ baseUrl });
+  const first = await gatehouse.passwordGrant({ ...user, scope: "me" });
+  const second = await gatehouse.refresh(first.refresh_token);
+  assert.equal((await getMe(gatehouse, second.access_token)).response.status, 200);
+
+  await gatehouse.revoke(second.access_token, "access_token");
+
+  const { data, error, response } = await getMe(gatehouse, second.access_token);
+  assert.equal(response.status, 401);
+  assert.equal(data, undefined);
+  const challenge = response.headers.get("WWW-Authenticate");
+  assert.match(challenge, /^Bearer /);
+  assert.ok(challenge.includes('error="invalid_token"'), `WWW-Authenticate: ${challenge}`);
+  assert.equal(error.status, 401);
+  // Revoking an access token leaves its refresh token working.
+  const third = await gatehouse.refresh(second.refresh_token);
+  assert.equal((await getMe(gatehouse, third.access_token)).response.status, 200);
+});
+
+test("rfc7009 2.2 revoking an unknown token succeeds", async () => {
+  const gatehouse = createGatehouseClient({ baseUrl });
+  assert.equal(await gatehouse.revoke("not-a-token", "refresh_token"), undefined);
+});
+
+test("rfc6749 5.2 a wrong password is invalid_grant", async () => {
+  const user = await createUser();
+  const gatehouse = createGatehouseClient({ baseUrl });
+
+  await assertOAuthError(gatehouse.passwordGrant({ username: user.username, password: "wrong password" }), {
+    status: 400,
+    error: "invalid_grant",
+  });
+  await assertOAuthError(gatehouse.passwordGrant({ username: uniqueName("nobody"), password: "wrong password" }), {
+    status: 400,
+    error: "invalid_grant",
+  });
+});
+
+test("rfc6749 5.2 a scope the user does not hold is invalid_scope", async () => {
+  const user = await createUser();
+  const gatehouse = createGatehouseClient({ baseUrl });
+
+  await assertOAuthError(gatehouse.passwordGrant({ ...user, scope: "me users:write" }), {
+    status: 400,
+    error: "invalid_scope",
+  });
+});
+
+test("bearerAuth sends the access token and refreshes once after a 401 invalid_token", async () => {
+  const user = await createUser();
+  const rec = recorder();
+  const gatehouse = createGatehouseClient({ baseUrl, fetch: rec.fetch });
+  const holder = new TokenHolder(await gatehouse.passwordGrant({ ...user, scope: "me" }));
+  gatehouse.use(bearerAuth(gatehouse, holder));
+
+  const before = { ...holder.tokens };
+  const first = await gatehouse.GET("/users/me");
+  assert.equal(first.response.status, 200);
+  assert.equal(first.data.username, user.username);
+
+  await gatehouse.revoke(before.accessToken, "access_token");
+  rec.exchanges.length = 0;
+  const second = await gatehouse.GET("/users/me");
+
+  assert.equal(second.response.status, 200);
+  assert.equal(second.data.username, user.username);
+  assert.deepEqual(
+    rec.exchanges.map((e) => `${e.method} ${e.path} ${e.response.status}`),
+    ["GET /users/me 401", "POST /token 200", "GET /users/me 200"],
+  );
+  assert.equal(rec.exchanges[0].headers.get("Authorization"), `Bearer ${before.accessToken}`);
+  assert.equal(rec.exchanges[1].headers.get("Authorization"), null, "no bearer token on /token");
+  assert.equal(new URLSearchParams(rec.exchanges[1].body).get("grant_type"), "refresh_token");
+  assert.equal(rec.exchanges[2].headers.get("Authorization"), `Bearer ${holder.tokens.accessToken}`);
+  assert.notEqual(holder.tokens.accessToken, before.accessToken);
+  assert.notEqual(holder.tokens.refreshToken, before.refreshToken);
+
+  // A request that names its own credentials is sent as it is, and not retried.
+  rec.exchanges.length = 0;
+  const explicit = await gatehouse.GET("/users/me", { headers: { Authorization: "Bearer not-a-jwt" } });
+  assert.equal(explicit.response.status, 401);
+  assert.deepEqual(
+    rec.exchanges.map((e) => `${e.method} ${e.path} ${e.response.status} ${e.headers.get("Authorization")}`),
+    ["GET /users/me 401 Bearer not-a-jwt"],
+  );
+});
+
+test("bearerAuth shares one refresh among concurrent requests", async () => {
+  const user = await createUser();
+  const rec = recorder();
+  const gatehouse = createGatehouseClient({ baseUrl, fetch: rec.fetch });
+  const holder = new TokenHolder(await gatehouse.passwordGrant({ ...user, scope: "me" }));
+  gatehouse.use(bearerAuth(gatehouse, holder));
+  await gatehouse.revoke(holder.tokens.accessToken, "access_token");
+  rec.exchanges.length = 0;
+
+  const results = await Promise.all([1, 2, 3].map(() => gatehouse.GET("/users/me")));
+
+  assert.deepEqual(results.map((r) => r.response.status), [200, 200, 200]);
+  assert.equal(rec.exchanges.filter((e) => e.path === "/token").length, 1, "one refresh grant");
+});
+
+test("bearerAuth refreshes an expired access token before sending the request", async () => {
+  const user = await createUser();
+  const rec = recorder();
+  const gatehouse = createGatehouseClient({ baseUrl, fetch: rec.fetch });
+  const holder = new TokenHolder(await gatehouse.passwordGrant({ ...user, scope: "me" }));
+  gatehouse.use(bearerAuth(gatehouse, holder));
+  const before = { ...holder.tokens };
+  holder.tokens.expiresAt = Date.now() - 1;
+  rec.exchanges.length = 0;
+
+  const { data, response } = await gatehouse.GET("/users/me");
+
+  assert.equal(response.status, 200);
+  assert.equal(data.username, user.username);
+  assert.deepEqual(
+    rec.exchanges.map((e) => `${e.method} ${e.path} ${e.response.status}`),
+    ["POST /token 200", "GET /users/me 200"],
+  );
+  assert.notEqual(holder.tokens.accessToken, before.accessToken);
+  assert.ok(holder.tokens.expiresAt > Date.now());
+});
+
+test("bearerAuth returns the 401 and clears the tokens when the login was revoked", async () => {
+  const user = await createUser();
+  const gatehouse = createGatehouseClient({ baseUrl });
+  const holder = new TokenHolder(await gatehouse.passwordGrant({ ...user, scope: "me" }));
+  gatehouse.use(bearerAuth(gatehouse, holder));
+
+  // rfc7009 2.1: revoking the refresh token ends the login, access tokens included.
+  await gatehouse.revoke(holder.tokens.refreshToken, "refresh_token");
+  const { error, response } = await gatehouse.GET("/users/me");
+
+  assert.equal(response.status, 401);
+  assert.ok(response.headers.get("WWW-Authenticate").includes('error="invalid_token"'));
+  assert.equal(error.status, 401);
+  assert.equal(holder.tokens, undefined);
+});
+
+test("rfc6749 2.3.1 a confidential client authenticates with HTTP Basic on /token and /revoke", async () => {
+  const admin = await adminClient();
+  const user = await createUser();
+  // "~" is form-urlencoded as %7E inside the Basic credentials (rfc6749 2.3.1, Appendix B).
+  const clientId = uniqueName("sdk~backend");
+  const registered = await admin.POST("/clients", { body: { client_id: clientId, confidential: true, scopes: ["me"] } });
+  assert.equal(registered.response.status, 201, JSON.stringify(registered.error));
+  const clientSecret = registered.data.client_secret;
+  assert.equal(typeof clientSecret, "string");
+
+  const rec = recorder();
+  const gatehouse = createGatehouseClient({ baseUrl, fetch: rec.fetch, clientId, clientSecret });
+  const first = await gatehouse.passwordGrant({ ...user, scope: "me" });
+  const second = await gatehouse.refresh(first.refresh_token);
+  await gatehouse.revoke(second.refresh_token, "refresh_token");
+
+  const basic = `Basic ${Buffer.from(`${clientId.replace("~", "%7E")}:${encodeURIComponent(clientSecret)}`).toString("base64")}`;
+  for (const e of rec.exchanges) {
+    assert.equal(e.headers.get("Authorization"), basic, `${e.method} ${e.path}`);
+    assert.equal(new URLSearchParams(e.body).get("client_id"), null, "no client_id in the body with Basic");
+    assert.equal(new URLSearchParams(e.body).get("client_secret"), null, "no client_secret in the body");
+  }
+  assert.deepEqual(
+    rec.exchanges.map((e) => `${e.method} ${e.path} ${e.response.status}`),
+    ["POST /token 200", "POST /token 200", "POST /revoke 200"],
+  );
+  await assertOAuthError(gatehouse.refresh(second.refresh_token), { status: 400, error: "invalid_grant" });
+
+  const wrongSecret = createGatehouseClient({ baseUrl, clientId, clientSecret: `${clientSecret}x` });
+  await assertOAuthError(wrongSecret.passwordGrant({ ...user, scope: "me" }), { status: 401, error: "invalid_client" });
+  // A refresh token is bound to the client it was issued to (rfc6749 6).
+  const third = await gatehouse.passwordGrant({ ...user, scope: "me" });
+  const anonymous = createGatehouseClient({ baseUrl });
+  await assertOAuthError(anonymous.refresh(third.refresh_token), { status: 400, error: "invalid_grant" });
+});
+
+test("rfc6749 3.2.1 a public client sends client_id in the form", async () => {
+  const admin = await adminClient();
+  const user = await createUser();
+  const clientId = uniqueName("sdk-spa");
+  const registered = await admin.POST("/clients", { body: { client_id: clientId, confidential: false } });
+  assert.equal(registered.response.status, 201, JSON.stringify(registered.error));
+
+  const rec = recorder();
+  const gatehouse = createGatehouseClient({ baseUrl, fetch: rec.fetch });
+  const token = await gatehouse.passwordGrant({ ...user, scope: "me", clientId });
+
+  assert.equal(token.token_type, "Bearer");
+  const [{ headers, body }] = rec.exchanges;
+  assert.equal(headers.get("Authorization"), null);
+  assert.equal(new URLSearchParams(body).get("client_id"), clientId);
+});

@@ -1,0 +1,43 @@
+// Compile-time checks of the published declarations (dist/index.d.ts and the
+// generated dist/schema.d.ts): `npm test` type-checks this file, never runs it.
+import {
+  OAuthError,
+  TokenHolder,
+  bearerAuth,
+  createGatehouseClient,
+  type OAuthErrorCode,
+  type TokenResponse,
+  type User,
+} from "../dist/index.js";
+
+export async function typed(): Promise<void> {
+  const gatehouse = createGatehouseClient({ baseUrl: "http://127.0.0.1:8080" });
+  const token: TokenResponse = await gatehouse.passwordGrant({ username: "alice", password: "wonderland", scope: ["me"] });
+  gatehouse.use(bearerAuth(gatehouse, new TokenHolder(token)));
+
+  const me = await gatehouse.GET("/users/me");
+  if (me.data) {
+    const user: User = me.data;
+    user.username.toLowerCase();
+  }
+  await gatehouse.POST("/users", { body: { username: "bob", password: "builder123", scopes: ["me"] } });
+  // @ts-expect-error password is required by NewUser
+  await gatehouse.POST("/users", { body: { username: "bob" } });
+  // @ts-expect-error limit is an integer
+  await gatehouse.GET("/users", { params: { query: { limit: "ten" } } });
+  // @ts-expect-error no such operation in api/openapi.yaml
+  await gatehouse.GET("/nope");
+  // @ts-expect-error RFC 7009 hints are access_token and refresh_token
+  await gatehouse.revoke("token", "id_token");
+
+  try {
+    await gatehouse.refresh("refresh-token");
+  } catch (err) {
+    if (err instanceof OAuthError) {
+      const code: OAuthErrorCode = err.error;
+      // @ts-expect-error codes come from the spec's OAuth2Error enum
+      const wrong: typeof code = "not_a_code";
+      void [err.status, err.error_description, wrong];
+    }
+  }
+}
