@@ -26,6 +26,9 @@ type config struct {
 	HashConcurrency int
 	HashQueue       int
 	PasswordPolicy  users.PasswordPolicy
+	TLSCertFile     string
+	TLSKeyFile      string
+	CORSOrigins     []string
 
 	DBMaxConns       int32
 	DBConnectTimeout time.Duration
@@ -83,6 +86,9 @@ var envDoc = []struct{ name, def, doc string }{
 	{"GATEHOUSE_HASH_QUEUE", "8 per slot", "logins that may wait for a hashing slot; beyond that /token answers 503"},
 	{"GATEHOUSE_PASSWORD_MIN_LENGTH", "8", "shortest password accepted, in characters (at least 8)"},
 	{"GATEHOUSE_PASSWORD_DENYLIST_FILE", "", "file of common passwords to refuse, one per line"},
+	{"GATEHOUSE_TLS_CERT_FILE", "", "serve HTTPS (TLS 1.2+) with this PEM certificate chain; reloaded when the file changes"},
+	{"GATEHOUSE_TLS_KEY_FILE", "", "the PEM private key of GATEHOUSE_TLS_CERT_FILE"},
+	{"GATEHOUSE_CORS_ORIGINS", "", "comma-separated origins (https://app.example.com) allowed to call the API from a browser; none when unset"},
 	{"GATEHOUSE_LOG_LEVEL", "info", "debug, info, warn or error"},
 }
 
@@ -118,7 +124,21 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	}
 	c.Database = db
 
-	c.Issuer = get("GATEHOUSE_ISSUER", "http://"+c.Addr)
+	c.TLSCertFile, c.TLSKeyFile = getenv("GATEHOUSE_TLS_CERT_FILE"), getenv("GATEHOUSE_TLS_KEY_FILE")
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("GATEHOUSE_TLS_CERT_FILE and GATEHOUSE_TLS_KEY_FILE must be set together")
+	}
+	for _, o := range strings.Split(getenv("GATEHOUSE_CORS_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad("GATEHOUSE_CORS_ORIGINS: %q is not an origin like https://app.example.com", o)
+			continue
+		}
+		c.CORSOrigins = append(c.CORSOrigins, strings.TrimSuffix(o, "/"))
+	}
+	c.Issuer = get("GATEHOUSE_ISSUER", c.scheme()+"://"+c.Addr)
 	c.IssuerSet = strings.TrimSpace(getenv("GATEHOUSE_ISSUER")) != ""
 	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		bad("GATEHOUSE_ISSUER: %q must be an http(s) URL without query or fragment (RFC 8414 §2)", c.Issuer)
@@ -278,6 +298,14 @@ func decodeKey(s string) []byte {
 		}
 	}
 	return nil
+}
+
+// scheme is the URL scheme the server answers on.
+func (c *config) scheme() string {
+	if c.TLSCertFile != "" {
+		return "https"
+	}
+	return "http"
 }
 
 // Store engines GATEHOUSE_DATABASE_URL selects.

@@ -192,7 +192,13 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	defer ln.Close()
 	if !cfg.IssuerSet {
-		cfg.Issuer = "http://" + ln.Addr().String()
+		cfg.Issuer = cfg.scheme() + "://" + ln.Addr().String()
+	}
+	var certs *certReloader
+	if cfg.TLSCertFile != "" {
+		if certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, logger); err != nil {
+			return err
+		}
 	}
 
 	a, err := open(ctx, cfg, logger)
@@ -214,6 +220,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		Clients:        a.users,
 		Issuer:         cfg.Issuer,
 		TrustedProxies: cfg.TrustedProxies,
+		CORSOrigins:    cfg.CORSOrigins,
 		Authenticate:   a.validator.Authenticate,
 		Ready: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -235,7 +242,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer,
+	if certs != nil {
+		srv.TLSConfig = certs.tlsConfig()
+	}
+	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "scheme", cfg.scheme(), "issuer", cfg.Issuer,
 		"store", cfg.Database.String(), "signing_alg", a.keys.Algorithm(), "kid", a.keys.SigningKeyID())
 
 	// Background upkeep: key refresh, rotation and retirement; deny-list
@@ -251,7 +261,13 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	defer func() { stopBG(); wg.Wait() }()
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if certs != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err

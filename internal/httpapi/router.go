@@ -13,6 +13,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/cors"
 
 	"github.com/gatehouse/gatehouse/api"
 	"github.com/gatehouse/gatehouse/internal/auth"
@@ -32,6 +33,9 @@ type Deps struct {
 	// TrustedProxies may set X-Forwarded-For (the client address used for
 	// login throttling).
 	TrustedProxies []netip.Prefix
+	// CORSOrigins may call the API from browsers on other origins; none
+	// when empty.
+	CORSOrigins []string
 	// Authenticate is the bearer validator kin-openapi calls for each
 	// operation's security requirement.
 	Authenticate openapi3filter.AuthenticationFunc
@@ -82,7 +86,18 @@ func NewHandler(d Deps) (http.Handler, error) {
 
 	r := chi.NewRouter()
 	validator := newSpecValidator(doc, r, d.Authenticate, ew, MaxBodyBytes)
-	r.Use(recoverer(ew), securityHeaders, validator.middleware)
+	r.Use(recoverer(ew))
+	if len(d.CORSOrigins) > 0 {
+		// Before validation: preflight requests carry no token.
+		r.Use(cors.Handler(cors.Options{
+			AllowedOrigins: d.CORSOrigins,
+			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
+			AllowedHeaders: []string{"Authorization", "Content-Type"},
+			ExposedHeaders: []string{"WWW-Authenticate", "Location", "Retry-After"},
+			MaxAge:         600,
+		}))
+	}
+	r.Use(securityHeaders, validator.middleware)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "no such resource", nil)
 	})

@@ -35,7 +35,7 @@ type testServer struct {
 
 const testIssuer = "http://gatehouse.test"
 
-func newTestServer(t *testing.T) *testServer {
+func newTestServer(t *testing.T, options ...func(*httpapi.Deps)) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	doc, err := httpapi.Spec()
@@ -65,7 +65,7 @@ func newTestServer(t *testing.T) *testServer {
 	cfg := auth.IssuerConfig{Issuer: testIssuer, Audience: "gatehouse", TTL: ttl, Scopes: scopes}
 	validator := auth.NewValidator(keys, auth.ValidatorConfig{Issuer: cfg.Issuer, Audience: cfg.Audience, DenyList: deny})
 	ts := &testServer{users: svc, keys: keys}
-	h, err := httpapi.NewHandler(httpapi.Deps{
+	deps := httpapi.Deps{
 		Users:        svc,
 		Tokens:       auth.NewIssuer(auth.IssuerDeps{Users: svc, Clients: svc, Tokens: store, Keys: keys, Validator: validator, DenyList: deny, Throttle: auth.NewThrottle(store, auth.DefaultThrottle())}, cfg),
 		Keys:         keys,
@@ -73,7 +73,11 @@ func newTestServer(t *testing.T) *testServer {
 		Issuer:       testIssuer,
 		Authenticate: validator.Authenticate,
 		Ready:        func(context.Context) error { return ts.ready },
-	})
+	}
+	for _, o := range options {
+		o(&deps)
+	}
+	h, err := httpapi.NewHandler(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -608,4 +612,35 @@ func TestNoServerErrorsOnBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestCORS(t *testing.T) {
+	t.Run("off_by_default", func(t *testing.T) {
+		ts := newTestServer(t)
+		r := ts.do(t, "GET", "/healthz", "", "Origin", "https://app.example.test")
+		if got := r.header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Fatalf("got Access-Control-Allow-Origin %q without an allow-list", got)
+		}
+	})
+	ts := newTestServer(t, func(d *httpapi.Deps) { d.CORSOrigins = []string{"https://app.example.test"} })
+	t.Run("preflight_from_an_allowed_origin", func(t *testing.T) {
+		r := ts.do(t, "OPTIONS", "/users/me", "", "Origin", "https://app.example.test",
+			"Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "authorization")
+		if r.status >= 300 || r.header.Get("Access-Control-Allow-Origin") != "https://app.example.test" {
+			t.Fatalf("got %d %v", r.status, r.header)
+		}
+	})
+	t.Run("actual_request_exposes_the_challenge", func(t *testing.T) {
+		r := ts.do(t, "GET", "/users/me", "", "Origin", "https://app.example.test")
+		if r.status != 401 || r.header.Get("Access-Control-Allow-Origin") != "https://app.example.test" ||
+			!strings.Contains(r.header.Get("Access-Control-Expose-Headers"), "Www-Authenticate") {
+			t.Fatalf("got %d %v", r.status, r.header)
+		}
+	})
+	t.Run("other_origins_get_no_grant", func(t *testing.T) {
+		r := ts.do(t, "GET", "/healthz", "", "Origin", "https://evil.example.test")
+		if got := r.header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Fatalf("got Access-Control-Allow-Origin %q for an origin not allowed", got)
+		}
+	})
 }

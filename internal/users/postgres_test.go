@@ -222,7 +222,7 @@ func TestOpenPostgres_creates_the_tables_in_the_search_path_schema(t *testing.T)
 	if err != nil {
 		t.Fatalf("listing %s's tables: %v", schema, err)
 	}
-	want := []string{"access_tokens", "clients", "refresh_tokens", "schema_migrations", "signing_keys", "users"}
+	want := []string{"access_tokens", "clients", "login_attempts", "refresh_tokens", "schema_migrations", "signing_keys", "users"}
 	if !slices.Equal(got, want) {
 		t.Errorf("tables in schema %s = %v, want %v", schema, got, want)
 	}
