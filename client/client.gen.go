@@ -66,6 +66,11 @@ type FieldError struct {
 type Health struct {
 	// Status Example: ok
 	Status string `json:"status"`
+
+	// Version The server's version, from its build information.
+	//
+	// Example: gatehouse v0.1.0 (3f2c1ab, go1.26.8)
+	Version *string `json:"version,omitempty"`
 }
 
 // Introspection Introspection response (RFC 7662 §2.2). Only `active` is present for an inactive token.

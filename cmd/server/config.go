@@ -29,6 +29,8 @@ type config struct {
 	TLSCertFile     string
 	TLSKeyFile      string
 	CORSOrigins     []string
+	LogFormat       string
+	MetricsAddr     string
 
 	DBMaxConns       int32
 	DBConnectTimeout time.Duration
@@ -90,6 +92,8 @@ var envDoc = []struct{ name, def, doc string }{
 	{"GATEHOUSE_TLS_KEY_FILE", "", "the PEM private key of GATEHOUSE_TLS_CERT_FILE"},
 	{"GATEHOUSE_CORS_ORIGINS", "", "comma-separated origins (https://app.example.com) allowed to call the API from a browser; none when unset"},
 	{"GATEHOUSE_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"GATEHOUSE_LOG_FORMAT", "json", "json or text"},
+	{"GATEHOUSE_METRICS_ADDR", "", "serve /metrics on this address instead of the API's (host:port), so it need not be public"},
 }
 
 // loadConfig reads and checks the configuration, reporting every problem at
@@ -256,6 +260,15 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		bad("argon2id parameters: %v", err)
 	}
 
+	c.LogFormat = strings.ToLower(get("GATEHOUSE_LOG_FORMAT", "json"))
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("GATEHOUSE_LOG_FORMAT: %q is not json or text", c.LogFormat)
+	}
+	if c.MetricsAddr = get("GATEHOUSE_METRICS_ADDR", ""); c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("GATEHOUSE_METRICS_ADDR: %q is not host:port", c.MetricsAddr)
+		}
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:

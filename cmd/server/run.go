@@ -17,8 +17,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
@@ -82,6 +84,8 @@ Environment:
 type app struct {
 	cfg       *config
 	log       *slog.Logger
+	metrics   *metrics.Metrics
+	audit     *audit.Recorder
 	store     users.Store
 	users     *users.Service
 	keys      *auth.Keys
@@ -105,15 +109,18 @@ func open(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", cfg.Database, err)
 	}
-	a := &app{cfg: cfg, log: logger, store: store}
-	a.deny = auth.NewDenyList(store, nil)
-	a.users, err = users.NewService(store, users.Options{
+	m := metrics.New()
+	a := &app{cfg: cfg, log: logger, metrics: m, audit: audit.New(logger, m.CountAudit)}
+	a.store = users.Instrument(store, m.ObserveStore)
+	a.deny = auth.NewDenyList(a.store, nil)
+	a.users, err = users.NewService(a.store, users.Options{
 		Hasher:          cfg.Hasher,
 		Scopes:          scopes,
 		Logger:          logger,
 		HashConcurrency: cfg.HashConcurrency,
 		HashQueue:       cfg.HashQueue,
 		PasswordPolicy:  cfg.PasswordPolicy,
+		ObserveHash:     m.ObserveHash,
 		// Account events revoke tokens in the store; the deny-list learns
 		// it before the request that caused them returns.
 		AfterRevoke: func(ctx context.Context) {
@@ -142,6 +149,7 @@ func (a *app) loadKeys(ctx context.Context) error {
 		RotationInterval: a.cfg.KeyRotationInterval,
 		RefreshInterval:  a.cfg.SyncInterval,
 		Logger:           a.log,
+		Audit:            a.audit,
 	})
 	if err != nil {
 		return err
@@ -165,6 +173,7 @@ func (a *app) loadKeys(ctx context.Context) error {
 		DenyList:  a.deny,
 		Throttle:  auth.NewThrottle(a.store, a.cfg.Throttle),
 		Log:       a.log,
+		Audit:     a.audit,
 	}, auth.IssuerConfig{
 		Issuer:           a.cfg.Issuer,
 		Audience:         a.cfg.Audience,
@@ -181,7 +190,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	logger := newLogger(stderr, cfg.LogLevel)
+	logger := newLogger(stderr, cfg)
 	if cfg.Hasher.Memory < users.DefaultHasher().Memory || cfg.Hasher.Iterations < users.DefaultHasher().Iterations {
 		logger.Warn("argon2id parameters are below the OWASP minimum (m=19456 KiB, t=2)", "memory_kib", cfg.Hasher.Memory, "iterations", cfg.Hasher.Iterations)
 	}
@@ -221,6 +230,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		Issuer:         cfg.Issuer,
 		TrustedProxies: cfg.TrustedProxies,
 		CORSOrigins:    cfg.CORSOrigins,
+		Audit:          a.audit,
+		Requests:       a.metrics,
+		Version:        version(),
+		Metrics:        metricsOnMain(cfg, a.metrics),
 		Authenticate:   a.validator.Authenticate,
 		Ready: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -259,6 +272,19 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		wg.Go(func() { a.followChanges(bg, l) })
 	}
 	defer func() { stopBG(); wg.Wait() }()
+
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.metrics.Handler())
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = msrv.Serve(mln) }()
+		defer msrv.Close()
+		logger.Info("metrics listening", "addr", mln.Addr().String())
+	}
 
 	errc := make(chan error, 1)
 	go func() {
@@ -344,6 +370,15 @@ func (a *app) followChanges(ctx context.Context, l users.ChangeListener) {
 	}
 }
 
+// metricsOnMain is the /metrics handler of the API listener, or nil when
+// GATEHOUSE_METRICS_ADDR moves metrics to a listener of their own.
+func metricsOnMain(cfg *config, m *metrics.Metrics) http.Handler {
+	if cfg.MetricsAddr != "" {
+		return nil
+	}
+	return m.Handler()
+}
+
 // pruneInterval is how often expired token records are deleted.
 const pruneInterval = time.Hour
 
@@ -366,10 +401,14 @@ func (a *app) pruneTokens(ctx context.Context, every time.Duration) {
 	}
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+func newLogger(w io.Writer, cfg *config) *slog.Logger {
 	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	_ = l.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: l}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
 // bootstrapAdmin creates the first admin, holding every scope, when the
@@ -512,7 +551,7 @@ func openForCLI(ctx context.Context, getenv func(string) string, stderr io.Write
 	if err != nil {
 		return nil, err
 	}
-	return open(ctx, cfg, newLogger(stderr, cfg.LogLevel))
+	return open(ctx, cfg, newLogger(stderr, cfg))
 }
 
 // openWithKeys also loads the key set.

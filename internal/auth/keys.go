@@ -21,6 +21,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
@@ -111,6 +112,8 @@ type KeyConfig struct {
 	// Logger receives rotations, retirements and Run's failures; discarded
 	// when nil.
 	Logger *slog.Logger
+	// Audit records each rotation as a key.rotated event; nil discards.
+	Audit *audit.Recorder
 }
 
 // check fills in the defaults and reports every problem of c at once.
@@ -339,7 +342,7 @@ func (ks *Keys) Rotate(ctx context.Context) (users.SigningKey, error) {
 		return users.SigningKey{}, fmt.Errorf("rotate signing key: %w", err)
 	}
 	sk.Private = nil
-	ks.cfg.Logger.Info("rotated signing key", "kid", sk.ID, "alg", sk.Algorithm, "activates_at", sk.ActivatesAt)
+	ks.cfg.Audit.Record(ctx, audit.KeyRotated, audit.OK, slog.String("kid", sk.ID), slog.String("alg", sk.Algorithm), slog.Time("activates_at", sk.ActivatesAt))
 	if err := ks.refresh(ctx); err != nil {
 		return sk, fmt.Errorf("signing key %s stored, but reloading the keys failed: %w", sk.ID, err)
 	}

@@ -3,8 +3,10 @@ package auth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
@@ -55,6 +57,7 @@ func (i *Issuer) revokeRefresh(ctx context.Context, c client, token string) (boo
 	if err := i.Tokens.RevokeRefreshFamily(ctx, rt.FamilyID, i.cfg.Now()); err != nil {
 		return true, ServerError(err)
 	}
+	i.Audit.Record(ctx, audit.TokenRevoked, audit.OK, slog.String("token_type", HintRefreshToken), slog.String("client_id", c.id), slog.String("sub", rt.UserID))
 	if i.DenyList != nil {
 		if err := i.DenyList.Sync(ctx); err != nil {
 			return true, ServerError(err)
@@ -79,6 +82,7 @@ func (i *Issuer) revokeAccess(ctx context.Context, c client, token string) (bool
 	if i.DenyList != nil {
 		i.DenyList.Add(claims.ID, claims.ExpiresAt.Time)
 	}
+	i.Audit.Record(ctx, audit.TokenRevoked, audit.OK, slog.String("token_type", HintAccessToken), slog.String("client_id", c.id), slog.String("sub", claims.Subject), slog.String("jti", claims.ID))
 	return true, nil
 }
 

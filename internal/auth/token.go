@@ -15,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
@@ -117,6 +118,8 @@ type IssuerDeps struct {
 	Throttle *Throttle
 	// Log receives failures that do not change a request's outcome.
 	Log *slog.Logger
+	// Audit records logins, refreshes and revocations; nil discards.
+	Audit *audit.Recorder
 }
 
 // Issuer is the token side of the authorization server: the token endpoint
@@ -218,8 +221,10 @@ func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) 
 	if err != nil {
 		return nil, err
 	}
+	who := []slog.Attr{slog.String("username", strings.ToLower(req.Username)), slog.String("client_id", c.id), slog.String("client_ip", req.ClientAddr)}
 	if i.Throttle != nil {
 		if err := i.Throttle.Reserve(ctx, req.Username, req.ClientAddr); err != nil {
+			i.Audit.Record(ctx, audit.Login, audit.Throttled, who...)
 			return nil, err
 		}
 	}
@@ -229,10 +234,13 @@ func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) 
 	}
 	switch {
 	case errors.Is(err, users.ErrInvalidCredentials):
+		i.Audit.Record(ctx, audit.Login, audit.Failed, who...)
 		return nil, oauthError(CodeInvalidGrant, "invalid username or password")
 	case errors.Is(err, users.ErrDisabled):
+		i.Audit.Record(ctx, audit.Login, audit.Disabled, who...)
 		return nil, oauthError(CodeInvalidGrant, "the account is disabled")
 	case errors.Is(err, users.ErrBusy):
+		i.Audit.Record(ctx, audit.Login, audit.Busy, who...)
 		return nil, Overloaded(err)
 	case err != nil:
 		return nil, ServerError(err)
@@ -250,7 +258,11 @@ func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) 
 	if err := i.Tokens.CreateRefreshToken(ctx, refresh); err != nil {
 		return nil, ServerError(err)
 	}
-	return i.issue(ctx, u, c, granted, refresh.FamilyID, raw, now)
+	resp, err := i.issue(ctx, u, c, granted, refresh.FamilyID, raw, now)
+	if err == nil {
+		i.Audit.Record(ctx, audit.Login, audit.Succeeded, append(who, slog.String("sub", u.ID), slog.String("scope", resp.Scope))...)
+	}
+	return resp, err
 }
 
 // settleThrottle books the outcome of a reserved password check: the right
@@ -321,24 +333,33 @@ func (i *Issuer) refreshGrant(ctx context.Context, c client, req TokenRequest) (
 		successor, raw, err = i.newRefreshToken(u, c, held, now, old.FamilyID, old.FamilyExpiresAt)
 		return successor, err
 	})
+	who := slog.String("client_id", c.id)
 	var oerr *Error
 	switch {
 	case errors.As(err, &oerr):
+		i.Audit.Record(ctx, audit.Refresh, audit.Failed, who, slog.String("error", oerr.Code))
 		return nil, err
 	case errors.Is(err, users.ErrNotFound):
+		i.Audit.Record(ctx, audit.Refresh, audit.Failed, who, slog.String("error", "unknown"))
 		return nil, oauthError(CodeInvalidGrant, "unknown refresh token")
 	case errors.Is(err, users.ErrTokenReused):
 		// The family, with its access tokens, is revoked in the store.
 		if i.DenyList != nil {
 			_ = i.DenyList.Sync(ctx)
 		}
+		i.Audit.Record(ctx, audit.Refresh, audit.ReuseDetected, who)
 		return nil, oauthError(CodeInvalidGrant, "the refresh token was already used; the login it belongs to has been revoked")
 	case errors.Is(err, users.ErrTokenInactive):
+		i.Audit.Record(ctx, audit.Refresh, audit.Failed, who, slog.String("error", "inactive"))
 		return nil, oauthError(CodeInvalidGrant, "the refresh token expired or was revoked")
 	case err != nil:
 		return nil, ServerError(err)
 	}
-	return i.issue(ctx, u, c, granted, next.FamilyID, raw, now)
+	resp, err := i.issue(ctx, u, c, granted, next.FamilyID, raw, now)
+	if err == nil {
+		i.Audit.Record(ctx, audit.Refresh, audit.Rotated, who, slog.String("sub", u.ID), slog.String("username", u.Username))
+	}
+	return resp, err
 }
 
 // grant decides the scope of a token: what was requested (every scope

@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"log/slog"
 	"net/url"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
@@ -47,6 +49,7 @@ func (h *Handlers) CreateClient(ctx context.Context, req CreateClientRequestObje
 	if err != nil {
 		return nil, err
 	}
+	h.audit.Record(ctx, audit.ClientCreated, audit.OK, actor(ctx), slog.String("client_id", c.ID), slog.Bool("confidential", c.Confidential()))
 	oc := toClient(c)
 	body := RegisteredOAuthClient{ClientId: oc.ClientId, Confidential: oc.Confidential, Scopes: oc.Scopes, CreatedAt: oc.CreatedAt}
 	if secret != "" {
@@ -63,6 +66,7 @@ func (h *Handlers) DeleteClient(ctx context.Context, req DeleteClientRequestObje
 	if err := h.clients.DeleteClient(ctx, req.ClientId); err != nil {
 		return nil, err
 	}
+	h.audit.Record(ctx, audit.ClientDeleted, audit.OK, actor(ctx), slog.String("client_id", req.ClientId))
 	return DeleteClient204Response{}, nil
 }
 

@@ -80,7 +80,7 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 		ew.badInput(w, r, http.StatusBadRequest, valErr.Error(), []FieldError{{Field: valErr.Field, Message: valErr.Message}})
 	case errors.As(err, &stErr):
 		if stErr.status >= 500 {
-			ew.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", stErr.status, "err", err)
+			ew.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "method", r.Method, "route", routeOf(r), "status", stErr.status, "err", err)
 		}
 		if stErr.status < 500 {
 			ew.badInput(w, r, stErr.status, stErr.detail, stErr.fields)
@@ -99,7 +99,7 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 				return
 			}
 		}
-		ew.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		ew.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "method", r.Method, "route", routeOf(r), "err", err)
 		if isOAuthEndpoint(r) {
 			ew.oauth(w, r, auth.ServerError(err))
 			return
@@ -123,7 +123,7 @@ func (ew errorWriter) badInput(w http.ResponseWriter, r *http.Request, status in
 // oauth writes an RFC 6749 §5.2 error. Causes are logged, never sent.
 func (ew errorWriter) oauth(w http.ResponseWriter, r *http.Request, e *auth.Error) {
 	if e.Status >= 500 {
-		ew.log.ErrorContext(r.Context(), "token request failed", "err", e)
+		ew.log.ErrorContext(r.Context(), "token request failed", "request_id", requestID(r.Context()), "err", e)
 	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
@@ -135,8 +135,8 @@ func (ew errorWriter) oauth(w http.ResponseWriter, r *http.Request, e *auth.Erro
 		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	body := OAuth2Error{Error: OAuth2ErrorError(e.Code)}
-	if e.Description != "" {
-		body.ErrorDescription = &e.Description
+	if desc := quoteSafe(e.Description); desc != "" {
+		body.ErrorDescription = &desc
 	}
 	writeJSON(w, e.Status, "application/json", body)
 }
@@ -164,11 +164,17 @@ func challenge(e *auth.BearerError) string {
 	return b.String()
 }
 
-// quoteSafe keeps only the characters RFC 6750 §3 allows in attribute
-// values (%x20-21 / %x23-5B / %x5D-7E).
+// quoteSafe keeps only the characters RFC 6750 §3 and RFC 6749 §5.2 allow
+// in error descriptions (%x20-21 / %x23-5B / %x5D-7E): quotes become
+// apostrophes, backslashes slashes, anything else outside is dropped.
 func quoteSafe(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+		switch {
+		case r == '"':
+			return '\''
+		case r == '\\':
+			return '/'
+		case r < 0x20 || r > 0x7e:
 			return -1
 		}
 		return r

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
@@ -33,6 +36,8 @@ type Handlers struct {
 	meta    ServerMetadata
 	ready   func(ctx context.Context) error
 	proxies []netip.Prefix
+	audit   *audit.Recorder
+	version string
 }
 
 var _ StrictServerInterface = (*Handlers)(nil)
@@ -91,6 +96,7 @@ func (h *Handlers) ChangeCurrentUserPassword(ctx context.Context, req ChangeCurr
 		}
 		return nil, err
 	}
+	h.audit.Record(ctx, audit.UserChanged, audit.OK, actor(ctx), slog.String("username", u.Username), slog.String("changed", "password"))
 	return ChangeCurrentUserPassword204Response{}, nil
 }
 
@@ -143,6 +149,7 @@ func (h *Handlers) CreateUser(ctx context.Context, req CreateUserRequestObject) 
 	if err != nil {
 		return nil, err
 	}
+	h.audit.Record(ctx, audit.UserCreated, audit.OK, actor(ctx), slog.String("username", u.Username), slog.String("scopes", strings.Join(u.Scopes, " ")))
 	location := "/users/" + url.PathEscape(u.Username)
 	return CreateUser201JSONResponse{
 		Body:    toUser(u),
@@ -173,6 +180,21 @@ func (h *Handlers) UpdateUser(ctx context.Context, req UpdateUserRequestObject) 
 	if err != nil {
 		return nil, err
 	}
+	var changed []string
+	if req.Body.Scopes != nil {
+		changed = append(changed, "scopes")
+	}
+	if req.Body.Password != nil {
+		changed = append(changed, "password")
+	}
+	if req.Body.Disabled != nil && *req.Body.Disabled {
+		h.audit.Record(ctx, audit.UserDisabled, audit.OK, actor(ctx), slog.String("username", u.Username))
+	} else if req.Body.Disabled != nil {
+		changed = append(changed, "enabled")
+	}
+	if len(changed) > 0 {
+		h.audit.Record(ctx, audit.UserChanged, audit.OK, actor(ctx), slog.String("username", u.Username), slog.String("changed", strings.Join(changed, " ")))
+	}
 	return UpdateUser200JSONResponse(toUser(u)), nil
 }
 
@@ -183,11 +205,12 @@ func (h *Handlers) DeleteUser(ctx context.Context, req DeleteUserRequestObject) 
 	if err := h.users.Delete(ctx, req.Username); err != nil {
 		return nil, err
 	}
+	h.audit.Record(ctx, audit.UserDeleted, audit.OK, actor(ctx), slog.String("username", strings.ToLower(req.Username)))
 	return DeleteUser204Response{}, nil
 }
 
 func (h *Handlers) GetHealth(context.Context, GetHealthRequestObject) (GetHealthResponseObject, error) {
-	return GetHealth200JSONResponse{Status: "ok"}, nil
+	return GetHealth200JSONResponse{Status: "ok", Version: &h.version}, nil
 }
 
 func (h *Handlers) GetReadiness(ctx context.Context, _ GetReadinessRequestObject) (GetReadinessResponseObject, error) {
@@ -195,6 +218,14 @@ func (h *Handlers) GetReadiness(ctx context.Context, _ GetReadinessRequestObject
 		return nil, &statusError{status: http.StatusServiceUnavailable, detail: "not ready", cause: err}
 	}
 	return GetReadiness200JSONResponse{Status: "ok"}, nil
+}
+
+// actor names who made a change, for audit records.
+func actor(ctx context.Context) slog.Attr {
+	if c, ok := auth.ClaimsFromContext(ctx); ok {
+		return slog.Group("actor", slog.String("sub", c.Subject), slog.String("username", c.PreferredUsername), slog.String("client_id", c.ClientID))
+	}
+	return slog.String("actor", "")
 }
 
 func toUser(u *users.User) User {

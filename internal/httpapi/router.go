@@ -16,6 +16,7 @@ import (
 	"github.com/go-chi/cors"
 
 	"github.com/gatehouse/gatehouse/api"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/auth"
 )
 
@@ -36,6 +37,15 @@ type Deps struct {
 	// CORSOrigins may call the API from browsers on other origins; none
 	// when empty.
 	CORSOrigins []string
+	// Audit records account and client changes; nil discards.
+	Audit *audit.Recorder
+	// Requests counts finished requests; nil counts nothing.
+	Requests RequestObserver
+	// Metrics, when set, is served at /metrics (set it to nil to serve
+	// metrics on a separate listener instead).
+	Metrics http.Handler
+	// Version is reported by /healthz.
+	Version string
 	// Authenticate is the bearer validator kin-openapi calls for each
 	// operation's security requirement.
 	Authenticate openapi3filter.AuthenticationFunc
@@ -86,7 +96,7 @@ func NewHandler(d Deps) (http.Handler, error) {
 
 	r := chi.NewRouter()
 	validator := newSpecValidator(doc, r, d.Authenticate, ew, MaxBodyBytes)
-	r.Use(recoverer(ew))
+	r.Use(accessLog(d.Logger, d.Requests, d.TrustedProxies), recoverer(ew))
 	if len(d.CORSOrigins) > 0 {
 		// Before validation: preflight requests carry no token.
 		r.Use(cors.Handler(cors.Options{
@@ -107,6 +117,10 @@ func NewHandler(d Deps) (http.Handler, error) {
 		writeProblem(w, http.StatusMethodNotAllowed, "method not allowed on this resource", nil)
 	})
 
+	if d.Metrics != nil {
+		r.Get("/metrics", d.Metrics.ServeHTTP)
+	}
+
 	// The spec itself: the exact bytes as written, and as JSON.
 	r.Get("/openapi.yaml", serveBytes("application/yaml", api.OpenAPI))
 	r.Get("/openapi.json", serveBytes("application/json", specJSON))
@@ -124,6 +138,8 @@ func NewHandler(d Deps) (http.Handler, error) {
 		meta:    NewServerMetadata(d.Issuer, SpecScopes(doc)),
 		ready:   d.Ready,
 		proxies: d.TrustedProxies,
+		audit:   d.Audit,
+		version: d.Version,
 	}
 	strict := NewStrictHandlerWithOptions(h, []StrictMiddlewareFunc{keepRequest}, StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  ew.write,

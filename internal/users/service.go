@@ -44,6 +44,9 @@ type Options struct {
 	HashQueue       int
 	// PasswordPolicy applies to every new password.
 	PasswordPolicy PasswordPolicy
+	// ObserveHash, when set, hears how long each password hash waited for
+	// a slot and how long it ran.
+	ObserveHash func(wait, run time.Duration)
 	// AfterRevoke, when set, is called after every revocation the Service
 	// performs (account events, DeleteClient), so the bearer validator's
 	// in-memory deny-list can resync at once instead of at its next poll.
@@ -66,30 +69,44 @@ type Service struct {
 	// same time as a wrong password (no username enumeration by timing).
 	dummyHash string
 	// limiter bounds concurrent hashing.
-	limiter *hashLimiter
-	policy  PasswordPolicy
+	limiter     *hashLimiter
+	policy      PasswordPolicy
+	observeHash func(wait, run time.Duration)
 }
 
 // HashStats reports the password-hashing limiter's counters.
 func (s *Service) HashStats() HashStats { return s.limiter.stats() }
 
 // hash and verify run the hasher under the limiter.
-func (s *Service) hash(ctx context.Context, password string) (string, error) {
-	release, err := s.limiter.acquire(ctx)
-	if err != nil {
-		return "", err
+func (s *Service) hash(ctx context.Context, password string) (hash string, err error) {
+	if lerr := s.limited(ctx, func() { hash, err = s.hasher.Hash(password) }); lerr != nil {
+		return "", lerr
 	}
-	defer release()
-	return s.hasher.Hash(password)
+	return hash, err
 }
 
 func (s *Service) verify(ctx context.Context, hash, password string) (ok, needsRehash bool, err error) {
+	lerr := s.limited(ctx, func() { ok, needsRehash, err = s.hasher.Verify(hash, password) })
+	if lerr != nil {
+		return false, false, lerr
+	}
+	return ok, needsRehash, err
+}
+
+// limited runs one hashing job in a limiter slot, timing the wait and the run.
+func (s *Service) limited(ctx context.Context, job func()) error {
+	start := time.Now()
 	release, err := s.limiter.acquire(ctx)
 	if err != nil {
-		return false, false, err
+		return err
 	}
 	defer release()
-	return s.hasher.Verify(hash, password)
+	acquired := time.Now()
+	job()
+	if s.observeHash != nil {
+		s.observeHash(acquired.Sub(start), time.Since(acquired))
+	}
+	return nil
 }
 
 // NewService returns a Service over store. It rejects invalid hasher
@@ -136,6 +153,7 @@ func NewService(store Store, opts Options) (*Service, error) {
 	}
 	return &Service{
 		policy:      opts.PasswordPolicy,
+		observeHash: opts.ObserveHash,
 		limiter:     newHashLimiter(slots, queue),
 		store:       store,
 		hasher:      h,

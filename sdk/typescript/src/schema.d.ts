@@ -556,6 +556,11 @@ export interface components {
         Health: {
             /** @example ok */
             status: string;
+            /**
+             * @description The server's version, from its build information.
+             * @example gatehouse v0.1.0 (3f2c1ab, go1.26.8)
+             */
+            version?: string;
         };
     };
     responses: {
