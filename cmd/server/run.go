@@ -37,6 +37,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		case "-h", "-help", "--help", "help":
 			usage(stdout)
 			return nil
+		case "version", "--version":
+			return runVersion(stdout)
 		case "serve":
 			args = args[1:]
 		case "users":
@@ -62,6 +64,7 @@ Usage:
   server users create NAME [--scopes "me"]    create a user; the password is read from stdin
   server users list                           list users
   server keys rotate                          start a signing key rotation
+  server version                              print the version
   server clients create [ID] [--public] [--scopes "me"]
                                               register a client; prints its secret once
   server clients list                         list registered clients

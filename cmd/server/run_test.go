@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -53,5 +55,26 @@ func TestRun_unknown_command_is_an_error(t *testing.T) {
 		if stdout.Len() != 0 {
 			t.Errorf("run(%q) wrote to stdout: %q", tt.args, stdout.String())
 		}
+	}
+}
+
+func TestRunVersionAndHealthz(t *testing.T) {
+	t.Parallel()
+	out, err := runCLI(t, map[string]string{}, "", "version")
+	if err != nil || !strings.HasPrefix(out, "gatehouse ") {
+		t.Fatalf("server version: %q %v", out, err)
+	}
+	base, _, _ := startServer(t, testEnv(t))
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct{ Status, Version string }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Status != "ok" || body.Version != strings.TrimSpace(out) {
+		t.Fatalf("/healthz %+v, want status ok and version %q", body, strings.TrimSpace(out))
 	}
 }

@@ -7,27 +7,24 @@ import (
 	"runtime/debug"
 )
 
-// version names this build, e.g. "v0.1.0 (abc1234)" or "(devel)". The Go
-// toolchain stamps it: the main module's version comes from the VCS tag
-// (a pseudo-version between tags, "(devel)" under go run or go test), the
-// revision from the checkout built, "-dirty" when it had uncommitted
-// changes.
+// version names this build, e.g. "gatehouse v0.1.0 (abc1234, go1.26.8)"
+// or "gatehouse (devel) (go1.26.8)": `server version` prints it and
+// /healthz reports it. The Go toolchain stamps it: the main module's
+// version comes from the VCS tag (a pseudo-version between tags, "(devel)"
+// under go run or go test), the revision from the checkout built, "-dirty"
+// when it had uncommitted changes.
 func version() string {
-	v, rev := buildVersion(debug.ReadBuildInfo())
-	if rev == "" {
-		return v
-	}
-	return v + " (" + rev + ")"
-}
-
-// runVersion prints `gatehouse v0.1.0 (abc1234, go1.26.8)`.
-func runVersion(stdout io.Writer) error {
 	v, rev := buildVersion(debug.ReadBuildInfo())
 	detail := runtime.Version()
 	if rev != "" {
 		detail = rev + ", " + detail
 	}
-	_, err := fmt.Fprintf(stdout, "gatehouse %s (%s)\n", v, detail)
+	return fmt.Sprintf("gatehouse %s (%s)", v, detail)
+}
+
+// runVersion prints version().
+func runVersion(stdout io.Writer) error {
+	_, err := fmt.Fprintln(stdout, version())
 	return err
 }
 
