@@ -162,6 +162,17 @@ func (s *Server) Stop() {
 	os.RemoveAll(s.Dir)
 }
 
+// Kill ends the server at once with SIGKILL, as a crash would, and waits
+// for the process to be gone. Unlike Stop it removes nothing, so a test
+// can start another server on the same store; Stop may still be called
+// afterwards (at cleanup) to remove Dir.
+func (s *Server) Kill() {
+	if s.cmd.Process != nil {
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
 // TB is the part of testing.TB that StartT needs.
 type TB interface {
 	Helper()
