@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -34,6 +35,10 @@ func readForm(r *http.Request, params []string) (url.Values, error) {
 	}
 	for name, values := range r.PostForm {
 		if len(values) > 1 {
+			if !slices.Contains(params, name) {
+				// Never echo a name the client made up.
+				return nil, InvalidRequest("a parameter is repeated")
+			}
 			return nil, InvalidRequest(name + " is repeated")
 		}
 	}

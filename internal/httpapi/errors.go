@@ -87,6 +87,11 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 			return
 		}
 		writeProblem(w, stErr.status, stErr.detail, nil)
+	case bindingParam(err) != "":
+		// The generated binding refuses what kin-openapi let through,
+		// e.g. a repeated query parameter.
+		p := bindingParam(err)
+		ew.badInput(w, r, http.StatusBadRequest, fieldDetail(p, "is invalid"), []FieldError{{Field: p, Message: "is invalid"}})
 	case errors.Is(err, users.ErrBusy):
 		w.Header().Set("Retry-After", "1")
 		writeProblem(w, http.StatusServiceUnavailable, "the server is busy; retry shortly", nil)
@@ -244,4 +249,29 @@ func sentence(err error) string {
 		return err.Error()
 	}
 	return msg
+}
+
+// bindingParam names the parameter a generated binding error is about, ""
+// for any other error.
+func bindingParam(err error) string {
+	var (
+		format   *InvalidParamFormatError
+		required *RequiredParamError
+		many     *TooManyValuesForParamError
+		unmarsh  *UnmarshalingParamError
+		header   *RequiredHeaderError
+	)
+	switch {
+	case errors.As(err, &format):
+		return format.ParamName
+	case errors.As(err, &required):
+		return required.ParamName
+	case errors.As(err, &many):
+		return many.ParamName
+	case errors.As(err, &unmarsh):
+		return unmarsh.ParamName
+	case errors.As(err, &header):
+		return header.ParamName
+	}
+	return ""
 }

@@ -602,6 +602,8 @@ func TestNoServerErrorsOnBadInput(t *testing.T) {
 		{"POST", "/users/me/password", `{}`, jsonHeader(admin)},
 		{"GET", "/users?limit=-1&cursor=" + strings.Repeat("x", 300), "", bearer(admin)},
 		{"GET", "/users/%ff%fe", "", bearer(admin)},
+		{"GET", "/users?limit=5&limit=6", "", bearer(admin)},
+		{"GET", "/users?cursor=&cursor=", "", bearer(admin)},
 		{"GET", "/users/me", "", []string{"Authorization", "Bearer " + strings.Repeat("a", 9000)}},
 		{"GET", "/users/me", "", []string{"Authorization", "Bearer a.b.c"}},
 	} {
