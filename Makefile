@@ -7,7 +7,7 @@ RACE ?= $(shell CC=$$($(GO) env CC); command -v $${CC%% *} >/dev/null 2>&1 && [ 
 
 GENERATED := internal/httpapi/server.gen.go client/client.gen.go
 
-.PHONY: run build test test-postgres e2e sdk-ts-generate sdk-ts-test generate verify lint-spec vet ci clean
+.PHONY: run build test test-postgres e2e fuzz bench sdk-ts-generate sdk-ts-test generate verify lint-spec vet ci clean
 
 run: ## serve gatehouse with the embedded SQLite store under ./data/
 	$(GO) run ./cmd/server
@@ -45,6 +45,14 @@ sdk-ts-generate: ## regenerate sdk/typescript/src/schema.d.ts from api/openapi.y
 sdk-ts-test: ## test the TypeScript SDK against a real server on 127.0.0.1 (needs Node.js and npm)
 	GO='$(GO)' bash sdk/typescript/scripts/test-against-server.sh
 
+bench: ## load-test the real server on 127.0.0.1 with wrk (installs Debian's wrk when missing) and print a markdown table; BENCH_DURATION=… seconds per row
+	GO='$(GO)' bash scripts/bench.sh
+
+FUZZTIME ?= 30s
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s), stopping at the first failure
+	GO='$(GO)' FUZZTIME='$(FUZZTIME)' bash scripts/fuzz.sh
+
 lint-spec: ## lint api/openapi.yaml with Redocly CLI (needs Node.js and npm)
 	cd tools/speclint && npm ci --no-audit --no-fund --loglevel=error && npm run --silent lint
 
@@ -52,7 +60,7 @@ vet: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 
-ci: vet verify lint-spec test e2e sdk-ts-test ## what .ci/run runs
+ci: vet verify lint-spec test e2e sdk-ts-test ## what .ci/run runs (it also fuzzes each target for 10s)
 
 clean:
 	rm -rf bin

@@ -30,6 +30,7 @@ type config struct {
 	TLSKeyFile      string
 	CORSOrigins     []string
 	LogFormat       string
+	TokenCacheSize  int
 	MetricsAddr     string
 
 	DBMaxConns       int32
@@ -86,6 +87,7 @@ var envDoc = []struct{ name, def, doc string }{
 	{"GATEHOUSE_TRUSTED_PROXIES", "", "comma-separated IPs or CIDRs of proxies whose X-Forwarded-For names the client"},
 	{"GATEHOUSE_HASH_CONCURRENCY", "GOMAXPROCS", "password hashes computed at once"},
 	{"GATEHOUSE_HASH_QUEUE", "8 per slot", "logins that may wait for a hashing slot; beyond that /token answers 503"},
+	{"GATEHOUSE_TOKEN_CACHE_SIZE", "10000", "verified access tokens remembered so each signature is checked once (0: off); expiry and revocation are still checked on every request"},
 	{"GATEHOUSE_PASSWORD_MIN_LENGTH", "8", "shortest password accepted, in characters (at least 8)"},
 	{"GATEHOUSE_PASSWORD_DENYLIST_FILE", "", "file of common passwords to refuse, one per line"},
 	{"GATEHOUSE_TLS_CERT_FILE", "", "serve HTTPS (TLS 1.2+) with this PEM certificate chain; reloaded when the file changes"},
@@ -217,6 +219,14 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		return uint32(n)
 	}
 	c.DBMaxConns = int32(uintVar("GATEHOUSE_DATABASE_MAX_CONNS", 10, 1000))
+	c.TokenCacheSize = auth.DefaultCacheSize
+	if v := get("GATEHOUSE_TOKEN_CACHE_SIZE", ""); v != "" {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n > 10_000_000 {
+			bad("GATEHOUSE_TOKEN_CACHE_SIZE: %q must be a whole number from 0 (off) to 10000000", v)
+		}
+		c.TokenCacheSize = int(n)
+	}
 	c.PasswordPolicy.MinLength = int(uintVar("GATEHOUSE_PASSWORD_MIN_LENGTH", users.MinPasswordLen, 256))
 	if c.PasswordPolicy.MinLength < users.MinPasswordLen {
 		bad("GATEHOUSE_PASSWORD_MIN_LENGTH must be at least %d", users.MinPasswordLen)

@@ -163,6 +163,8 @@ func TestAuditEventsAndMetrics(t *testing.T) {
 		`gatehouse_password_hash_queue_wait_seconds_count`,
 		`gatehouse_store_duration_seconds_count{op="user_by_username",result="ok"}`,
 		`gatehouse_audit_events_total{event="key.rotated",outcome="ok"} 1`,
+		`gatehouse_token_cache_hits_total`,
+		`gatehouse_token_cache_misses_total`,
 		`go_goroutines`,
 		`process_resident_memory_bytes`,
 	} {

@@ -29,6 +29,11 @@ type ValidatorConfig struct {
 	Now      func() time.Time
 	// DenyList, when set, refuses revoked tokens (RFC 7009).
 	DenyList *DenyList
+	// CacheSize is how many verified tokens are remembered so that their
+	// signature is checked once, not on every request; 0 turns the cache
+	// off. DefaultCacheSize suits a server. Expiry, revocation and key
+	// retirement are checked on every use all the same.
+	CacheSize int
 }
 
 // Validator checks bearer access tokens (RFC 6750) issued with keys.
@@ -36,6 +41,12 @@ type Validator struct {
 	keys   *Keys
 	parser *jwt.Parser
 	deny   *DenyList
+	now    func() time.Time
+	leeway time.Duration
+	cache  *tokenCache // nil when off
+	// lookup finds the verification key: keys.Lookup, wrapped by tests
+	// that count signature checks.
+	lookup jwt.Keyfunc
 }
 
 // NewValidator prepares a validator; the parser and the key table are built
@@ -56,17 +67,57 @@ func NewValidator(keys *Keys, cfg ValidatorConfig) *Validator {
 		jwt.WithTimeFunc(cfg.Now),
 		jwt.WithStrictDecoding(),
 	)
-	return &Validator{keys: keys, parser: parser, deny: cfg.DenyList}
+	return &Validator{
+		keys:   keys,
+		parser: parser,
+		deny:   cfg.DenyList,
+		now:    cfg.Now,
+		leeway: cfg.Leeway,
+		cache:  newTokenCache(cfg.CacheSize),
+		lookup: keys.Lookup,
+	}
 }
 
 // Verify checks an access token's signature, `typ` (RFC 9068 §4), issuer,
 // audience, lifetime and revocation, and returns its claims. Every failure is an
 // invalid_token *BearerError.
+//
+// With the cache on, a token verified before is answered from it: its
+// signature, typ, issuer and audience cannot have changed, and its
+// lifetime, revocation and key are checked again. The claims returned are
+// the caller's own copy either way.
 func (v *Validator) Verify(token string) (*Claims, error) {
 	if len(token) > maxTokenBytes {
 		return nil, invalidToken("the access token is too large")
 	}
+	if v.cache == nil {
+		claims, _, err := v.verify(token)
+		return claims, err
+	}
+	key := cacheKey(token)
+	if e := v.cached(&key); e != nil {
+		// A revoked token stays cached: refusing it again is as cheap.
+		if v.deny != nil && v.deny.Revoked(e.claims.ID) {
+			return nil, errRevoked()
+		}
+		claims := e.claims
+		return &claims, nil
+	}
+	claims, kid, err := v.verify(token)
+	if err != nil {
+		// Failures are not cached: a bad token costs a check every time,
+		// bounded by maxTokenBytes.
+		return nil, err
+	}
+	v.cache.put(&key, newCacheEntry(claims, kid, v.leeway), v.now())
+	return claims, nil
+}
+
+// verify is Verify without the cache; it also returns the kid of the key
+// that checked the signature.
+func (v *Validator) verify(token string) (*Claims, string, error) {
 	claims := &Claims{}
+	var kid string
 	_, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
 		if typ, _ := t.Header["typ"].(string); !isAccessTokenType(typ) {
 			return nil, errWrongType
@@ -75,19 +126,22 @@ func (v *Validator) Verify(token string) (*Claims, error) {
 		if _, ok := t.Header["crit"]; ok {
 			return nil, errors.New("unsupported critical header")
 		}
-		return v.keys.Lookup(t)
+		kid, _ = t.Header["kid"].(string)
+		return v.lookup(t)
 	})
 	if err != nil {
-		return nil, invalidToken(describeJWTError(err))
+		return nil, "", invalidToken(describeJWTError(err))
 	}
 	if claims.Subject == "" || claims.ID == "" {
-		return nil, invalidToken("the access token lacks sub or jti")
+		return nil, "", invalidToken("the access token lacks sub or jti")
 	}
 	if v.deny != nil && v.deny.Revoked(claims.ID) {
-		return nil, invalidToken("the access token was revoked")
+		return nil, "", errRevoked()
 	}
-	return claims, nil
+	return claims, kid, nil
 }
+
+func errRevoked() *BearerError { return invalidToken("the access token was revoked") }
 
 var errWrongType = errors.New("not an access token")
 
@@ -138,7 +192,7 @@ func (v *Validator) Authenticate(ctx context.Context, input *openapi3filter.Auth
 	if err != nil {
 		return err
 	}
-	if missing := missingScopes(claims, input.Scopes); len(missing) > 0 {
+	if !hasScopes(claims.Scope, input.Scopes) {
 		return &BearerError{
 			Status:      http.StatusForbidden,
 			Code:        BearerInsufficientScope,
@@ -152,21 +206,33 @@ func (v *Validator) Authenticate(ctx context.Context, input *openapi3filter.Auth
 
 var _ openapi3filter.AuthenticationFunc = (*Validator)(nil).Authenticate
 
-func missingScopes(c *Claims, need []string) []string {
-	var missing []string
+// hasScopes reports whether the space-separated scope claim grants every
+// scope in need, without splitting it (this runs on every request).
+func hasScopes(granted string, need []string) bool {
 	for _, s := range need {
-		if !c.HasScope(s) {
-			missing = append(missing, s)
+		if !hasScope(granted, s) {
+			return false
 		}
 	}
-	return missing
+	return true
+}
+
+// hasScope is Claims.HasScope without the allocation of strings.Fields.
+func hasScope(granted, s string) bool {
+	for have := range strings.FieldsSeq(granted) {
+		if have == s {
+			return true
+		}
+	}
+	return false
 }
 
 // BearerToken extracts the token from the Authorization header
 // (RFC 6750 §2.1). The scheme name is case-insensitive. Tokens in the query
 // string (§2.3) are refused: they end up in logs and browser history.
 func BearerToken(r *http.Request) (string, error) {
-	if r.URL.Query().Has("access_token") {
+	// Parsing the query costs a map per request: only when there is one.
+	if r.URL.RawQuery != "" && r.URL.Query().Has("access_token") {
 		return "", invalidBearerRequest("access tokens are accepted only in the Authorization header")
 	}
 	values := r.Header.Values("Authorization")
@@ -201,25 +267,47 @@ func isB64Token(s string) bool {
 		return false
 	}
 	for i := 0; i < end; i++ {
-		c := s[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
-		if !ok {
+		if !b64TokenChars[s[i]] {
 			return false
 		}
 	}
 	return true
 }
 
+// b64TokenChars are the characters of RFC 6750 §2.1 b64token before the
+// trailing '=': a table, as every request's token is checked byte by byte.
+var b64TokenChars = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+	}
+	return t
+}()
+
 type holderKey struct{}
 
-type claimsHolder struct{ claims *Claims }
+// claimsHolder is both the holder and the context carrying it: one
+// allocation per request instead of two (context.WithValue's and the
+// holder's).
+type claimsHolder struct {
+	context.Context
+	claims *Claims
+}
+
+// Value answers holderKey with the holder and every other key from the
+// parent, as context.WithValue would.
+func (h *claimsHolder) Value(key any) any {
+	if key == (holderKey{}) {
+		return h
+	}
+	return h.Context.Value(key)
+}
 
 // WithClaimsHolder returns a context in which Authenticate can leave the
 // validated claims for the handler: an AuthenticationFunc cannot return
 // values, so the router puts an empty holder in before validation.
 func WithClaimsHolder(ctx context.Context) context.Context {
-	return context.WithValue(ctx, holderKey{}, &claimsHolder{})
+	return &claimsHolder{Context: ctx}
 }
 
 // ClaimsFromContext returns the claims of the validated access token. It

@@ -1,6 +1,11 @@
 package auth
 
-import "net/http"
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gatehouse/gatehouse/internal/users"
+)
 
 // Error codes of RFC 6749 §5.2.
 const (
@@ -59,8 +64,12 @@ func Overloaded(cause error) *Error {
 	return &Error{Code: CodeTemporarilyUnavailable, Description: "the server is busy; retry shortly", Status: http.StatusServiceUnavailable, Cause: cause, RetryAfter: 1}
 }
 
-// ServerError hides cause from the client and keeps it for the log.
+// ServerError hides cause from the client and keeps it for the log. An
+// overloaded store or hasher (users.ErrBusy) is a 503 to retry, not a 500.
 func ServerError(cause error) *Error {
+	if errors.Is(cause, users.ErrBusy) {
+		return Overloaded(cause)
+	}
 	e := oauthError(CodeServerError, "the server could not handle the request")
 	e.Cause = cause
 	return e

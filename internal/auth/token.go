@@ -222,6 +222,11 @@ func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) 
 		return nil, err
 	}
 	who := []slog.Attr{slog.String("username", strings.ToLower(req.Username)), slog.String("client_id", c.id), slog.String("client_ip", req.ClientAddr)}
+	// Shed a login flood before it costs a throttle write in the store.
+	if s, ok := i.Users.(interface{ Saturated() bool }); ok && s.Saturated() {
+		i.Audit.Record(ctx, audit.Login, audit.Busy, who...)
+		return nil, Overloaded(users.ErrBusy)
+	}
 	if i.Throttle != nil {
 		if err := i.Throttle.Reserve(ctx, req.Username, req.ClientAddr); err != nil {
 			i.Audit.Record(ctx, audit.Login, audit.Throttled, who...)

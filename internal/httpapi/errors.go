@@ -127,7 +127,7 @@ func (ew errorWriter) badInput(w http.ResponseWriter, r *http.Request, status in
 
 // oauth writes an RFC 6749 §5.2 error. Causes are logged, never sent.
 func (ew errorWriter) oauth(w http.ResponseWriter, r *http.Request, e *auth.Error) {
-	if e.Status >= 500 {
+	if e.Status == http.StatusInternalServerError {
 		ew.log.ErrorContext(r.Context(), "token request failed", "request_id", requestID(r.Context()), "err", e)
 	}
 	h := w.Header()

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"sync"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -49,6 +50,27 @@ func isOAuthEndpoint(r *http.Request) bool {
 	return route != nil && oauthOperations[route.Operation.OperationID]
 }
 
+// routeContexts recycles the chi contexts the middleware looks operations
+// up with: one per request otherwise.
+var routeContexts = sync.Pool{New: func() any { return chi.NewRouteContext() }}
+
+// find returns the operation chi will route the request to, and the path
+// parameters chi will bind (nil when there are none).
+func (v *specValidator) find(method, path string) (*routers.Route, map[string]string) {
+	rctx := routeContexts.Get().(*chi.Context)
+	defer routeContexts.Put(rctx)
+	rctx.Reset()
+	route := v.routes[method+" "+v.mux.Find(rctx, method, path)]
+	if route == nil || len(rctx.URLParams.Keys) == 0 {
+		return route, nil
+	}
+	params := make(map[string]string, len(rctx.URLParams.Keys))
+	for i, k := range rctx.URLParams.Keys {
+		params[k] = rctx.URLParams.Values[i]
+	}
+	return route, params
+}
+
 func (v *specValidator) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Look the operation up exactly as chi will route the request: on
@@ -58,9 +80,7 @@ func (v *specValidator) middleware(next http.Handler) http.Handler {
 		if path == "" {
 			path = r.URL.Path
 		}
-		rctx := chi.NewRouteContext()
-		pattern := v.mux.Find(rctx, r.Method, path)
-		route := v.routes[r.Method+" "+pattern]
+		route, params := v.find(r.Method, path)
 		if route == nil {
 			// Not an operation of the spec: a 404, a 405, or one of the
 			// few unversioned routes (/openapi.yaml, …) chi serves itself.
@@ -75,12 +95,13 @@ func (v *specValidator) middleware(next http.Handler) http.Handler {
 			v.errors.write(w, r, &http.MaxBytesError{Limit: v.maxBody})
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, v.maxBody)
-
-		params := make(map[string]string, len(rctx.URLParams.Keys))
-		for i, k := range rctx.URLParams.Keys {
-			params[k] = rctx.URLParams.Values[i]
+		// A request without a body (net/http gives it http.NoBody) has
+		// nothing to bound; wrapping it would also make kin-openapi read
+		// and replace it.
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, v.maxBody)
 		}
+
 		input := &openapi3filter.RequestValidationInput{
 			Request:    r,
 			PathParams: params,

@@ -7,9 +7,10 @@ import (
 	"sync/atomic"
 )
 
-// ErrBusy: every password-hashing slot is taken and the wait queue is full.
-// The caller should answer 503 with Retry-After rather than pile up work:
-// each argon2id run holds its memory (19 MiB by default) until done.
+// ErrBusy: every password-hashing slot is taken and the wait queue is full,
+// or the store stayed locked past its busy timeout. The caller should answer
+// 503 with Retry-After rather than pile up work: each argon2id run holds
+// its memory (19 MiB by default) until done.
 var ErrBusy = errors.New("users: password hashing is at capacity")
 
 // hashLimiter bounds concurrent password hashing to slots, with at most
@@ -81,4 +82,9 @@ func (l *hashLimiter) stats() HashStats {
 		Peak:     int(l.peak.Load()),
 		Rejected: int(l.rejected.Load()),
 	}
+}
+
+// saturated reports whether a new caller would be refused right now.
+func (l *hashLimiter) saturated() bool {
+	return l.running.Load() >= int64(cap(l.slots)) && l.waiting.Load() >= l.queue
 }

@@ -77,6 +77,11 @@ type Service struct {
 // HashStats reports the password-hashing limiter's counters.
 func (s *Service) HashStats() HashStats { return s.limiter.stats() }
 
+// Saturated reports whether a password check would be refused with
+// ErrBusy right now, so a login flood can be shed before it costs a store
+// write.
+func (s *Service) Saturated() bool { return s.limiter.saturated() }
+
 // hash and verify run the hasher under the limiter.
 func (s *Service) hash(ctx context.Context, password string) (hash string, err error) {
 	if lerr := s.limited(ctx, func() { hash, err = s.hasher.Hash(password) }); lerr != nil {

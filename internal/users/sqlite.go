@@ -200,6 +200,10 @@ func translateSQLite(op string, err error) error {
 		return nil
 	case errors.Is(err, sql.ErrNoRows):
 		return ErrNotFound
+	case sqliteCode(err)&0xff == sqlite3.SQLITE_BUSY:
+		// The write lock stayed taken past the busy timeout: the store is
+		// overloaded, which callers answer with 503, not 500.
+		return fmt.Errorf("users: sqlite: %s: %w: %w", op, ErrBusy, err)
 	default:
 		return fmt.Errorf("users: sqlite: %s: %w", op, err)
 	}

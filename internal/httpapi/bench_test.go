@@ -1,0 +1,143 @@
+package httpapi_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/httpapi"
+	"github.com/gatehouse/gatehouse/internal/users"
+)
+
+// Benchmarks of the whole HTTP handler in process: chi routing, the spec
+// validation middleware with the bearer validator, the handler and the
+// JSON response, over a real SQLite store; no network. They assert
+// nothing about time; see BENCHMARKS.md.
+//
+//	go test -run '^$' -bench Router -benchtime 1s ./internal/httpapi/
+
+// benchHandler is NewHandler over a fresh SQLite store holding alice
+// (scope "me"), with a token cache of cacheSize entries, and an access
+// token of alice's.
+func benchHandler(b *testing.B, cacheSize int) (http.Handler, string) {
+	b.Helper()
+	ctx := context.Background()
+	doc, err := httpapi.Spec()
+	if err != nil {
+		b.Fatal(err)
+	}
+	scopes := httpapi.SpecScopes(doc)
+	store, err := users.OpenSQLite(ctx, filepath.Join(b.TempDir(), "gatehouse.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	deny := auth.NewDenyList(store, nil)
+	svc, err := users.NewService(store, users.Options{
+		Hasher:      users.Hasher{Memory: 64, Iterations: 1, Parallelism: 1},
+		Scopes:      scopes,
+		AfterRevoke: func(ctx context.Context) { _ = deny.Sync(ctx) },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const ttl = 15 * time.Minute
+	keys, err := auth.LoadKeys(ctx, store, auth.KeyConfig{Algorithm: auth.AlgRS256, TokenTTL: ttl, Leeway: auth.DefaultLeeway})
+	if err != nil {
+		b.Fatal(err)
+	}
+	validator := auth.NewValidator(keys, auth.ValidatorConfig{
+		Issuer: testIssuer, Audience: "gatehouse", Leeway: auth.DefaultLeeway, DenyList: deny, CacheSize: cacheSize,
+	})
+	issuer := auth.NewIssuer(auth.IssuerDeps{Users: svc, Clients: svc, Tokens: store, Keys: keys, Validator: validator, DenyList: deny},
+		auth.IssuerConfig{Issuer: testIssuer, Audience: "gatehouse", TTL: ttl, Scopes: scopes})
+	h, err := httpapi.NewHandler(httpapi.Deps{
+		Users:        svc,
+		Tokens:       issuer,
+		Keys:         keys,
+		Clients:      svc,
+		Issuer:       testIssuer,
+		Authenticate: validator.Authenticate,
+		Ready:        func(context.Context) error { return nil },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := svc.Create(ctx, users.NewUser{Username: "alice", Password: userPassword, Scopes: []string{"me"}}); err != nil {
+		b.Fatal(err)
+	}
+	resp, err := issuer.Token(ctx, auth.TokenRequest{GrantType: auth.GrantPassword, Username: "alice", Password: userPassword, ClientAddr: "127.0.0.1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return h, resp.AccessToken
+}
+
+// discardWriter is a ResponseWriter that keeps only the status, so the
+// benchmark counts the server's allocations, not a recorder's.
+type discardWriter struct {
+	header http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header { return w.header }
+func (w *discardWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+func (w *discardWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return len(p), nil
+}
+
+// serve runs req through h b.N times and fails unless each answer is 200.
+func serve(b *testing.B, h http.Handler, req *http.Request) {
+	b.Helper()
+	w := &discardWriter{header: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.header)
+		w.status = 0
+		h.ServeHTTP(w, req)
+		if w.status != http.StatusOK {
+			b.Fatalf("got status %d, want 200", w.status)
+		}
+	}
+}
+
+// BenchmarkRouter measures one request through the whole handler:
+//
+//   - healthz: GET /healthz, an operation without security: routing,
+//     validation and a JSON body; the ceiling of the server;
+//   - users_me_cached: GET /users/me with an RS256 bearer token, the
+//     verified-token cache on (every request after the first is a hit);
+//   - users_me_uncached: the same with the cache off: a signature check
+//     per request.
+//
+// /users/me also reads the user from SQLite (a deleted or disabled
+// account's token stops working at once).
+func BenchmarkRouter(b *testing.B) {
+	b.Run("healthz", func(b *testing.B) {
+		h, _ := benchHandler(b, 0)
+		serve(b, h, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	})
+	for _, tc := range []struct {
+		name      string
+		cacheSize int
+	}{
+		{"users_me_cached", auth.DefaultCacheSize},
+		{"users_me_uncached", 0},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			h, token := benchHandler(b, tc.cacheSize)
+			req := httptest.NewRequest(http.MethodGet, "/users/me", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			serve(b, h, req)
+		})
+	}
+}
