@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/users"
@@ -58,14 +59,47 @@ func DefaultThrottle() ThrottleConfig {
 type Throttle struct {
 	store AttemptStore
 	cfg   ThrottleConfig
+
+	// blocked remembers, per username and address, until when the store
+	// said to wait, so a guesser hammering a blocked pair is refused
+	// without a store write each time. A block only ends when its time
+	// passes (attempts are refused everywhere meanwhile), so the copy
+	// cannot go stale.
+	mu      sync.Mutex
+	blocked map[string]time.Time
 }
+
+// maxBlocked bounds the memory of remembered blocks; past it they are
+// forgotten and the store decides again.
+const maxBlocked = 100_000
 
 // NewThrottle returns a throttle over store.
 func NewThrottle(store AttemptStore, cfg ThrottleConfig) *Throttle {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Throttle{store: store, cfg: cfg}
+	return &Throttle{store: store, cfg: cfg, blocked: map[string]time.Time{}}
+}
+
+// remembered returns when a pair's remembered block ends, zero if none.
+func (t *Throttle) remembered(pair string, now time.Time) time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	until, ok := t.blocked[pair]
+	if ok && !now.Before(until) {
+		delete(t.blocked, pair)
+		return time.Time{}
+	}
+	return until
+}
+
+func (t *Throttle) remember(pair string, until time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.blocked) >= maxBlocked {
+		clear(t.blocked)
+	}
+	t.blocked[pair] = until
 }
 
 // throttled is the refusal of an attempt, with when to retry.
@@ -94,13 +128,18 @@ func throttleKeys(username, addr string) []string {
 // with a 429 *Error when a limit is reached.
 func (t *Throttle) Reserve(ctx context.Context, username, addr string) error {
 	now := t.cfg.Now()
+	keys := throttleKeys(username, addr)
+	if until := t.remembered(keys[0], now); !until.IsZero() {
+		return throttled(until.Sub(now))
+	}
 	var refused *Error
-	err := t.store.UpdateLoginAttempts(ctx, throttleKeys(username, addr), func(st []users.LoginAttempts) error {
+	err := t.store.UpdateLoginAttempts(ctx, keys, func(st []users.LoginAttempts) error {
 		pair, user, known := &st[0], &st[1], &st[2]
 		if now.Sub(user.WindowStart) >= t.cfg.UserWindow {
 			user.Failures, user.WindowStart = 0, now
 		}
 		if now.Before(pair.BlockedUntil) {
+			t.remember(keys[0], pair.BlockedUntil)
 			refused = throttled(pair.BlockedUntil.Sub(now))
 			return refused
 		}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/users"
 )
 
 func (f *fixture) withThrottle(cfg ThrottleConfig) {
@@ -169,4 +171,48 @@ func TestThrottle(t *testing.T) {
 			t.Fatalf("after the window: got %s", code)
 		}
 	})
+}
+
+// countingAttempts counts store updates.
+type countingAttempts struct {
+	AttemptStore
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countingAttempts) UpdateLoginAttempts(ctx context.Context, keys []string, fn func([]users.LoginAttempts) error) error {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+	return c.AttemptStore.UpdateLoginAttempts(ctx, keys, fn)
+}
+
+func TestThrottleRemembersBlocksWithoutStoreWrites(t *testing.T) {
+	f := newFixture(t, AlgRS256, nil)
+	counting := &countingAttempts{AttemptStore: f.store}
+	cfg := DefaultThrottle()
+	cfg.Now = func() time.Time { return f.now }
+	th := NewThrottle(counting, cfg)
+	ctx := context.Background()
+	for range cfg.FreeFailures + 1 {
+		if err := th.Reserve(ctx, "gina", "192.0.2.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := th.Reserve(ctx, "gina", "192.0.2.1"); err == nil {
+		t.Fatal("the blocked pair was let through")
+	}
+	before := counting.n
+	for range 50 {
+		if err := th.Reserve(ctx, "gina", "192.0.2.1"); err == nil {
+			t.Fatal("the blocked pair was let through")
+		}
+	}
+	if counting.n != before {
+		t.Errorf("%d store updates for refusals of a remembered block, want 0", counting.n-before)
+	}
+	f.now = f.now.Add(cfg.BaseDelay)
+	if err := th.Reserve(ctx, "gina", "192.0.2.1"); err != nil {
+		t.Fatalf("after the delay: %v", err)
+	}
 }

@@ -300,18 +300,14 @@ func (i *Issuer) refreshGrant(ctx context.Context, c client, req TokenRequest) (
 		return nil, err
 	}
 	now := i.now()
-	var (
-		u       *users.User
-		granted []string
-		raw     string
-	)
-	next, err := i.Tokens.RotateRefreshToken(ctx, hashToken(req.RefreshToken), now, func(old *users.RefreshToken) (*users.RefreshToken, error) {
-		// §6: the token is bound to the client it was issued to.
-		if old.ClientID != c.id {
-			return nil, oauthError(CodeInvalidGrant, "the refresh token was issued to another client")
-		}
-		var err error
-		u, err = i.Users.ByID(ctx, old.UserID)
+	hash := hashToken(req.RefreshToken)
+	// The token's user is read before the rotation, so the store's updater
+	// below needs no store access of its own: a store may run it inside a
+	// write transaction, holding a connection of a bounded pool. Disabling
+	// or deleting the user revokes the token, which the rotation then sees.
+	var u *users.User
+	if current, err := i.Tokens.RefreshToken(ctx, hash); err == nil {
+		u, err = i.Users.ByID(ctx, current.UserID)
 		if errors.Is(err, users.ErrNotFound) {
 			return nil, oauthError(CodeInvalidGrant, "the refresh token's user no longer exists")
 		}
@@ -320,6 +316,21 @@ func (i *Issuer) refreshGrant(ctx context.Context, c client, req TokenRequest) (
 		}
 		if u.Disabled {
 			return nil, oauthError(CodeInvalidGrant, "the account is disabled")
+		}
+	} else if !errors.Is(err, users.ErrNotFound) {
+		return nil, ServerError(err)
+	}
+	var (
+		granted []string
+		raw     string
+	)
+	next, err := i.Tokens.RotateRefreshToken(ctx, hash, now, func(old *users.RefreshToken) (*users.RefreshToken, error) {
+		// §6: the token is bound to the client it was issued to.
+		if old.ClientID != c.id {
+			return nil, oauthError(CodeInvalidGrant, "the refresh token was issued to another client")
+		}
+		if u == nil || u.ID != old.UserID {
+			return nil, oauthError(CodeInvalidGrant, "unknown refresh token")
 		}
 		// §6: a narrower scope may be requested, never a wider one.
 		if requested != nil {
@@ -330,6 +341,7 @@ func (i *Issuer) refreshGrant(ctx context.Context, c client, req TokenRequest) (
 			}
 		}
 		held := intersect(old.Scopes, u.Scopes)
+		var err error
 		if granted, err = grant(requested, held, c); err != nil {
 			return nil, err
 		}

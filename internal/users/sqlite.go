@@ -20,6 +20,10 @@ import (
 //go:embed migrations/sqlite/*.sql
 var sqliteMigrations embed.FS
 
+// sqliteMaxConns bounds the connection pool (readers run in parallel in
+// WAL mode; writers take turns).
+const sqliteMaxConns = 8
+
 // sqliteBusyTimeout is how long a connection waits for another writer
 // (another goroutine's connection or another process) before SQLITE_BUSY.
 const sqliteBusyTimeout = 5 * time.Second
@@ -60,6 +64,12 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("users: sqlite: open %s: %w", path, err)
 	}
+	// Bound the connections: SQLite serialises writers anyway, and each
+	// connection has its own page cache, so a login flood must queue here
+	// rather than open one connection per request. No Store method needs a
+	// second connection while it holds one (updaters do no store calls).
+	db.SetMaxOpenConns(sqliteMaxConns)
+	db.SetMaxIdleConns(sqliteMaxConns)
 	if err := pingSQLite(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("users: sqlite: open %s: %w", path, err)
