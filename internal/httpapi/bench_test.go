@@ -4,9 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
@@ -26,44 +24,10 @@ import (
 func benchHandler(b *testing.B, cacheSize int) (http.Handler, string) {
 	b.Helper()
 	ctx := context.Background()
-	doc, err := httpapi.Spec()
-	if err != nil {
-		b.Fatal(err)
-	}
-	scopes := httpapi.SpecScopes(doc)
-	store, err := users.OpenSQLite(ctx, filepath.Join(b.TempDir(), "gatehouse.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { store.Close() })
-	deny := auth.NewDenyList(store, nil)
-	svc, err := users.NewService(store, users.Options{
-		Hasher:      users.Hasher{Memory: 64, Iterations: 1, Parallelism: 1},
-		Scopes:      scopes,
-		AfterRevoke: func(ctx context.Context) { _ = deny.Sync(ctx) },
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	const ttl = 15 * time.Minute
-	keys, err := auth.LoadKeys(ctx, store, auth.KeyConfig{Algorithm: auth.AlgRS256, TokenTTL: ttl, Leeway: auth.DefaultLeeway})
-	if err != nil {
-		b.Fatal(err)
-	}
-	validator := auth.NewValidator(keys, auth.ValidatorConfig{
-		Issuer: testIssuer, Audience: "gatehouse", Leeway: auth.DefaultLeeway, DenyList: deny, CacheSize: cacheSize,
-	})
-	issuer := auth.NewIssuer(auth.IssuerDeps{Users: svc, Clients: svc, Tokens: store, Keys: keys, Validator: validator, DenyList: deny},
-		auth.IssuerConfig{Issuer: testIssuer, Audience: "gatehouse", TTL: ttl, Scopes: scopes})
-	h, err := httpapi.NewHandler(httpapi.Deps{
-		Users:        svc,
-		Tokens:       issuer,
-		Keys:         keys,
-		Clients:      svc,
-		Issuer:       testIssuer,
-		Authenticate: validator.Authenticate,
-		Ready:        func(context.Context) error { return nil },
-	})
+	st := newStack(b, cacheSize)
+	svc := st.users
+	issuer := auth.NewIssuer(st.deps, st.cfg)
+	h, err := httpapi.NewHandler(st.handlerDeps(issuer))
 	if err != nil {
 		b.Fatal(err)
 	}

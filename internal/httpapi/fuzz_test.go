@@ -11,12 +11,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
@@ -51,7 +49,6 @@ const (
 var authNames = [authModes]string{"none", "raw", "admin", "alice", "client", "admin+raw"}
 
 const (
-	fuzzIssuer        = "http://gatehouse.test"
 	fuzzAdminPassword = "fuzz admin password"
 	fuzzAlicePassword = "fuzz alice password"
 	fuzzClientID      = "fuzz-client"
@@ -98,35 +95,11 @@ func (s *fuzzServer) takeLog() string {
 func newFuzzServer(tb testing.TB) *fuzzServer {
 	tb.Helper()
 	ctx := context.Background()
-	doc, err := httpapi.Spec()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	scopes := auth.SchemeScopes(doc, "oauth2")
-	store, err := users.OpenSQLite(ctx, filepath.Join(tb.TempDir(), "gatehouse.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { store.Close() })
-	deny := auth.NewDenyList(store, nil)
-	svc, err := users.NewService(store, users.Options{
-		Hasher:      users.Hasher{Memory: 64, Iterations: 1, Parallelism: 1},
-		Scopes:      scopes,
-		AfterRevoke: func(ctx context.Context) { _ = deny.Sync(ctx) },
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	const ttl = 15 * time.Minute
-	keys, err := auth.LoadKeys(ctx, store, auth.KeyConfig{Algorithm: auth.AlgRS256, TokenTTL: ttl, Leeway: auth.DefaultLeeway, PrePublish: time.Hour})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg := auth.IssuerConfig{Issuer: fuzzIssuer, Audience: "gatehouse", TTL: ttl, Scopes: scopes}
-	validator := auth.NewValidator(keys, auth.ValidatorConfig{Issuer: cfg.Issuer, Audience: cfg.Audience, DenyList: deny})
-	deps := auth.IssuerDeps{Users: svc, Clients: svc, Tokens: store, Keys: keys, Validator: validator, DenyList: deny}
+	st := newStack(tb, 0)
+	svc, validator, scopes := st.users, st.validator, st.scopes
+	deps, cfg := st.deps, st.cfg
 	minter := auth.NewIssuer(deps, cfg)
-	deps.Throttle = auth.NewThrottle(store, auth.DefaultThrottle())
+	deps.Throttle = auth.NewThrottle(st.store, auth.DefaultThrottle())
 	issuer := auth.NewIssuer(deps, cfg)
 	s := &fuzzServer{
 		users:     svc,
@@ -135,16 +108,10 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 		admin:     &fuzzIdentity{name: "admin", password: fuzzAdminPassword, scopes: scopes},
 		alice:     &fuzzIdentity{name: "alice", password: fuzzAlicePassword, scopes: []string{"me"}},
 	}
-	s.handler, err = httpapi.NewHandler(httpapi.Deps{
-		Users:        svc,
-		Tokens:       issuer,
-		Keys:         keys,
-		Clients:      svc,
-		Issuer:       fuzzIssuer,
-		Authenticate: validator.Authenticate,
-		Ready:        func(context.Context) error { return nil },
-		Logger:       slog.New(slog.NewTextHandler(s, nil)),
-	})
+	hd := st.handlerDeps(issuer)
+	hd.Logger = slog.New(slog.NewTextHandler(s, nil))
+	var err error
+	s.handler, err = httpapi.NewHandler(hd)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -35,45 +35,76 @@ type testServer struct {
 
 const testIssuer = "http://gatehouse.test"
 
-func newTestServer(t *testing.T, options ...func(*httpapi.Deps)) *testServer {
-	t.Helper()
+// stack is gatehouse without its HTTP layer, over a real SQLite store:
+// what the tests, fuzz targets and benchmarks of the handler build on.
+type stack struct {
+	store     users.Store
+	users     *users.Service
+	keys      *auth.Keys
+	deny      *auth.DenyList
+	validator *auth.Validator
+	scopes    []string
+	// deps and cfg make an Issuer; deps has no throttle.
+	deps auth.IssuerDeps
+	cfg  auth.IssuerConfig
+}
+
+func newStack(tb testing.TB, cacheSize int) *stack {
+	tb.Helper()
 	ctx := context.Background()
 	doc, err := httpapi.Spec()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	scopes := auth.SchemeScopes(doc, "oauth2")
-	store, err := users.OpenSQLite(ctx, filepath.Join(t.TempDir(), "gatehouse.db"))
-	if err != nil {
-		t.Fatal(err)
+	st := &stack{scopes: httpapi.SpecScopes(doc)}
+	if st.store, err = users.OpenSQLite(ctx, filepath.Join(tb.TempDir(), "gatehouse.db")); err != nil {
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
-	deny := auth.NewDenyList(store, nil)
-	svc, err := users.NewService(store, users.Options{
+	tb.Cleanup(func() { st.store.Close() })
+	st.deny = auth.NewDenyList(st.store, nil)
+	st.users, err = users.NewService(st.store, users.Options{
 		Hasher:      users.Hasher{Memory: 64, Iterations: 1, Parallelism: 1},
-		Scopes:      scopes,
-		AfterRevoke: func(ctx context.Context) { _ = deny.Sync(ctx) },
+		Scopes:      st.scopes,
+		AfterRevoke: func(ctx context.Context) { _ = st.deny.Sync(ctx) },
 	})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	const ttl = 15 * time.Minute
-	keys, err := auth.LoadKeys(ctx, store, auth.KeyConfig{Algorithm: auth.AlgRS256, TokenTTL: ttl, Leeway: auth.DefaultLeeway, PrePublish: time.Hour})
-	if err != nil {
-		t.Fatal(err)
+	if st.keys, err = auth.LoadKeys(ctx, st.store, auth.KeyConfig{Algorithm: auth.AlgRS256, TokenTTL: ttl, Leeway: auth.DefaultLeeway, PrePublish: time.Hour}); err != nil {
+		tb.Fatal(err)
 	}
-	cfg := auth.IssuerConfig{Issuer: testIssuer, Audience: "gatehouse", TTL: ttl, Scopes: scopes}
-	validator := auth.NewValidator(keys, auth.ValidatorConfig{Issuer: cfg.Issuer, Audience: cfg.Audience, DenyList: deny})
-	ts := &testServer{users: svc, keys: keys}
-	deps := httpapi.Deps{
-		Users:        svc,
-		Tokens:       auth.NewIssuer(auth.IssuerDeps{Users: svc, Clients: svc, Tokens: store, Keys: keys, Validator: validator, DenyList: deny, Throttle: auth.NewThrottle(store, auth.DefaultThrottle())}, cfg),
-		Keys:         keys,
-		Clients:      svc,
+	st.cfg = auth.IssuerConfig{Issuer: testIssuer, Audience: "gatehouse", TTL: ttl, Scopes: st.scopes}
+	st.validator = auth.NewValidator(st.keys, auth.ValidatorConfig{
+		Issuer: st.cfg.Issuer, Audience: st.cfg.Audience, Leeway: auth.DefaultLeeway, DenyList: st.deny, CacheSize: cacheSize,
+	})
+	st.deps = auth.IssuerDeps{Users: st.users, Clients: st.users, Tokens: st.store, Keys: st.keys, Validator: st.validator, DenyList: st.deny}
+	return st
+}
+
+// handlerDeps wires the stack into the HTTP layer with issuer.
+func (st *stack) handlerDeps(issuer httpapi.TokenIssuer) httpapi.Deps {
+	return httpapi.Deps{
+		Users:        st.users,
+		Tokens:       issuer,
+		Keys:         st.keys,
+		Clients:      st.users,
 		Issuer:       testIssuer,
-		Authenticate: validator.Authenticate,
-		Ready:        func(context.Context) error { return ts.ready },
+		Authenticate: st.validator.Authenticate,
+		Ready:        func(context.Context) error { return nil },
 	}
+}
+
+func newTestServer(t *testing.T, options ...func(*httpapi.Deps)) *testServer {
+	t.Helper()
+	ctx := context.Background()
+	st := newStack(t, 0)
+	svc, keys, scopes := st.users, st.keys, st.scopes
+	issuerDeps := st.deps
+	issuerDeps.Throttle = auth.NewThrottle(st.store, auth.DefaultThrottle())
+	ts := &testServer{users: svc, keys: keys}
+	deps := st.handlerDeps(auth.NewIssuer(issuerDeps, st.cfg))
+	deps.Ready = func(context.Context) error { return ts.ready }
 	for _, o := range options {
 		o(&deps)
 	}
