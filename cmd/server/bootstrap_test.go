@@ -73,7 +73,7 @@ func TestBootstrap(t *testing.T) {
 			t.Errorf("kid before restart %q, after %q; want the same, non-empty", kid1, kid2)
 		}
 		if oldToken == "" {
-			t.Skip("no token from before the restart")
+			t.Fatal("no token was issued before the restart; the first run failed to log in")
 		}
 		if header, _ := jwtParts(t, oldToken); header["kid"] != kid1 {
 			t.Errorf("token kid = %v, want the logged kid %q", header["kid"], kid1)
