@@ -348,6 +348,9 @@ type Forbidden = Problem
 // OAuth2Throttled Error response of the token endpoint (RFC 6749 §5.2).
 type OAuth2Throttled = OAuth2Error
 
+// Throttled Problem details (RFC 9457).
+type Throttled = Problem
+
 // Unauthorized Problem details (RFC 9457).
 type Unauthorized = Problem
 
@@ -607,12 +610,20 @@ type ClientInterface interface {
 
 	// CreateUserWithBody Create a user
 	//
+	// The caller may grant only scopes it holds itself (those of its
+	// access token that its account still has); asking for any other
+	// scope answers 403.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /users (the `CreateUser` operationId).
 	CreateUserWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateUser Create a user
+	//
+	// The caller may grant only scopes it holds itself (those of its
+	// access token that its account still has); asking for any other
+	// scope answers 403.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -626,6 +637,11 @@ type ClientInterface interface {
 
 	// ChangeCurrentUserPasswordWithBody Change the current user's password
 	//
+	// Needs the current password, which is checked under the same
+	// throttle as logins on `/token` (per username and address): too
+	// many wrong guesses answer 429 with `Retry-After`. Every token of
+	// the user is revoked, the caller's own included.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /users/me/password (the `ChangeCurrentUserPassword` operationId).
@@ -633,12 +649,21 @@ type ClientInterface interface {
 
 	// ChangeCurrentUserPassword Change the current user's password
 	//
+	// Needs the current password, which is checked under the same
+	// throttle as logins on `/token` (per username and address): too
+	// many wrong guesses answer 429 with `Retry-After`. Every token of
+	// the user is revoked, the caller's own included.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /users/me/password (the `ChangeCurrentUserPassword` operationId).
 	ChangeCurrentUserPassword(ctx context.Context, body ChangeCurrentUserPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteUser Delete a user
+	//
+	// The caller may delete only users whose scopes it all holds itself
+	// (403 otherwise); deleting the last enabled user holding
+	// `users:write` answers 409. Every token of the user is revoked.
 	//
 	// Corresponds with DELETE /users/{username} (the `DeleteUser` operationId).
 	DeleteUser(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -650,12 +675,26 @@ type ClientInterface interface {
 
 	// UpdateUserWithBody Change a user's scopes, disabled flag or password
 	//
+	// The caller may change only users whose scopes it all holds itself,
+	// may grant only scopes it holds, and so can never widen its own
+	// scopes (403 otherwise). Taking `users:write` from the last enabled
+	// user holding it answers 409; recover a locked-out deployment with
+	// the CLI. A new password, disabling or removing a scope revokes
+	// every token the user holds.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PATCH /users/{username} (the `UpdateUser` operationId).
 	UpdateUserWithBody(ctx context.Context, username string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// UpdateUser Change a user's scopes, disabled flag or password
+	//
+	// The caller may change only users whose scopes it all holds itself,
+	// may grant only scopes it holds, and so can never widen its own
+	// scopes (403 otherwise). Taking `users:write` from the last enabled
+	// user holding it answers 409; recover a locked-out deployment with
+	// the CLI. A new password, disabling or removing a scope revokes
+	// every token the user holds.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -975,6 +1014,10 @@ func (c *Client) ListUsers(ctx context.Context, params *ListUsersParams, reqEdit
 
 // CreateUserWithBody Create a user
 //
+// The caller may grant only scopes it holds itself (those of its
+// access token that its account still has); asking for any other
+// scope answers 403.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /users (the `CreateUser` operationId).
@@ -991,6 +1034,10 @@ func (c *Client) CreateUserWithBody(ctx context.Context, contentType string, bod
 }
 
 // CreateUser Create a user
+//
+// The caller may grant only scopes it holds itself (those of its
+// access token that its account still has); asking for any other
+// scope answers 403.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1024,6 +1071,11 @@ func (c *Client) GetCurrentUser(ctx context.Context, reqEditors ...RequestEditor
 
 // ChangeCurrentUserPasswordWithBody Change the current user's password
 //
+// Needs the current password, which is checked under the same
+// throttle as logins on `/token` (per username and address): too
+// many wrong guesses answer 429 with `Retry-After`. Every token of
+// the user is revoked, the caller's own included.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /users/me/password (the `ChangeCurrentUserPassword` operationId).
@@ -1041,6 +1093,11 @@ func (c *Client) ChangeCurrentUserPasswordWithBody(ctx context.Context, contentT
 
 // ChangeCurrentUserPassword Change the current user's password
 //
+// Needs the current password, which is checked under the same
+// throttle as logins on `/token` (per username and address): too
+// many wrong guesses answer 429 with `Retry-After`. Every token of
+// the user is revoked, the caller's own included.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /users/me/password (the `ChangeCurrentUserPassword` operationId).
@@ -1057,6 +1114,10 @@ func (c *Client) ChangeCurrentUserPassword(ctx context.Context, body ChangeCurre
 }
 
 // DeleteUser Delete a user
+//
+// The caller may delete only users whose scopes it all holds itself
+// (403 otherwise); deleting the last enabled user holding
+// `users:write` answers 409. Every token of the user is revoked.
 //
 // Corresponds with DELETE /users/{username} (the `DeleteUser` operationId).
 func (c *Client) DeleteUser(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1088,6 +1149,13 @@ func (c *Client) GetUser(ctx context.Context, username string, reqEditors ...Req
 
 // UpdateUserWithBody Change a user's scopes, disabled flag or password
 //
+// The caller may change only users whose scopes it all holds itself,
+// may grant only scopes it holds, and so can never widen its own
+// scopes (403 otherwise). Taking `users:write` from the last enabled
+// user holding it answers 409; recover a locked-out deployment with
+// the CLI. A new password, disabling or removing a scope revokes
+// every token the user holds.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with PATCH /users/{username} (the `UpdateUser` operationId).
@@ -1104,6 +1172,13 @@ func (c *Client) UpdateUserWithBody(ctx context.Context, username string, conten
 }
 
 // UpdateUser Change a user's scopes, disabled flag or password
+//
+// The caller may change only users whose scopes it all holds itself,
+// may grant only scopes it holds, and so can never widen its own
+// scopes (403 otherwise). Taking `users:write` from the last enabled
+// user holding it answers 409; recover a locked-out deployment with
+// the CLI. A new password, disabling or removing a scope revokes
+// every token the user holds.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1976,12 +2051,20 @@ type ClientWithResponsesInterface interface {
 
 	// CreateUserWithBodyWithResponse Create a user
 	//
+	// The caller may grant only scopes it holds itself (those of its
+	// access token that its account still has); asking for any other
+	// scope answers 403.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /users (the `CreateUser` operationId).
 	CreateUserWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateUserResponse, error)
 
 	// CreateUserWithResponse Create a user
+	//
+	// The caller may grant only scopes it holds itself (those of its
+	// access token that its account still has); asking for any other
+	// scope answers 403.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1997,6 +2080,11 @@ type ClientWithResponsesInterface interface {
 
 	// ChangeCurrentUserPasswordWithBodyWithResponse Change the current user's password
 	//
+	// Needs the current password, which is checked under the same
+	// throttle as logins on `/token` (per username and address): too
+	// many wrong guesses answer 429 with `Retry-After`. Every token of
+	// the user is revoked, the caller's own included.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /users/me/password (the `ChangeCurrentUserPassword` operationId).
@@ -2004,12 +2092,21 @@ type ClientWithResponsesInterface interface {
 
 	// ChangeCurrentUserPasswordWithResponse Change the current user's password
 	//
+	// Needs the current password, which is checked under the same
+	// throttle as logins on `/token` (per username and address): too
+	// many wrong guesses answer 429 with `Retry-After`. Every token of
+	// the user is revoked, the caller's own included.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /users/me/password (the `ChangeCurrentUserPassword` operationId).
 	ChangeCurrentUserPasswordWithResponse(ctx context.Context, body ChangeCurrentUserPasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangeCurrentUserPasswordResponse, error)
 
 	// DeleteUserWithResponse Delete a user
+	//
+	// The caller may delete only users whose scopes it all holds itself
+	// (403 otherwise); deleting the last enabled user holding
+	// `users:write` answers 409. Every token of the user is revoked.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2025,12 +2122,26 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateUserWithBodyWithResponse Change a user's scopes, disabled flag or password
 	//
+	// The caller may change only users whose scopes it all holds itself,
+	// may grant only scopes it holds, and so can never widen its own
+	// scopes (403 otherwise). Taking `users:write` from the last enabled
+	// user holding it answers 409; recover a locked-out deployment with
+	// the CLI. A new password, disabling or removing a scope revokes
+	// every token the user holds.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /users/{username} (the `UpdateUser` operationId).
 	UpdateUserWithBodyWithResponse(ctx context.Context, username string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateUserResponse, error)
 
 	// UpdateUserWithResponse Change a user's scopes, disabled flag or password
+	//
+	// The caller may change only users whose scopes it all holds itself,
+	// may grant only scopes it holds, and so can never widen its own
+	// scopes (403 otherwise). Taking `users:write` from the last enabled
+	// user holding it answers 409; recover a locked-out deployment with
+	// the CLI. A new password, disabling or removing a scope revokes
+	// every token the user holds.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3145,6 +3256,11 @@ type ChangeCurrentUserPasswordResponse403Headers struct {
 	WWWAuthenticate *string
 }
 
+// ChangeCurrentUserPasswordResponse429Headers the declared response headers of an HTTP 429 response for ChangeCurrentUserPassword
+type ChangeCurrentUserPasswordResponse429Headers struct {
+	RetryAfter *int
+}
+
 // ChangeCurrentUserPasswordResponse503Headers the declared response headers of an HTTP 503 response for ChangeCurrentUserPassword
 type ChangeCurrentUserPasswordResponse503Headers struct {
 	RetryAfter *int
@@ -3159,6 +3275,8 @@ type ChangeCurrentUserPasswordResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Throttled
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -3167,6 +3285,8 @@ type ChangeCurrentUserPasswordResponse struct {
 	Headers401 *ChangeCurrentUserPasswordResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *ChangeCurrentUserPasswordResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ChangeCurrentUserPasswordResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ChangeCurrentUserPasswordResponse503Headers
 }
@@ -3184,6 +3304,11 @@ func (r ChangeCurrentUserPasswordResponse) GetApplicationproblemJSON401() *Unaut
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ChangeCurrentUserPasswordResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ChangeCurrentUserPasswordResponse) GetApplicationproblemJSON429() *Throttled {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3244,6 +3369,8 @@ type DeleteUserResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -3265,6 +3392,11 @@ func (r DeleteUserResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r DeleteUserResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteUserResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3412,6 +3544,8 @@ type UpdateUserResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -3447,6 +3581,11 @@ func (r UpdateUserResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r UpdateUserResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateUserResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3752,6 +3891,10 @@ func (c *ClientWithResponses) ListUsersWithResponse(ctx context.Context, params 
 
 // CreateUserWithBodyWithResponse Create a user
 //
+// The caller may grant only scopes it holds itself (those of its
+// access token that its account still has); asking for any other
+// scope answers 403.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /users (the `CreateUser` operationId).
@@ -3764,6 +3907,10 @@ func (c *ClientWithResponses) CreateUserWithBodyWithResponse(ctx context.Context
 }
 
 // CreateUserWithResponse Create a user
+//
+// The caller may grant only scopes it holds itself (those of its
+// access token that its account still has); asking for any other
+// scope answers 403.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3791,6 +3938,11 @@ func (c *ClientWithResponses) GetCurrentUserWithResponse(ctx context.Context, re
 
 // ChangeCurrentUserPasswordWithBodyWithResponse Change the current user's password
 //
+// Needs the current password, which is checked under the same
+// throttle as logins on `/token` (per username and address): too
+// many wrong guesses answer 429 with `Retry-After`. Every token of
+// the user is revoked, the caller's own included.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /users/me/password (the `ChangeCurrentUserPassword` operationId).
@@ -3804,6 +3956,11 @@ func (c *ClientWithResponses) ChangeCurrentUserPasswordWithBodyWithResponse(ctx 
 
 // ChangeCurrentUserPasswordWithResponse Change the current user's password
 //
+// Needs the current password, which is checked under the same
+// throttle as logins on `/token` (per username and address): too
+// many wrong guesses answer 429 with `Retry-After`. Every token of
+// the user is revoked, the caller's own included.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /users/me/password (the `ChangeCurrentUserPassword` operationId).
@@ -3816,6 +3973,10 @@ func (c *ClientWithResponses) ChangeCurrentUserPasswordWithResponse(ctx context.
 }
 
 // DeleteUserWithResponse Delete a user
+//
+// The caller may delete only users whose scopes it all holds itself
+// (403 otherwise); deleting the last enabled user holding
+// `users:write` answers 409. Every token of the user is revoked.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -3843,6 +4004,13 @@ func (c *ClientWithResponses) GetUserWithResponse(ctx context.Context, username 
 
 // UpdateUserWithBodyWithResponse Change a user's scopes, disabled flag or password
 //
+// The caller may change only users whose scopes it all holds itself,
+// may grant only scopes it holds, and so can never widen its own
+// scopes (403 otherwise). Taking `users:write` from the last enabled
+// user holding it answers 409; recover a locked-out deployment with
+// the CLI. A new password, disabling or removing a scope revokes
+// every token the user holds.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PATCH /users/{username} (the `UpdateUser` operationId).
@@ -3855,6 +4023,13 @@ func (c *ClientWithResponses) UpdateUserWithBodyWithResponse(ctx context.Context
 }
 
 // UpdateUserWithResponse Change a user's scopes, disabled flag or password
+//
+// The caller may change only users whose scopes it all holds itself,
+// may grant only scopes it holds, and so can never widen its own
+// scopes (403 otherwise). Taking `users:write` from the last enabled
+// user holding it answers 409; recover a locked-out deployment with
+// the CLI. A new password, disabling or removing a scope revokes
+// every token the user holds.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4954,6 +5129,13 @@ func ParseChangeCurrentUserPasswordResponse(rsp *http.Response) (*ChangeCurrentU
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Throttled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4991,6 +5173,16 @@ func ParseChangeCurrentUserPasswordResponse(rsp *http.Response) (*ChangeCurrentU
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers ChangeCurrentUserPasswordResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ChangeCurrentUserPasswordResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -5043,6 +5235,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem
@@ -5204,6 +5403,13 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem

@@ -37,6 +37,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
+
+	"github.com/gatehouse/gatehouse/jwtdate"
 )
 
 // Defaults of Config.
@@ -362,6 +364,16 @@ type jwtClaims struct {
 	PreferredUsername string `json:"preferred_username"`
 }
 
+// UnmarshalJSON decodes the claims and refuses an `exp`, `nbf` or `iat`
+// that is present but not a JSON number (RFC 7519 §2, jwtdate.Strict).
+func (c *jwtClaims) UnmarshalJSON(b []byte) error {
+	type plain jwtClaims // without this method
+	if err := json.Unmarshal(b, (*plain)(c)); err != nil {
+		return err
+	}
+	return jwtdate.Strict(b, &c.RegisteredClaims)
+}
+
 // Verify checks an access token as RFC 9068 §4 asks and returns its
 // claims: `typ` is at+jwt or application/at+jwt (case-insensitive, §2.1);
 // `alg` is in Config.Algorithms and matches the key's alg and type
@@ -369,8 +381,9 @@ type jwtClaims struct {
 // once when it is unknown; no `crit` header (RFC 7515 §4.1.11); the
 // signature verifies; `iss` is Config.Issuer; `aud` contains
 // Config.Audience; `exp`, `iat` and, when present, `nbf` hold at
-// Config.Now within Config.Leeway; `sub`, `client_id` and `jti` are
-// present (§2.2). A refused token is an *Error with Code invalid_token,
+// Config.Now within Config.Leeway, and each of them present is a JSON
+// number (RFC 7519 §2 NumericDate, not a string); `sub`, `client_id` and
+// `jti` are present (§2.2). A refused token is an *Error with Code invalid_token,
 // wrapping the cause.
 //
 // Verify does not see revocations; Active does.

@@ -33,7 +33,7 @@ func TestBrowserDocsAuthorizePasswordFlow(t *testing.T) {
 	env["GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD"] = adminPassword
 	base, _, _ := startServer(t, env)
 	c := newClient(t, base)
-	createUser(t, c, accessToken(t, c, "admin", adminPassword, "users:write"), "alice", alicePassword, "me")
+	createUser(t, c, accessToken(t, c, "admin", adminPassword, "me users:write"), "alice", alicePassword, "me")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()

@@ -61,6 +61,13 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	wrong := "wrong-password-123"
 	secrets = append(secrets, wrong, "never-logged-password-1")
 	post("/token", formType, form("grant_type", "password", "username", "alice", "password", wrong))
+	// A password typed into the username field, and a huge junk name: the
+	// log gets neither (only valid usernames, else a short keyed hash).
+	typo := "Typed-In-The-Username-Field!2"
+	junk := strings.Repeat("junk-username-", 4096)
+	secrets = append(secrets, typo, junk[:200])
+	post("/token", formType, form("grant_type", "password", "username", typo, "password", "irrelevant-password"))
+	post("/token", formType, form("grant_type", "password", "username", junk, "password", "irrelevant-password"))
 	post("/token", formType, form("grant_type", "refresh_token", "refresh_token", refresh))
 	post("/token?password="+url.QueryEscape(alicePassword), formType, form("grant_type", "password", "username", "alice"))
 	post("/token", "application/json", `{"password":"`+alicePassword+`"}`)

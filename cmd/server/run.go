@@ -96,6 +96,8 @@ type app struct {
 	deny      *auth.DenyList
 	issuer    *auth.Issuer
 	validator *auth.Validator
+	// throttle limits password guessing on every path that checks one.
+	throttle *auth.Throttle
 }
 
 // open assembles everything from cfg. Scopes come from the OpenAPI
@@ -170,6 +172,7 @@ func (a *app) loadKeys(ctx context.Context) error {
 		CacheSize: a.cfg.TokenCacheSize,
 	})
 	a.metrics.CacheStats(a.validator.CacheStats)
+	a.throttle = auth.NewThrottle(a.store, a.cfg.Throttle)
 	a.issuer = auth.NewIssuer(auth.IssuerDeps{
 		Users:     a.users,
 		Clients:   a.users,
@@ -177,7 +180,7 @@ func (a *app) loadKeys(ctx context.Context) error {
 		Keys:      keys,
 		Validator: a.validator,
 		DenyList:  a.deny,
-		Throttle:  auth.NewThrottle(a.store, a.cfg.Throttle),
+		Throttle:  a.throttle,
 		Log:       a.log,
 		Audit:     a.audit,
 	}, auth.IssuerConfig{
@@ -244,6 +247,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		Version:        version(),
 		Metrics:        metricsOnMain(cfg, a.metrics),
 		Authenticate:   a.validator.Authenticate,
+		Throttle:       a.throttle,
 		Ready: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
@@ -266,6 +270,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	if certs != nil {
 		srv.TLSConfig = certs.tlsConfig()
+		srv.Handler = strictTransportSecurity(handler)
 	}
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "scheme", cfg.scheme(), "issuer", cfg.Issuer,
 		"store", cfg.Database.String(), "signing_alg", a.keys.Algorithm(), "kid", a.keys.SigningKeyID())
@@ -399,7 +404,8 @@ func (a *app) pruneTokens(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := a.store.PruneTokens(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			// Kept for the leeway past exp that validators still accept.
+			if err := a.store.PruneTokens(ctx, time.Now().Add(-auth.DefaultLeeway)); err != nil && ctx.Err() == nil {
 				a.log.Warn("pruning expired tokens failed", "err", err)
 			}
 			// Throttle state older than the "known address" memory is moot.
@@ -439,7 +445,7 @@ func bootstrapAdmin(ctx context.Context, a *app, stderr io.Writer, logger *slog.
 		}
 		password, generated = base64.RawURLEncoding.EncodeToString(b), true
 	}
-	u, err := a.users.Create(ctx, users.NewUser{Username: a.cfg.AdminUsername, Password: password, Scopes: a.users.KnownScopes()})
+	u, err := a.users.Create(ctx, users.CLIActor(), users.NewUser{Username: a.cfg.AdminUsername, Password: password, Scopes: a.users.KnownScopes()})
 	if errors.Is(err, users.ErrUsernameTaken) {
 		return nil // another replica bootstrapped first
 	}
@@ -470,10 +476,12 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 			if err != nil {
 				return err
 			}
-			u, err := a.users.Create(ctx, users.NewUser{Username: name, Password: password, Scopes: scopes})
+			u, err := a.users.Create(ctx, users.CLIActor(), users.NewUser{Username: name, Password: password, Scopes: scopes})
 			if err != nil {
 				return fmt.Errorf("users create: %w", err)
 			}
+			// The CLI is unrestricted: whoever runs it holds the store.
+			a.audit.Record(ctx, audit.UserCreated, audit.OK, slog.String("actor", "cli"), slog.String("username", u.Username), slog.String("scopes", strings.Join(u.Scopes, " ")))
 			fmt.Fprintf(stdout, "created user %s (id %s, scopes %q)\n", u.Username, u.ID, strings.Join(u.Scopes, " "))
 			return nil
 		}

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -83,4 +84,18 @@ func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 // tlsConfig serves TLS 1.2 and later only.
 func (r *certReloader) tlsConfig() *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.getCertificate}
+}
+
+// hstsValue asks browsers to use only HTTPS for a year (RFC 6797 §6.1);
+// subdomains are left alone, as gatehouse cannot know what they serve.
+const hstsValue = "max-age=31536000"
+
+// strictTransportSecurity adds Strict-Transport-Security to every answer
+// when gatehouse serves TLS itself (RFC 6797 §7.1: only over secure
+// transport; behind a TLS-terminating proxy, the proxy sends it).
+func strictTransportSecurity(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", hstsValue)
+		next.ServeHTTP(w, r)
+	})
 }

@@ -105,6 +105,10 @@ func TestTLS(t *testing.T) {
 		if err != nil || resp.StatusCode != 200 || resp.TLS.PeerCertificates[0].SerialNumber.Int64() != 1 {
 			t.Fatalf("got %v %v", resp, err)
 		}
+		// RFC 6797 §7.1: served over TLS, answers carry HSTS.
+		if got := resp.Header.Get("Strict-Transport-Security"); got != hstsValue {
+			t.Errorf("rfc6797_7.1 Strict-Transport-Security = %q, want %q", got, hstsValue)
+		}
 		// Go's server answers plain HTTP on a TLS port with a 400.
 		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
 			resp.Body.Close()

@@ -11,8 +11,8 @@ import (
 
 // Event names.
 const (
-	Login         = "login"          // outcomes: succeeded, failed, throttled, busy, disabled
-	Refresh       = "refresh"        // outcomes: rotated, reuse_detected, failed
+	Login         = "login"          // outcomes: succeeded, failed, throttled, busy, disabled, stale
+	Refresh       = "refresh"        // outcomes: rotated, reuse_detected, failed, stale
 	TokenRevoked  = "token.revoked"  // outcome: ok
 	UserCreated   = "user.created"   // outcome: ok
 	UserChanged   = "user.changed"   // outcome: ok
@@ -33,6 +33,9 @@ const (
 	Disabled      = "disabled"
 	Rotated       = "rotated"
 	ReuseDetected = "reuse_detected"
+	// Stale: the account changed while the grant was issued (a new
+	// password, disabled, deleted, a scope removed); no token was stored.
+	Stale = "stale"
 )
 
 // Event is one recorded event.

@@ -64,7 +64,7 @@ func newFixture(t *testing.T, alg string, secret []byte) *fixture {
 
 func (f *fixture) createUser(t *testing.T, name, password string, scopes ...string) *users.User {
 	t.Helper()
-	u, err := f.users.Create(context.Background(), users.NewUser{Username: name, Password: password, Scopes: scopes})
+	u, err := f.users.Create(context.Background(), users.CLIActor(), users.NewUser{Username: name, Password: password, Scopes: scopes})
 	if err != nil {
 		t.Fatalf("create %s: %v", name, err)
 	}

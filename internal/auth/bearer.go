@@ -80,7 +80,9 @@ func NewValidator(keys *Keys, cfg ValidatorConfig) *Validator {
 
 // Verify checks an access token's signature, `typ` (RFC 9068 §4), issuer,
 // audience, lifetime and revocation, and returns its claims. Every failure is an
-// invalid_token *BearerError.
+// invalid_token *BearerError. The lifetime's exp, nbf and iat must be JSON
+// numbers (RFC 7519 §2 NumericDate; see Claims.UnmarshalJSON): a token
+// with "exp":"1999999999" is malformed.
 //
 // With the cache on, a token verified before is answered from it: its
 // signature, typ, issuer and audience cannot have changed, and its

@@ -173,7 +173,7 @@ func BenchmarkCacheKey(b *testing.B) {
 func BenchmarkIssue(b *testing.B) {
 	f := newBenchFixture(b, AlgRS256, users.Hasher{Memory: 64, Iterations: 1, Parallelism: 1})
 	ctx := context.Background()
-	if _, err := f.users.Create(ctx, users.NewUser{Username: "alice", Password: "correct horse", Scopes: []string{"me"}}); err != nil {
+	if _, err := f.users.Create(ctx, users.CLIActor(), users.NewUser{Username: "alice", Password: "correct horse", Scopes: []string{"me"}}); err != nil {
 		b.Fatal(err)
 	}
 	req := TokenRequest{GrantType: GrantPassword, Username: "alice", Password: "correct horse", ClientAddr: "127.0.0.1"}
@@ -231,7 +231,7 @@ func BenchmarkArgon2id(b *testing.B) {
 func BenchmarkRefresh(b *testing.B) {
 	f := newBenchFixture(b, AlgRS256, users.Hasher{Memory: 64, Iterations: 1, Parallelism: 1})
 	ctx := context.Background()
-	if _, err := f.users.Create(ctx, users.NewUser{Username: "alice", Password: "correct horse", Scopes: []string{"me"}}); err != nil {
+	if _, err := f.users.Create(ctx, users.CLIActor(), users.NewUser{Username: "alice", Password: "correct horse", Scopes: []string{"me"}}); err != nil {
 		b.Fatal(err)
 	}
 	resp, err := f.issuer.Token(ctx, TokenRequest{GrantType: GrantPassword, Username: "alice", Password: "correct horse", ClientAddr: "127.0.0.1"})

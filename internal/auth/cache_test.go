@@ -118,15 +118,15 @@ func TestVerifyCache(t *testing.T) {
 			return f.users.ChangePassword(ctx, u.ID, "correct horse", "battery staple")
 		}},
 		{"user_disabled", func(ctx context.Context, f *fixture, u *users.User) error {
-			_, err := f.users.Update(ctx, u.Username, users.Patch{Disabled: new(true)})
+			_, err := f.users.Update(ctx, users.CLIActor(), u.Username, users.Patch{Disabled: new(true)})
 			return err
 		}},
 		{"scope_removed", func(ctx context.Context, f *fixture, u *users.User) error {
-			_, err := f.users.Update(ctx, u.Username, users.Patch{Scopes: &[]string{"users:read"}})
+			_, err := f.users.Update(ctx, users.CLIActor(), u.Username, users.Patch{Scopes: &[]string{"users:read"}})
 			return err
 		}},
 		{"user_deleted", func(ctx context.Context, f *fixture, u *users.User) error {
-			return f.users.Delete(ctx, u.Username)
+			return f.users.Delete(ctx, users.CLIActor(), u.Username)
 		}},
 	} {
 		t.Run(ev.name+"_refuses_the_users_cached_tokens", func(t *testing.T) {

@@ -1,9 +1,12 @@
 package auth
 
 import (
+	"encoding/json"
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/gatehouse/gatehouse/jwtdate"
 )
 
 // AccessTokenType is the `typ` header of access tokens (RFC 9068 §2.1).
@@ -28,4 +31,14 @@ func (c *Claims) HasScope(s string) bool {
 		}
 	}
 	return false
+}
+
+// UnmarshalJSON decodes the claims and refuses an `exp`, `nbf` or `iat`
+// that is present but not a JSON number (RFC 7519 §2, jwtdate.Strict).
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	type plain Claims // without this method
+	if err := json.Unmarshal(b, (*plain)(c)); err != nil {
+		return err
+	}
+	return jwtdate.Strict(b, &c.RegisteredClaims)
 }

@@ -32,7 +32,7 @@ const envelopeFamily = "gatehouse-"
 var (
 	// ErrKeyEncrypted: the stored key is encrypted at rest and no
 	// encryption key is configured.
-	ErrKeyEncrypted = errors.New("auth: signing key is encrypted at rest but " + encryptionKeyVar + " is not set")
+	ErrKeyEncrypted = errors.New("auth: signing key is encrypted at rest but " + encryptionKeyVar + " is not set (set it to the key it was encrypted with)")
 	// ErrKeyDecrypt: the stored key does not open under the configured
 	// encryption key. Either the key is not the one it was encrypted with,
 	// or the stored row was altered or moved to another key id.
@@ -62,7 +62,7 @@ func sealPrivateKey(encKey []byte, kid string, der []byte) ([]byte, error) {
 
 // openPrivateKey returns the PKCS #8 DER of a stored key: decrypted when it
 // is an envelope, unchanged when it was stored in plain (keys written before
-// encryption was turned on keep loading).
+// encryption was turned on load, and LoadKeys then encrypts them).
 func openPrivateKey(encKey []byte, kid string, stored []byte) ([]byte, error) {
 	if !bytes.HasPrefix(stored, []byte(envelopeFamily)) {
 		return stored, nil

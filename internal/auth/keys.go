@@ -67,6 +67,11 @@ type KeyStore interface {
 	CreateSigningKey(ctx context.Context, k users.SigningKey) error
 	// DeleteSigningKey removes a retired key. Returns users.ErrNotFound.
 	DeleteSigningKey(ctx context.Context, id string) error
+	// ReplaceSigningKeyPrivate swaps the stored private form of key id
+	// from old to next (its encryption at rest), only while it is still
+	// old. Returns users.ErrNotFound when no key has that id and private
+	// form.
+	ReplaceSigningKeyPrivate(ctx context.Context, id string, old, next []byte) error
 }
 
 var _ KeyStore = users.Store(nil)
@@ -88,8 +93,10 @@ type KeyConfig struct {
 	// Ignored for the other algorithms.
 	HMACSecret []byte
 	// EncryptionKey, when set, is EncryptionKeyBytes long and encrypts
-	// private keys at rest with AES-256-GCM. Keys stored in plain before it
-	// was set keep loading; keys created from then on are encrypted.
+	// private keys at rest with AES-256-GCM. LoadKeys encrypts the keys
+	// stored in plain before it was set; keys created from then on are
+	// encrypted. Once set it must be kept: encrypted keys do not load
+	// without it.
 	EncryptionKey []byte
 	// PrePublish is the delay between publishing a rotated key and signing
 	// with it. It should exceed how long resource servers cache the JWKS.
@@ -221,8 +228,10 @@ func (k *key) retired(now time.Time) bool {
 // RFC 7638 thumbprint as kid, so restarts and replicas share it. Under HS256
 // the configured secret signs and is never stored. Stored keys of every
 // algorithm verify until retired, and keys already due for retirement are
-// deleted. A stored key that cannot be read (encrypted without the right
-// EncryptionKey, corrupt, unknown algorithm) fails the load.
+// deleted. With an EncryptionKey, keys still stored in plain are encrypted
+// at rest first (see encryptAtRest); they stay the same keys. A stored key
+// that cannot be read (encrypted without the right EncryptionKey, corrupt,
+// unknown algorithm) fails the load.
 func LoadKeys(ctx context.Context, store KeyStore, cfg KeyConfig) (*Keys, error) {
 	cfg, err := cfg.check()
 	if err != nil {
@@ -244,14 +253,13 @@ func LoadKeys(ctx context.Context, store KeyStore, cfg KeyConfig) (*Keys, error)
 	if err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
+	if stored, err = ks.encryptAtRest(ctx, stored); err != nil {
+		return nil, err
+	}
 	ks.algs = []string{cfg.Algorithm}
-	plain := 0
 	for _, sk := range stored {
 		if !slices.Contains(ks.algs, sk.Algorithm) {
 			ks.algs = append(ks.algs, sk.Algorithm)
-		}
-		if !isEnvelope(sk.Private) {
-			plain++
 		}
 	}
 	ks.mu.Lock()
@@ -259,10 +267,84 @@ func LoadKeys(ctx context.Context, store KeyStore, cfg KeyConfig) (*Keys, error)
 	if err := ks.install(ctx, stored); err != nil {
 		return nil, err
 	}
-	if len(cfg.EncryptionKey) > 0 && plain > 0 {
-		cfg.Logger.Warn("signing keys stored unencrypted keep working; keys created from now on are encrypted, rotate to replace them", "count", plain)
-	}
 	return ks, nil
+}
+
+// encryptAtRestAttempts bounds how often encryptAtRest reads the keys again
+// after another process changed one it was encrypting.
+const encryptAtRestAttempts = 3
+
+// encryptAtRest encrypts under EncryptionKey every key of stored still
+// kept in plain (written before the key was set) and returns the keys as
+// they are now stored; without an EncryptionKey it returns stored as is.
+//
+// Only the stored form changes: the key, its kid and its JWK stay the
+// same, so tokens it signed keep verifying. Each row is swapped only while
+// it still holds the plain form read here, so replicas starting at once do
+// not overwrite each other's envelope: the one that loses sees
+// users.ErrNotFound and reads the keys again. Nothing is written while a
+// key already encrypted does not open under EncryptionKey: a replica
+// started with another key fails rather than split the store between
+// two. A plain key that does not parse is left as stored, for install to
+// report (or retire).
+func (ks *Keys) encryptAtRest(ctx context.Context, stored []users.SigningKey) ([]users.SigningKey, error) {
+	if len(ks.cfg.EncryptionKey) == 0 {
+		return stored, nil
+	}
+	stored = slices.Clone(stored)
+	var sealed []string
+	for attempt := 1; ; attempt++ {
+		if !slices.ContainsFunc(stored, func(sk users.SigningKey) bool { return !isEnvelope(sk.Private) }) {
+			break
+		}
+		// Encrypt nothing under a key that does not open the keys already
+		// encrypted: the store would end up split between two keys.
+		for _, sk := range stored {
+			if isEnvelope(sk.Private) {
+				if _, err := openPrivateKey(ks.cfg.EncryptionKey, sk.ID, sk.Private); err != nil {
+					return nil, err
+				}
+			}
+		}
+		raced := false
+		for i, sk := range stored {
+			if isEnvelope(sk.Private) {
+				continue
+			}
+			if _, err := ks.parse(sk); err != nil {
+				continue
+			}
+			next, err := sealPrivateKey(ks.cfg.EncryptionKey, sk.ID, sk.Private)
+			if err != nil {
+				return nil, fmt.Errorf("encrypt signing key %s at rest: %w", sk.ID, err)
+			}
+			switch err := ks.store.ReplaceSigningKeyPrivate(ctx, sk.ID, sk.Private, next); {
+			case err == nil:
+				stored[i].Private = next
+				sealed = append(sealed, sk.ID)
+			case errors.Is(err, users.ErrNotFound):
+				// Another replica encrypted or retired it first.
+				raced = true
+			default:
+				return nil, fmt.Errorf("encrypt signing key %s at rest: %w", sk.ID, err)
+			}
+		}
+		if !raced {
+			break
+		}
+		if attempt == encryptAtRestAttempts {
+			return nil, fmt.Errorf("encrypt signing keys at rest: gave up after %d attempts, the stored keys kept changing", attempt)
+		}
+		var err error
+		if stored, err = ks.store.SigningKeys(ctx); err != nil {
+			return nil, fmt.Errorf("load signing keys: %w", err)
+		}
+	}
+	if len(sealed) > 0 {
+		// Key ids only: they are public (the JWKS lists them).
+		ks.cfg.Logger.Info("encrypted signing keys at rest", "count", len(sealed), "kids", sealed)
+	}
+	return stored, nil
 }
 
 // SigningKeyID is the `kid` new tokens carry (RFC 7515 §4.1.4).

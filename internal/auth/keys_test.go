@@ -120,6 +120,20 @@ func (m *memKeyStore) DeleteSigningKey(_ context.Context, id string) error {
 	return users.ErrNotFound
 }
 
+// ReplaceSigningKeyPrivate swaps the private form only while it is still
+// old, as users.Store does.
+func (m *memKeyStore) ReplaceSigningKeyPrivate(_ context.Context, id string, old, next []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.keys {
+		if m.keys[i].ID == id && bytes.Equal(m.keys[i].Private, old) {
+			m.keys[i].Private = bytes.Clone(next)
+			return nil
+		}
+	}
+	return users.ErrNotFound
+}
+
 // ids lists the stored key ids, newest first.
 func (m *memKeyStore) ids(t *testing.T) []string {
 	t.Helper()
@@ -755,7 +769,7 @@ func TestKeyEncryptionAtRest(t *testing.T) {
 		}
 	})
 
-	t.Run("plaintext_keys_still_load_and_new_keys_are_encrypted", func(t *testing.T) {
+	t.Run("plaintext_keys_are_encrypted_at_load_and_new_keys_are_encrypted", func(t *testing.T) {
 		store := &memKeyStore{}
 		clock := newKeyClock()
 		plain := mustLoadKeys(t, store, keyConfig(AlgEdDSA, clock))
@@ -772,8 +786,8 @@ func TestKeyEncryptionAtRest(t *testing.T) {
 		if got := store.stored(t, rotated.ID).Private; !isEnvelope(got) {
 			t.Error("got the rotated key stored in plain, want encrypted")
 		}
-		if got := store.stored(t, plain.SigningKeyID()).Private; isEnvelope(got) {
-			t.Error("got the old key rewritten, want it left as stored")
+		if got := store.stored(t, plain.SigningKeyID()).Private; !isEnvelope(got) {
+			t.Error("got the key stored before the encryption key was set still in plain, want it encrypted at load")
 		}
 	})
 }

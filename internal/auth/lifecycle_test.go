@@ -276,20 +276,20 @@ func TestAccountEventsRevoke(t *testing.T) {
 			return f.users.ChangePassword(ctx, u.ID, "correct horse", "battery staple")
 		}, true},
 		{"password_reset_by_admin", func(f *fixture, u *users.User) error {
-			_, err := f.users.Update(ctx, u.Username, users.Patch{Password: ptr("battery staple")})
+			_, err := f.users.Update(ctx, users.CLIActor(), u.Username, users.Patch{Password: ptr("battery staple")})
 			return err
 		}, true},
 		{"disable", func(f *fixture, u *users.User) error {
-			_, err := f.users.Update(ctx, u.Username, users.Patch{Disabled: ptr(true)})
+			_, err := f.users.Update(ctx, users.CLIActor(), u.Username, users.Patch{Disabled: ptr(true)})
 			return err
 		}, true},
-		{"delete", func(f *fixture, u *users.User) error { return f.users.Delete(ctx, u.Username) }, true},
+		{"delete", func(f *fixture, u *users.User) error { return f.users.Delete(ctx, users.CLIActor(), u.Username) }, true},
 		{"scope_removal", func(f *fixture, u *users.User) error {
-			_, err := f.users.Update(ctx, u.Username, users.Patch{Scopes: &[]string{"me"}})
+			_, err := f.users.Update(ctx, users.CLIActor(), u.Username, users.Patch{Scopes: &[]string{"me"}})
 			return err
 		}, true},
 		{"scope_addition_keeps_tokens", func(f *fixture, u *users.User) error {
-			_, err := f.users.Update(ctx, u.Username, users.Patch{Scopes: &[]string{"me", "users:read", "users:write"}})
+			_, err := f.users.Update(ctx, users.CLIActor(), u.Username, users.Patch{Scopes: &[]string{"me", "users:read", "users:write"}})
 			return err
 		}, false},
 	} {

@@ -2,11 +2,12 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
-
-	"strings"
 	"sync"
 	"time"
 
@@ -116,40 +117,83 @@ func throttled(retry time.Duration) *Error {
 	}
 }
 
-// keys are the throttle keys of an attempt: the pair, the username, and
-// the pair's "logged in here before" mark. The username is keyed whether
-// or not it exists, so throttling reveals nothing about which do.
-func throttleKeys(username, addr string) []string {
-	u := strings.ToLower(username)
-	return []string{"pair:" + u + "|" + addr, "user:" + u, "known:" + u + "|" + addr}
+// Throttle keys are a kind prefix and 32 hex digits (128 bits) of SHA-256,
+// at most 38 bytes whatever the request sent: a 60 KB username must not
+// become a 60 KB row kept for KnownFor, nor a key past PostgreSQL's btree
+// row limit (about 2.7 KB).
+const (
+	pairPrefix  = "pair:"
+	userPrefix  = "user:"
+	knownPrefix = "known:"
+	keyDigits   = 32
+)
+
+// invalidUsername stands in the pair key for every username that
+// users.NormalizeUsername refuses. No valid username can equal it ('!' is
+// outside the allowed set), so junk names from one address share one
+// counter and cost no row keyed by the name.
+const invalidUsername = "!invalid"
+
+// throttleKey is prefix and the digest of the prefix, the canonical
+// username and, for the per-address kinds, the address. A canonical
+// username holds no NUL, so the first NUL ends it and no other split of
+// the same bytes gives the same key.
+func throttleKey(prefix, username string, addr ...string) string {
+	h := sha256.New()
+	h.Write([]byte(prefix))
+	h.Write([]byte(username))
+	for _, a := range addr {
+		h.Write([]byte{0})
+		h.Write([]byte(a))
+	}
+	return prefix + hex.EncodeToString(h.Sum(nil))[:keyDigits]
+}
+
+// throttleKeys are the keys of an attempt: for a valid username the pair,
+// the username, and the pair's "logged in here before" mark, of the
+// canonical form so "Alice" and "alice" share them. The username is keyed
+// whether or not it exists, so throttling reveals nothing about which do.
+// A username that cannot be valid gets only the address's pair of
+// invalidUsername (valid is false): it is slowed like a pair, and no
+// username exists for a ceiling or a mark to protect.
+func throttleKeys(username, addr string) (keys []string, valid bool) {
+	u, err := users.NormalizeUsername(username)
+	if err != nil {
+		return []string{throttleKey(pairPrefix, invalidUsername, addr)}, false
+	}
+	return []string{throttleKey(pairPrefix, u, addr), throttleKey(userPrefix, u), throttleKey(knownPrefix, u, addr)}, true
 }
 
 // Reserve counts an attempt by addr to log in as username, or refuses it
-// with a 429 *Error when a limit is reached.
+// with a 429 *Error when a limit is reached. It makes one store update
+// (none while a remembered block lasts), valid username or not.
 func (t *Throttle) Reserve(ctx context.Context, username, addr string) error {
 	now := t.cfg.Now()
-	keys := throttleKeys(username, addr)
+	keys, valid := throttleKeys(username, addr)
 	if until := t.remembered(keys[0], now); !until.IsZero() {
 		return throttled(until.Sub(now))
 	}
 	var refused *Error
 	err := t.store.UpdateLoginAttempts(ctx, keys, func(st []users.LoginAttempts) error {
-		pair, user, known := &st[0], &st[1], &st[2]
-		if now.Sub(user.WindowStart) >= t.cfg.UserWindow {
-			user.Failures, user.WindowStart = 0, now
-		}
+		pair := &st[0]
 		if now.Before(pair.BlockedUntil) {
 			t.remember(keys[0], pair.BlockedUntil)
 			refused = throttled(pair.BlockedUntil.Sub(now))
 			return refused
 		}
-		isKnown := !known.LastSuccess.IsZero() && now.Sub(known.LastSuccess) < t.cfg.KnownFor
-		if user.Failures >= t.cfg.UserFailures && !isKnown {
-			refused = throttled(user.WindowStart.Add(t.cfg.UserWindow).Sub(now))
-			return refused
+		if valid {
+			user, known := &st[1], &st[2]
+			if now.Sub(user.WindowStart) >= t.cfg.UserWindow {
+				user.Failures, user.WindowStart = 0, now
+			}
+			isKnown := !known.LastSuccess.IsZero() && now.Sub(known.LastSuccess) < t.cfg.KnownFor
+			if user.Failures >= t.cfg.UserFailures && !isKnown {
+				refused = throttled(user.WindowStart.Add(t.cfg.UserWindow).Sub(now))
+				return refused
+			}
+			user.Failures++
 		}
 		pair.Failures++
-		user.Failures++
 		if pair.WindowStart.IsZero() {
 			pair.WindowStart = now
 		}
@@ -173,14 +217,19 @@ func (t *Throttle) Reserve(ctx context.Context, username, addr string) error {
 
 // Succeeded clears the pair after the right password, takes the reserved
 // failure back from the username's count, and marks addr as one the user
-// logs in from.
+// logs in from. No password is right for a username that cannot be valid;
+// should one be reported, only its reserved failure is taken back: the
+// address's count of junk names stays.
 func (t *Throttle) Succeeded(ctx context.Context, username, addr string) error {
 	now := t.cfg.Now()
-	return t.store.UpdateLoginAttempts(ctx, throttleKeys(username, addr), func(st []users.LoginAttempts) error {
-		st[0] = users.LoginAttempts{}
-		if st[1].Failures > 0 {
-			st[1].Failures--
+	keys, valid := throttleKeys(username, addr)
+	return t.store.UpdateLoginAttempts(ctx, keys, func(st []users.LoginAttempts) error {
+		if !valid {
+			takeBack(&st[0])
+			return nil
 		}
+		st[0] = users.LoginAttempts{}
+		takeBack(&st[1])
 		st[2].LastSuccess = now
 		return nil
 	})
@@ -189,13 +238,44 @@ func (t *Throttle) Succeeded(ctx context.Context, username, addr string) error {
 // Cancel takes back a reserved attempt whose password was never checked
 // (the server was too busy to hash it).
 func (t *Throttle) Cancel(ctx context.Context, username, addr string) error {
-	return t.store.UpdateLoginAttempts(ctx, throttleKeys(username, addr), func(st []users.LoginAttempts) error {
-		if st[0].Failures > 0 {
-			st[0].Failures--
-		}
-		if st[1].Failures > 0 {
-			st[1].Failures--
+	keys, _ := throttleKeys(username, addr)
+	return t.store.UpdateLoginAttempts(ctx, keys, func(st []users.LoginAttempts) error {
+		takeBack(&st[0])
+		if len(st) > 1 {
+			takeBack(&st[1])
 		}
 		return nil
 	})
+}
+
+// takeBack uncounts one reserved failure.
+func takeBack(a *users.LoginAttempts) {
+	if a.Failures > 0 {
+		a.Failures--
+	}
+}
+
+// Guard runs check, a password verification for username from addr on a
+// path other than the token endpoint (a password change), under the same
+// limits as a login: the attempt is reserved first (a 429 *Error when a
+// limit is reached, and then check does not run), the right password
+// clears the pair, a wrong one (users.ErrInvalidCredentials) stays
+// counted, and a check that never compared the password is taken back.
+// It returns check's own error.
+func (t *Throttle) Guard(ctx context.Context, username, addr string, check func() error) error {
+	if err := t.Reserve(ctx, username, addr); err != nil {
+		return err
+	}
+	err := check()
+	// A settlement that fails leaves the attempt counted as a failure:
+	// the check's outcome stands, and the next Reserve sees the store as
+	// it is.
+	switch {
+	case err == nil, errors.Is(err, users.ErrDisabled):
+		_ = t.Succeeded(ctx, username, addr)
+	case errors.Is(err, users.ErrInvalidCredentials):
+	default:
+		_ = t.Cancel(ctx, username, addr)
+	}
+	return err
 }

@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -127,6 +132,30 @@ func TestThrottle(t *testing.T) {
 		}
 	})
 
+	t.Run("invalid_usernames_from_one_address_are_throttled_like_one_pair", func(t *testing.T) {
+		f := newFixture(t, AlgRS256, nil)
+		f.withThrottle(cfg)
+		names := map[string]func(i int) string{
+			"unknown":        func(int) string { return "nobody" },
+			"junk":           func(i int) string { return fmt.Sprintf("junk name %d %s", i, strings.Repeat("\u212A", i*100)) },
+			"kelvin_sign":    func(int) string { return "\u212Aate" },
+			"sixty_kb_names": func(i int) string { return fmt.Sprintf("%d%s", i, strings.Repeat("x", 60<<10)) },
+		}
+		seq := map[string][]string{}
+		for kind, name := range names {
+			addr := "192.0.2." + fmt.Sprint(len(seq)+1)
+			for i := range cfg.FreeFailures + 3 {
+				code, retry := f.attempt(t, name(i), "wrong", addr)
+				seq[kind] = append(seq[kind], fmt.Sprintf("%s/%d", code, retry))
+			}
+		}
+		for kind := range names {
+			if got, want := fmt.Sprint(seq[kind]), fmt.Sprint(seq["unknown"]); got != want {
+				t.Errorf("%s: got %v, want the unknown username's %v", kind, got, want)
+			}
+		}
+	})
+
 	t.Run("success_clears_the_pair", func(t *testing.T) {
 		f := newFixture(t, AlgRS256, nil)
 		f.createUser(t, "erin", "correct horse", "me")
@@ -188,31 +217,277 @@ func (c *countingAttempts) UpdateLoginAttempts(ctx context.Context, keys []strin
 }
 
 func TestThrottleRemembersBlocksWithoutStoreWrites(t *testing.T) {
-	f := newFixture(t, AlgRS256, nil)
-	counting := &countingAttempts{AttemptStore: f.store}
+	for _, tc := range []struct {
+		name     string
+		username func(i int) string
+	}{
+		{"valid_username", func(int) string { return "gina" }},
+		{"invalid_usernames_from_one_address", func(i int) string { return fmt.Sprintf("gina@%d", i) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, AlgRS256, nil)
+			counting := &countingAttempts{AttemptStore: f.store}
+			cfg := DefaultThrottle()
+			cfg.Now = func() time.Time { return f.now }
+			th := NewThrottle(counting, cfg)
+			ctx := context.Background()
+			i := 0
+			reserve := func() error { i++; return th.Reserve(ctx, tc.username(i), "192.0.2.1") }
+			for range cfg.FreeFailures + 1 {
+				if err := reserve(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := reserve(); err == nil {
+				t.Fatal("the blocked pair was let through")
+			}
+			before := counting.n
+			for range 50 {
+				if err := reserve(); err == nil {
+					t.Fatal("the blocked pair was let through")
+				}
+			}
+			if counting.n != before {
+				t.Errorf("%d store updates for refusals of a remembered block, want 0", counting.n-before)
+			}
+			f.now = f.now.Add(cfg.BaseDelay)
+			if err := reserve(); err != nil {
+				t.Fatalf("after the delay: %v", err)
+			}
+		})
+	}
+}
+
+// recordingAttempts records the keys of every store update, and the keys
+// an update left holding state (the rows the store keeps).
+type recordingAttempts struct {
+	AttemptStore
+	mu      sync.Mutex
+	calls   [][]string
+	written map[string]bool
+}
+
+func (r *recordingAttempts) UpdateLoginAttempts(ctx context.Context, keys []string, fn func([]users.LoginAttempts) error) error {
+	r.mu.Lock()
+	r.calls = append(r.calls, slices.Clone(keys))
+	r.mu.Unlock()
+	return r.AttemptStore.UpdateLoginAttempts(ctx, keys, func(st []users.LoginAttempts) error {
+		if err := fn(st); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, a := range st {
+			if a != (users.LoginAttempts{Key: a.Key}) {
+				r.written[a.Key] = true
+			}
+		}
+		return nil
+	})
+}
+
+// newRecordingThrottle is a throttle over a fresh SQLite store, recording
+// what it asks of the store, with the clock at *now.
+func newRecordingThrottle(t *testing.T, now *time.Time) (*Throttle, *recordingAttempts) {
+	t.Helper()
+	store, err := users.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "gatehouse.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	rec := &recordingAttempts{AttemptStore: store, written: map[string]bool{}}
 	cfg := DefaultThrottle()
-	cfg.Now = func() time.Time { return f.now }
-	th := NewThrottle(counting, cfg)
+	cfg.Now = func() time.Time { return *now }
+	return NewThrottle(rec, cfg), rec
+}
+
+// keyShape is a throttle key: a kind and 32 hex digits of a digest.
+var keyShape = regexp.MustCompile(`^(pair|user|known):[0-9a-f]{32}$`)
+
+func TestThrottle_keys_have_bounded_size(t *testing.T) {
+	junk := strings.Repeat("x", 60<<10)
+	for _, tc := range []struct{ name, username, addr string }{
+		{"valid_username", "alice", "192.0.2.1"},
+		{"longest_valid_username", strings.Repeat("a", 64), "2001:db8::1"},
+		{"sixty_kb_username", junk, "192.0.2.1"},
+		{"sixty_kb_of_non_ascii", strings.Repeat("\u212A", 20<<10), "192.0.2.1"},
+		{"sixty_kb_address", "alice", junk},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Now()
+			th, rec := newRecordingThrottle(t, &now)
+			ctx := context.Background()
+			if err := th.Reserve(ctx, tc.username, tc.addr); err != nil {
+				t.Fatal(err)
+			}
+			if err := th.Succeeded(ctx, tc.username, tc.addr); err != nil {
+				t.Fatal(err)
+			}
+			if err := th.Cancel(ctx, tc.username, tc.addr); err != nil {
+				t.Fatal(err)
+			}
+			for _, keys := range rec.calls {
+				for _, k := range keys {
+					if got, want := len(k), len("known:")+32; got > want || !keyShape.MatchString(k) {
+						t.Errorf("key %.80q: got %d bytes, want a kind and 32 hex digits (at most %d bytes)", k, got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestThrottle_invalid_username_counts_per_address_only(t *testing.T) {
+	now := time.Now()
+	th, rec := newRecordingThrottle(t, &now)
 	ctx := context.Background()
-	for range cfg.FreeFailures + 1 {
-		if err := th.Reserve(ctx, "gina", "192.0.2.1"); err != nil {
+	cfg := DefaultThrottle()
+	// A different junk name every time, from one address: no two share
+	// a name, yet they share the address's one counter.
+	junk := func(i int) string { return fmt.Sprintf("junk@%d-%s", i, strings.Repeat("z", i*1000)) }
+	for i := range cfg.FreeFailures + 1 {
+		if err := th.Reserve(ctx, junk(i), "192.0.2.1"); err != nil {
+			t.Fatalf("junk name %d: %v", i, err)
+		}
+	}
+	var e *Error
+	if err := th.Reserve(ctx, junk(99), "192.0.2.1"); !errors.As(err, &e) || e.RetryAfter != int(cfg.BaseDelay/time.Second) {
+		t.Fatalf("a new junk name past the free failures: got %v, want 429 with Retry-After %d", err, int(cfg.BaseDelay/time.Second))
+	}
+
+	var got []string
+	for _, keys := range rec.calls {
+		got = append(got, keys...)
+	}
+	want := []string{throttleKey(pairPrefix, invalidUsername, "192.0.2.1")}
+	if got := slices.Compact(got); !slices.Equal(got, want) {
+		t.Errorf("junk names were keyed %q, want only the address's pair %q", got, want)
+	}
+	if got := slices.Sorted(maps.Keys(rec.written)); !slices.Equal(got, want) {
+		t.Errorf("rows written: got %q, want %q", got, want)
+	}
+
+	// The address's valid usernames, and junk from other addresses, are
+	// not slowed by it.
+	if err := th.Reserve(ctx, "alice", "192.0.2.1"); err != nil {
+		t.Errorf("a valid username from the same address: %v", err)
+	}
+	if err := th.Reserve(ctx, junk(99), "192.0.2.2"); err != nil {
+		t.Errorf("a junk name from another address: %v", err)
+	}
+	// And the delay ends like a pair's.
+	now = now.Add(cfg.BaseDelay)
+	if err := th.Reserve(ctx, junk(100), "192.0.2.1"); err != nil {
+		t.Errorf("after the delay: %v", err)
+	}
+}
+
+func TestThrottle_invalid_username_costs_the_same_store_calls_as_a_valid_one(t *testing.T) {
+	for _, username := range []string{"alice", "nobody", "al\u0131ce", strings.Repeat("x", 60<<10), "ali ce"} {
+		t.Run(fmt.Sprintf("%.10q", username), func(t *testing.T) {
+			now := time.Now()
+			th, rec := newRecordingThrottle(t, &now)
+			ctx := context.Background()
+			var got []int
+			for _, step := range []func() error{
+				func() error { return th.Reserve(ctx, username, "192.0.2.1") },
+				func() error { return th.Cancel(ctx, username, "192.0.2.1") },
+				func() error { return th.Reserve(ctx, username, "192.0.2.1") },
+				func() error { return th.Succeeded(ctx, username, "192.0.2.1") },
+			} {
+				before := len(rec.calls)
+				if err := step(); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, len(rec.calls)-before)
+			}
+			if want := []int{1, 1, 1, 1}; !slices.Equal(got, want) {
+				t.Errorf("store updates for Reserve, Cancel, Reserve, Succeeded: got %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestThrottle_keys_are_of_the_canonical_username(t *testing.T) {
+	keysOf := func(username, addr string) string {
+		keys, _ := throttleKeys(username, addr)
+		return strings.Join(keys, " ")
+	}
+	alice := keysOf("alice", "192.0.2.1")
+	invalid := keysOf("!", "192.0.2.1")
+	for _, tc := range []struct{ name, username, want string }{
+		{"ascii_case_folds", "Alice", alice},
+		{"all_capitals_fold", "ALICE", alice},
+		{"dotless_i_is_invalid", "al\u0131ce", invalid},
+		{"dotted_capital_i_is_invalid", "AL\u0130CE", invalid},
+		{"kelvin_sign_is_invalid", "\u212Aate", invalid},
+		{"long_s_is_invalid", "\u017Fam", invalid},
+		{"nul_is_invalid", "alice\x00", invalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := keysOf(tc.username, "192.0.2.1"); got != tc.want {
+				t.Errorf("keys of %q: got %s, want %s", tc.username, got, tc.want)
+			}
+		})
+	}
+	if got, wrong := keysOf("\u212Aate", "192.0.2.1"), keysOf("kate", "192.0.2.1"); got == wrong {
+		t.Errorf("the Kelvin sign shares the keys of kate: %s", got)
+	}
+}
+
+func TestThrottle_keys_of_different_attempts_differ(t *testing.T) {
+	seen := map[string]string{}
+	for _, a := range []struct{ username, addr string }{
+		{"alice", "192.0.2.1"},
+		{"alice", "192.0.2.10"},
+		{"alice1", "92.0.2.1"},
+		{"alice.1", "92.0.2.1"},
+		{"bob", "192.0.2.1"},
+		{"bob", ""},
+		{"bob", "\x00"},
+		{"!", "192.0.2.1"},
+		{"!", "192.0.2.2"},
+	} {
+		keys, _ := throttleKeys(a.username, a.addr)
+		for _, k := range keys {
+			id := fmt.Sprintf("%q from %q", a.username, a.addr)
+			if prev, ok := seen[k]; ok && !strings.HasPrefix(k, userPrefix) {
+				t.Errorf("%s and %s share the key %s", prev, id, k)
+			}
+			seen[k] = id
+		}
+	}
+	// A username's key does not depend on the address.
+	a, _ := throttleKeys("alice", "192.0.2.1")
+	b, _ := throttleKeys("alice", "192.0.2.2")
+	if a[1] != b[1] || a[0] == b[0] || a[2] == b[2] {
+		t.Errorf("got %q and %q, want only the user key shared", a, b)
+	}
+}
+
+func TestThrottle_success_reported_for_an_invalid_username_keeps_the_address_count(t *testing.T) {
+	now := time.Now()
+	th, _ := newRecordingThrottle(t, &now)
+	ctx := context.Background()
+	cfg := DefaultThrottle()
+	for i := range cfg.FreeFailures {
+		if err := th.Reserve(ctx, fmt.Sprintf("junk %d", i), "192.0.2.1"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := th.Reserve(ctx, "gina", "192.0.2.1"); err == nil {
-		t.Fatal("the blocked pair was let through")
+	// One more reserved and reported right: only it is taken back.
+	if err := th.Reserve(ctx, "junk !", "192.0.2.1"); err != nil {
+		t.Fatal(err)
 	}
-	before := counting.n
-	for range 50 {
-		if err := th.Reserve(ctx, "gina", "192.0.2.1"); err == nil {
-			t.Fatal("the blocked pair was let through")
-		}
+	now = now.Add(cfg.BaseDelay)
+	if err := th.Succeeded(ctx, "junk !", "192.0.2.1"); err != nil {
+		t.Fatal(err)
 	}
-	if counting.n != before {
-		t.Errorf("%d store updates for refusals of a remembered block, want 0", counting.n-before)
+	// FreeFailures still counted: the next junk name is the one past them.
+	if err := th.Reserve(ctx, "junk ?", "192.0.2.1"); err != nil {
+		t.Fatal(err)
 	}
-	f.now = f.now.Add(cfg.BaseDelay)
-	if err := th.Reserve(ctx, "gina", "192.0.2.1"); err != nil {
-		t.Fatalf("after the delay: %v", err)
+	if err := th.Reserve(ctx, "junk ?", "192.0.2.1"); err == nil {
+		t.Error("the address's junk count was cleared by a success of a name that cannot exist")
 	}
 }

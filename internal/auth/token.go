@@ -26,8 +26,8 @@ const (
 )
 
 // PublicClientID is the `client_id` claim of tokens requested by a client
-// that did not identify itself.
-const PublicClientID = "public"
+// that did not identify itself; no registered client may have it.
+const PublicClientID = users.PublicClientID
 
 const maxClientIDLen = 128
 
@@ -56,11 +56,12 @@ type ClientAuthenticator interface {
 // TokenStore is what the token, revocation and introspection endpoints
 // need from the store.
 type TokenStore interface {
-	CreateRefreshToken(ctx context.Context, t *users.RefreshToken) error
 	RefreshToken(ctx context.Context, hash string) (*users.RefreshToken, error)
 	RotateRefreshToken(ctx context.Context, hash string, now time.Time, fn func(old *users.RefreshToken) (*users.RefreshToken, error)) (*users.RefreshToken, error)
 	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) error
-	RecordAccessToken(ctx context.Context, t *users.AccessToken) error
+	// IssueTokens stores a grant's tokens only while the user's account
+	// is as it was when the grant was authorised (users.ErrGrantStale).
+	IssueTokens(ctx context.Context, is users.Issue) error
 	RevokeAccessToken(ctx context.Context, jti string, now time.Time) error
 }
 
@@ -128,6 +129,11 @@ type Issuer struct {
 	IssuerDeps
 	cfg    IssuerConfig
 	scopes map[string]bool
+	// testHookBeforeStore, when set, runs after a grant was authorised
+	// and before its tokens are stored, with the refresh token about to be
+	// answered: tests change the account there to prove the store write
+	// refuses a grant the change ended.
+	testHookBeforeStore func(ctx context.Context, refresh string)
 }
 
 // NewIssuer returns the token endpoint for cfg.
@@ -190,6 +196,14 @@ func (i *Issuer) authenticateClient(ctx context.Context, cred clientCredentials)
 	if len(cred.ID) > maxClientIDLen || !isVSChars(cred.ID) {
 		return client{}, InvalidRequest("client_id is malformed")
 	}
+	if strings.EqualFold(cred.ID, PublicClientID) {
+		// Reserved for anonymous callers: never a registered client, even
+		// one a store from before the reservation may hold.
+		if cred.Secret != "" {
+			return client{}, oauthError(CodeInvalidClient, "client authentication failed")
+		}
+		return client{id: PublicClientID}, nil
+	}
 	registered, err := i.Clients.AuthenticateClient(ctx, cred.ID, cred.Secret)
 	switch {
 	case errors.Is(err, users.ErrNotFound):
@@ -221,7 +235,9 @@ func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) 
 	if err != nil {
 		return nil, err
 	}
-	who := []slog.Attr{slog.String("username", strings.ToLower(req.Username)), slog.String("client_id", c.id), slog.String("client_ip", req.ClientAddr)}
+	// A failed login's username may be junk or a mistyped password: the
+	// log gets its canonical form when valid, a bounded keyed hash if not.
+	who := []slog.Attr{slog.String("username", LogUsername(req.Username)), slog.String("client_id", c.id), slog.String("client_ip", req.ClientAddr)}
 	// Shed a login flood before it costs a throttle write in the store.
 	if s, ok := i.Users.(interface{ Saturated() bool }); ok && s.Saturated() {
 		i.Audit.Record(ctx, audit.Login, audit.Busy, who...)
@@ -260,14 +276,22 @@ func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) 
 	if err != nil {
 		return nil, err
 	}
-	if err := i.Tokens.CreateRefreshToken(ctx, refresh); err != nil {
-		return nil, ServerError(err)
-	}
-	resp, err := i.issue(ctx, u, c, granted, refresh.FamilyID, raw, now)
-	if err == nil {
+	resp, err := i.issue(ctx, u, c, granted, "", refresh, raw, now)
+	switch {
+	case errors.Is(err, users.ErrGrantStale):
+		i.Audit.Record(ctx, audit.Login, audit.Stale, append(who, slog.String("sub", u.ID))...)
+		return nil, errGrantStale()
+	case err == nil:
 		i.Audit.Record(ctx, audit.Login, audit.Succeeded, append(who, slog.String("sub", u.ID), slog.String("scope", resp.Scope))...)
 	}
 	return resp, err
+}
+
+// errGrantStale answers a grant whose account changed while it was being
+// issued: the change (a new password, disabling, a scope taken away)
+// ended every token, and the grant's tokens were not stored.
+func errGrantStale() *Error {
+	return oauthError(CodeInvalidGrant, "the account changed while the token was issued; authenticate again")
 }
 
 // settleThrottle books the outcome of a reserved password check: the right
@@ -372,8 +396,13 @@ func (i *Issuer) refreshGrant(ctx context.Context, c client, req TokenRequest) (
 	case err != nil:
 		return nil, ServerError(err)
 	}
-	resp, err := i.issue(ctx, u, c, granted, next.FamilyID, raw, now)
-	if err == nil {
+	resp, err := i.issue(ctx, u, c, granted, next.FamilyID, nil, raw, now)
+	switch {
+	case errors.Is(err, users.ErrGrantStale):
+		// The change revoked the successor with every other token.
+		i.Audit.Record(ctx, audit.Refresh, audit.Stale, who, slog.String("sub", u.ID))
+		return nil, errGrantStale()
+	case err == nil:
 		i.Audit.Record(ctx, audit.Refresh, audit.Rotated, who, slog.String("sub", u.ID), slog.String("username", u.Username))
 	}
 	return resp, err
@@ -468,9 +497,13 @@ func (i *Issuer) newRefreshToken(u *users.User, c client, scopes []string, now t
 	}, raw, nil
 }
 
-// issue signs an access token (RFC 9068) and records its jti so it can be
-// revoked.
-func (i *Issuer) issue(ctx context.Context, u *users.User, c client, scopes []string, familyID, refresh string, now time.Time) (*TokenResponse, error) {
+// issue signs an access token (RFC 9068) of the login familyID and stores
+// it (its jti, so it can be revoked) with newFamily, the first refresh
+// token of a new login (nil on a refresh, whose successor the rotation
+// stored); refresh is the raw refresh token to answer. The store refuses with
+// users.ErrGrantStale, returned unwrapped, when u's account changed since
+// u was read.
+func (i *Issuer) issue(ctx context.Context, u *users.User, c client, scopes []string, familyID string, newFamily *users.RefreshToken, refresh string, now time.Time) (*TokenResponse, error) {
 	exp := now.Add(i.cfg.TTL)
 	jti, err := randomToken(16)
 	if err != nil {
@@ -499,9 +532,21 @@ func (i *Issuer) issue(ctx context.Context, u *users.User, c client, scopes []st
 	if err != nil {
 		return nil, ServerError(fmt.Errorf("sign access token: %w", err))
 	}
-	if err := i.Tokens.RecordAccessToken(ctx, &users.AccessToken{
-		JTI: jti, UserID: u.ID, FamilyID: familyID, ClientID: c.id, ExpiresAt: exp,
-	}); err != nil {
+	if newFamily != nil {
+		familyID = newFamily.FamilyID
+	}
+	if i.testHookBeforeStore != nil {
+		i.testHookBeforeStore(ctx, refresh)
+	}
+	err = i.Tokens.IssueTokens(ctx, users.Issue{
+		Epoch:   u.TokenEpoch,
+		Refresh: newFamily,
+		Access:  &users.AccessToken{JTI: jti, UserID: u.ID, FamilyID: familyID, ClientID: c.id, ExpiresAt: exp},
+	})
+	if errors.Is(err, users.ErrGrantStale) {
+		return nil, err
+	}
+	if err != nil {
 		return nil, ServerError(err)
 	}
 	return &TokenResponse{

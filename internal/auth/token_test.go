@@ -16,7 +16,7 @@ func TestToken(t *testing.T) {
 	f := newFixture(t, AlgRS256, nil)
 	alice := f.createUser(t, "alice", "correct horse", "me", "users:read")
 	f.createUser(t, "mallory", "correct horse", "me")
-	if _, err := f.users.Update(context.Background(), "mallory", users.Patch{Disabled: ptr(true)}); err != nil {
+	if _, err := f.users.Update(context.Background(), users.CLIActor(), "mallory", users.Patch{Disabled: ptr(true)}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -191,3 +191,30 @@ func TestParseTokenRequest(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestToken_the_public_client_id_is_the_anonymous_client_even_if_registered(t *testing.T) {
+	f := newFixture(t, AlgRS256, nil)
+	f.createUser(t, "alice", "correct horse", "me", "users:read")
+	// A store from before the reservation may hold a client named public,
+	// limited to some scopes; it must not stand in for anonymous callers.
+	if err := f.store.CreateClient(context.Background(), &users.Client{ID: "public", SecretHash: "00", Scopes: []string{"me"}}); err != nil {
+		t.Fatal(err)
+	}
+	anon, err := f.issuer.Token(context.Background(), TokenRequest{GrantType: GrantPassword, Username: "alice", Password: "correct horse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	named, err := f.issuer.Token(context.Background(), TokenRequest{GrantType: GrantPassword, Username: "alice", Password: "correct horse", ClientID: "public"})
+	if err != nil {
+		t.Fatalf("client_id=public without a secret: %v", err)
+	}
+	if anon.Scope != "me users:read" || named.Scope != anon.Scope {
+		t.Errorf("scopes %q and %q, want both %q: the registered public client's limit must not apply", anon.Scope, named.Scope, "me users:read")
+	}
+	// Its refresh token refreshes as the anonymous client's does.
+	if _, err := f.refresh(named.RefreshToken, "", ""); err != nil {
+		t.Errorf("refresh of a client_id=public login without client_id: %v", err)
+	}
+	_, err = f.issuer.Token(context.Background(), TokenRequest{GrantType: GrantPassword, Username: "alice", Password: "correct horse", ClientID: "public", ClientSecret: "guess"})
+	wantOAuthError(t, err, CodeInvalidClient, 401)
+}

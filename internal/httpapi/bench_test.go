@@ -31,7 +31,7 @@ func benchHandler(b *testing.B, cacheSize int) (http.Handler, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := svc.Create(ctx, users.NewUser{Username: "alice", Password: userPassword, Scopes: []string{"me"}}); err != nil {
+	if _, err := svc.Create(ctx, users.CLIActor(), users.NewUser{Username: "alice", Password: userPassword, Scopes: []string{"me"}}); err != nil {
 		b.Fatal(err)
 	}
 	resp, err := issuer.Token(ctx, auth.TokenRequest{GrantType: auth.GrantPassword, Username: "alice", Password: userPassword, ClientAddr: "127.0.0.1"})

@@ -64,16 +64,16 @@ func TestSpecWideBypass(t *testing.T) {
 	doc, _ := httpapi.Spec()
 	all := httpapi.SpecScopes(doc)
 	for _, name := range []string{"disabled", "deleted"} {
-		if _, err := ts.users.Create(ctx, users.NewUser{Username: name, Password: name + " password", Scopes: all}); err != nil {
+		if _, err := ts.users.Create(ctx, users.CLIActor(), users.NewUser{Username: name, Password: name + " password", Scopes: all}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	disabledTok := ts.token(t, "disabled", "disabled password", "")
 	deletedTok := ts.token(t, "deleted", "deleted password", "")
-	if _, err := ts.users.Update(ctx, "disabled", users.Patch{Disabled: ptr(true)}); err != nil {
+	if _, err := ts.users.Update(ctx, users.CLIActor(), "disabled", users.Patch{Disabled: ptr(true)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := ts.users.Delete(ctx, "deleted"); err != nil {
+	if err := ts.users.Delete(ctx, users.CLIActor(), "deleted"); err != nil {
 		t.Fatal(err)
 	}
 	expired := ts.forge(t, func(c *auth.Claims) {

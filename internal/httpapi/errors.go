@@ -47,6 +47,7 @@ var codes = []struct {
 	{users.ErrInvalidCredentials, http.StatusForbidden},
 	{users.ErrDisabled, http.StatusForbidden},
 	{users.ErrClientExists, http.StatusConflict},
+	{users.ErrLastAdmin, http.StatusConflict},
 }
 
 // errorWriter is the one place that turns errors into responses.
@@ -64,11 +65,17 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 		reqErr    *openapi3filter.RequestError
 		stErr     *statusError
 		maxErr    *http.MaxBytesError
+		forbidErr *users.ForbiddenError
 	)
 	switch {
 	case errors.As(err, &bearerErr):
 		// Checked first: kin-openapi wraps it in SecurityRequirementsError.
 		ew.bearer(w, bearerErr)
+	case errors.As(err, &oauthErr) && !isOAuthEndpoint(r) && oauthErr.RetryAfter > 0:
+		// A limit met outside the OAuth endpoints (the password-change
+		// throttle): problem details with the same status and Retry-After.
+		w.Header().Set("Retry-After", strconv.Itoa(oauthErr.RetryAfter))
+		writeProblem(w, oauthErr.Status, oauthErr.Description, nil)
 	case errors.As(err, &oauthErr):
 		ew.oauth(w, r, oauthErr)
 	case errors.As(err, &maxErr):
@@ -76,6 +83,9 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &reqErr):
 		field, msg := describeRequestError(reqErr)
 		ew.badInput(w, r, http.StatusBadRequest, fieldDetail(field, msg), []FieldError{{Field: field, Message: msg}})
+	case errors.As(err, &forbidErr):
+		// The privilege model refused the change (RFC 9110 §15.5.4).
+		writeProblem(w, http.StatusForbidden, forbidErr.Message, nil)
 	case errors.As(err, &valErr):
 		ew.badInput(w, r, http.StatusBadRequest, valErr.Error(), []FieldError{{Field: valErr.Field, Message: valErr.Message}})
 	case errors.As(err, &stErr):

@@ -129,7 +129,7 @@ func (s *fuzzServer) repair(ctx context.Context) error {
 		u, err := s.users.Get(ctx, id.name)
 		switch {
 		case errors.Is(err, users.ErrNotFound):
-			if _, err := s.users.Create(ctx, users.NewUser{Username: id.name, Password: id.password, Scopes: id.scopes}); err != nil {
+			if _, err := s.users.Create(ctx, users.CLIActor(), users.NewUser{Username: id.name, Password: id.password, Scopes: id.scopes}); err != nil {
 				return fmt.Errorf("recreate %s: %w", id.name, err)
 			}
 			id.token = ""
@@ -146,7 +146,7 @@ func (s *fuzzServer) repair(ctx context.Context) error {
 			}
 		}
 		disabled := false
-		if _, err := s.users.Update(ctx, id.name, users.Patch{Disabled: &disabled, Scopes: &id.scopes, Password: &id.password}); err != nil {
+		if _, err := s.users.Update(ctx, users.CLIActor(), id.name, users.Patch{Disabled: &disabled, Scopes: &id.scopes, Password: &id.password}); err != nil {
 			return fmt.Errorf("restore %s: %w", id.name, err)
 		}
 		tok, err := s.minter.Token(ctx, auth.TokenRequest{GrantType: auth.GrantPassword, Username: id.name, Password: id.password, Scope: strings.Join(id.scopes, " ")})

@@ -20,10 +20,19 @@ type UserService interface {
 	Get(ctx context.Context, username string) (*users.User, error)
 	ByID(ctx context.Context, id string) (*users.User, error)
 	List(ctx context.Context, after string, limit int) ([]*users.User, error)
-	Create(ctx context.Context, nu users.NewUser) (*users.User, error)
-	Update(ctx context.Context, username string, p users.Patch) (*users.User, error)
+	// Create, Update and Delete enforce the privilege model for the
+	// actor (users.Actor): the handlers only say who asks.
+	Create(ctx context.Context, actor users.Actor, nu users.NewUser) (*users.User, error)
+	Update(ctx context.Context, actor users.Actor, username string, p users.Patch) (*users.User, error)
 	ChangePassword(ctx context.Context, id, current, next string) error
-	Delete(ctx context.Context, username string) error
+	Delete(ctx context.Context, actor users.Actor, username string) error
+}
+
+// PasswordThrottle limits password guessing (auth.Throttle): Guard
+// reserves an attempt for username from addr, refusing it with a 429
+// *auth.Error at a limit, runs check and books its outcome.
+type PasswordThrottle interface {
+	Guard(ctx context.Context, username, addr string, check func() error) error
 }
 
 // Handlers implements the operations of api/openapi.yaml. They return
@@ -36,8 +45,11 @@ type Handlers struct {
 	meta    ServerMetadata
 	ready   func(ctx context.Context) error
 	proxies []netip.Prefix
-	audit   *audit.Recorder
-	version string
+	// throttle counts password checks outside the token endpoint with
+	// the logins' limits; nil when off.
+	throttle PasswordThrottle
+	audit    *audit.Recorder
+	version  string
 }
 
 var _ StrictServerInterface = (*Handlers)(nil)
@@ -90,7 +102,20 @@ func (h *Handlers) ChangeCurrentUserPassword(ctx context.Context, req ChangeCurr
 	if err != nil {
 		return nil, err
 	}
-	if err := h.users.ChangePassword(ctx, u.ID, req.Body.CurrentPassword, req.Body.NewPassword); err != nil {
+	change := func() error {
+		return h.users.ChangePassword(ctx, u.ID, req.Body.CurrentPassword, req.Body.NewPassword)
+	}
+	if h.throttle != nil {
+		// A stolen token must not turn this into a password oracle: the
+		// current password is guessed under the same limits as /token.
+		r, rerr := requestFrom(ctx)
+		if rerr != nil {
+			return nil, rerr
+		}
+		inner := change
+		change = func() error { return h.throttle.Guard(ctx, u.Username, clientAddr(r, h.proxies), inner) }
+	}
+	if err := change(); err != nil {
 		if errors.Is(err, users.ErrInvalidCredentials) {
 			return nil, &statusError{status: http.StatusForbidden, detail: "current_password is incorrect", cause: err}
 		}
@@ -138,14 +163,15 @@ func (h *Handlers) ListUsers(ctx context.Context, req ListUsersRequestObject) (L
 }
 
 func (h *Handlers) CreateUser(ctx context.Context, req CreateUserRequestObject) (CreateUserResponseObject, error) {
-	if _, err := claims(ctx); err != nil {
+	c, err := claims(ctx)
+	if err != nil {
 		return nil, err
 	}
 	scopes := []string{defaultScope}
 	if req.Body.Scopes != nil {
 		scopes = *req.Body.Scopes
 	}
-	u, err := h.users.Create(ctx, users.NewUser{Username: req.Body.Username, Password: req.Body.Password, Scopes: scopes})
+	u, err := h.users.Create(ctx, tokenActor(c), users.NewUser{Username: req.Body.Username, Password: req.Body.Password, Scopes: scopes})
 	if err != nil {
 		return nil, err
 	}
@@ -169,10 +195,11 @@ func (h *Handlers) GetUser(ctx context.Context, req GetUserRequestObject) (GetUs
 }
 
 func (h *Handlers) UpdateUser(ctx context.Context, req UpdateUserRequestObject) (UpdateUserResponseObject, error) {
-	if _, err := claims(ctx); err != nil {
+	c, err := claims(ctx)
+	if err != nil {
 		return nil, err
 	}
-	u, err := h.users.Update(ctx, req.Username, users.Patch{
+	u, err := h.users.Update(ctx, tokenActor(c), req.Username, users.Patch{
 		Disabled: req.Body.Disabled,
 		Scopes:   req.Body.Scopes,
 		Password: req.Body.Password,
@@ -199,10 +226,11 @@ func (h *Handlers) UpdateUser(ctx context.Context, req UpdateUserRequestObject) 
 }
 
 func (h *Handlers) DeleteUser(ctx context.Context, req DeleteUserRequestObject) (DeleteUserResponseObject, error) {
-	if _, err := claims(ctx); err != nil {
+	c, err := claims(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if err := h.users.Delete(ctx, req.Username); err != nil {
+	if err := h.users.Delete(ctx, tokenActor(c), req.Username); err != nil {
 		return nil, err
 	}
 	h.audit.Record(ctx, audit.UserDeleted, audit.OK, actor(ctx), slog.String("username", strings.ToLower(req.Username)))
@@ -219,6 +247,9 @@ func (h *Handlers) GetReadiness(ctx context.Context, _ GetReadinessRequestObject
 	}
 	return GetReadiness200JSONResponse{Status: "ok"}, nil
 }
+
+// tokenActor is the caller of an account change, for the privilege model.
+func tokenActor(c *auth.Claims) users.Actor { return users.TokenActor(c.Subject, c.Scope) }
 
 // actor names who made a change, for audit records.
 func actor(ctx context.Context) slog.Attr {

@@ -49,6 +49,9 @@ type Deps struct {
 	// Authenticate is the bearer validator kin-openapi calls for each
 	// operation's security requirement.
 	Authenticate openapi3filter.AuthenticationFunc
+	// Throttle limits password guessing on the paths other than the
+	// token endpoint that check a password; nil means none.
+	Throttle PasswordThrottle
 	// Ready reports whether the server can serve (store reachable, keys
 	// loaded).
 	Ready  func(ctx context.Context) error
@@ -131,15 +134,16 @@ func NewHandler(d Deps) (http.Handler, error) {
 
 	// Every operation of api/openapi.yaml (/token, /users…, /healthz, /readyz).
 	h := &Handlers{
-		users:   d.Users,
-		tokens:  d.Tokens,
-		keys:    d.Keys,
-		clients: d.Clients,
-		meta:    NewServerMetadata(d.Issuer, SpecScopes(doc)),
-		ready:   d.Ready,
-		proxies: d.TrustedProxies,
-		audit:   d.Audit,
-		version: d.Version,
+		users:    d.Users,
+		tokens:   d.Tokens,
+		keys:     d.Keys,
+		clients:  d.Clients,
+		meta:     NewServerMetadata(d.Issuer, SpecScopes(doc)),
+		ready:    d.Ready,
+		proxies:  d.TrustedProxies,
+		throttle: d.Throttle,
+		audit:    d.Audit,
+		version:  d.Version,
 	}
 	strict := NewStrictHandlerWithOptions(h, []StrictMiddlewareFunc{keepRequest}, StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  ew.write,

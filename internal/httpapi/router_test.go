@@ -104,6 +104,7 @@ func newTestServer(t *testing.T, options ...func(*httpapi.Deps)) *testServer {
 	issuerDeps.Throttle = auth.NewThrottle(st.store, auth.DefaultThrottle())
 	ts := &testServer{users: svc, keys: keys}
 	deps := st.handlerDeps(auth.NewIssuer(issuerDeps, st.cfg))
+	deps.Throttle = issuerDeps.Throttle
 	deps.Ready = func(context.Context) error { return ts.ready }
 	for _, o := range options {
 		o(&deps)
@@ -114,10 +115,10 @@ func newTestServer(t *testing.T, options ...func(*httpapi.Deps)) *testServer {
 	}
 	ts.Server = httptest.NewServer(h)
 	t.Cleanup(ts.Close)
-	if _, err := svc.Create(ctx, users.NewUser{Username: "admin", Password: adminPassword, Scopes: scopes}); err != nil {
+	if _, err := svc.Create(ctx, users.CLIActor(), users.NewUser{Username: "admin", Password: adminPassword, Scopes: scopes}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Create(ctx, users.NewUser{Username: "alice", Password: userPassword, Scopes: []string{"me"}}); err != nil {
+	if _, err := svc.Create(ctx, users.CLIActor(), users.NewUser{Username: "alice", Password: userPassword, Scopes: []string{"me"}}); err != nil {
 		t.Fatal(err)
 	}
 	return ts
@@ -523,7 +524,8 @@ func TestUsers(t *testing.T) {
 
 func TestListUsersPagination(t *testing.T) {
 	ts := newTestServer(t)
-	admin := ts.token(t, "admin", adminPassword, "users:read users:write")
+	// "me" too: new users get it by default, and only held scopes are granted.
+	admin := ts.token(t, "admin", adminPassword, "me users:read users:write")
 	for _, name := range []string{"user1", "user2", "user3"} {
 		if r := ts.do(t, "POST", "/users", `{"username":"`+name+`","password":"password `+name+`"}`, jsonHeader(admin)...); r.status != 201 {
 			t.Fatalf("create %s: %d", name, r.status)

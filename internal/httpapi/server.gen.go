@@ -353,6 +353,9 @@ type Forbidden = Problem
 // OAuth2Throttled Error response of the token endpoint (RFC 6749 §5.2).
 type OAuth2Throttled = OAuth2Error
 
+// Throttled Problem details (RFC 9457).
+type Throttled = Problem
+
 // Unauthorized Problem details (RFC 9457).
 type Unauthorized = Problem
 
@@ -1106,6 +1109,15 @@ type OAuth2ThrottledJSONResponse struct {
 }
 
 type ProblemApplicationProblemPlusJSONResponse Problem
+
+type ThrottledResponseHeaders struct {
+	RetryAfter *int
+}
+type ThrottledApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ThrottledResponseHeaders
+}
 
 type UnauthorizedResponseHeaders struct {
 	WWWAuthenticate *string
@@ -2335,6 +2347,25 @@ func (response ChangeCurrentUserPassword403ApplicationProblemPlusJSONResponse) V
 	return err
 }
 
+type ChangeCurrentUserPassword429ApplicationProblemPlusJSONResponse struct {
+	ThrottledApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeCurrentUserPassword429ApplicationProblemPlusJSONResponse) VisitChangeCurrentUserPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ChangeCurrentUserPassword500ApplicationProblemPlusJSONResponse Problem
 
 func (response ChangeCurrentUserPassword500ApplicationProblemPlusJSONResponse) VisitChangeCurrentUserPasswordResponse(w http.ResponseWriter) error {
@@ -2434,6 +2465,20 @@ func (response DeleteUser404ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteUser409ApplicationProblemPlusJSONResponse Problem
+
+func (response DeleteUser409ApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2629,6 +2674,20 @@ func (response UpdateUser404ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser409ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateUser409ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3271,93 +3330,100 @@ func (sh *strictHandler) UpdateUser(w http.ResponseWriter, r *http.Request, user
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fz9chs3kn8V1NxW2aodUhRFyZZc+cPxJeck3kQlyeWqM30iONMkEc0AXAAjmnbpXifvkSe7agDzjSEp",
-	"R1Livf1L4gw+uxvdv/7AfA4ikS4FB65VcPo5WACNQZp/X9FoAa8E11IkP4sLLSTg4xhUJNlSM8GD0+Ac",
-	"1FJwBYpEVMo143OixTVwRdJMacKFJlMgEQ4Vk6fn378ix89GJ+T33476B3v9IAxUtICU4sDAszQ4fR9w",
-	"0VNmsg9hoNdLCE4DpSXj8+D2NgzOJJ2n9GdhVtdez/dCkteXl2f7B/2BnVbtPq1p75v2NgxkvlHs822m",
-	"1vg3ElwD1/gvXS4TFlFcxv5SimkC6d9/Vbimz5XJ/iZhFpwG/7FfUn3fvlX7Z7aXna6+q8sFEAXyBiRh",
-	"ikwztSYLqhZI7SVVaiVkrF4QCVquCZ1pkGRyjj96L/HHhCiIBI8VbrzC4EqTNiEvbBeiBVlRhlycCQl2",
-	"DpzXEPXk4GBAfv/tYNAf9g8bdHU0ZFzDHCTu6jZE9kxZHAN/bOrRKAKlrGyShEbXilCiIrEEohdMEbEE",
-	"aaYnEv6ZMQlqzJ9OGFfZbMYiBlxfmdaTkFhpOsKNH/YP9kIiJNFmCtOfKSP1NEnECuL+mNeJ/u7du97L",
-	"TC+Aa9xwhwjDR5ouEyCTb4FKkEQCTdJvxsGcaliITME4CAlIKeQ346C9Snxr/vlmHGQKpDpdSaZhHEy8",
-	"PCrl/DYMfsHVDb/DsTcw6W7MqY7pY5DhChIelCYSfoVIt9TFcK8hvkYD9JyC6lqBa7/vU2aV7V4upNA6",
-	"gfjxtixISvmazChLICaJmDOuyMzIElMEucZpCoTymNA4lii9T0fDk0LexnybRiBPjwaHe6dkoiFdCkkl",
-	"S9ZXGac3lCV0msAkHPPtOqMpwH+c7OGfoXly/fCIeuclt0eU2MdTiAlVRn2cjI6eETcfiUFTlqg+EuYt",
-	"p5leCMk+bRTFe1/qz6KmIY2MUU4Yv6EJi0MCH5dMQoyPJdyIa/yXQ59cohxOmjptQiz/DSZgoIx6rKpN",
-	"S5fH0Y1mB1dmWzvov9v8tVnQ9wySuFCFS4lWQjOLAWb4rr1CNDaFBjNtkGhLKmkKGiTO35g1DFJQis49",
-	"2323WBOmyYqqYkzPAAadGKMVI5CxCytHLfGMmOIYOONroIletDelNNWZ+c9RGXtd+9Z8A1IxK31dWOWJ",
-	"Iq5VSGZSpIRpVFUsiQnjMyFTI8y4oXKygonkZtBHDPf0cDaMDug0JHNx0B8e95/vbaWA24Vv4z+gKlJL",
-	"iLR38bXXJMd8VuU8Oz4ekt9/G6IlIr/wZE0maPJvYIIqeClBAddGg5uTY9/Z84R7rBPavq3I4FSIBCjH",
-	"NdIs9ghnGESJsfDM/xY+Lo1YGrpa9Xc8KklVaMMwYFTv2lIp71y/auZ9zqezHUc26MQ7hsqm3ueGkFf2",
-	"cZNtThVMLPUrikyFZCJhJkEtrAqwTdwj18Z7JnMD7FMTdWlzrNwqbecW32wXOguD6jJnvZa6DJnV+w+g",
-	"xblaEFaMjf0LxuQYwbfzktBXC8Y9651YCucEFbJJ4xeEEuxKBE/W2xWW3YePfj+++6k9/UuyzKYJi8iP",
-	"F7/8TN7BlPwEa0euo4Nn5PffRhakPzs6eE5+/+3Y/no+OHzmISJN5nV1d34xPDr20SWSN/6D53163XFM",
-	"r/W6Od9L32zc2ztTUO+t2NzX+6O393q7MOPy7OLtZKEhUAdvLkD72PPju5/IBegaS448pL+GtfnLNKRq",
-	"G3hBUbgtlkGlpOv24nFA31p/hpXB46+MBjVsj2OGC6bJWWVNM5ooaC6zpnbbR43FCFdmDOQLMgeObiTE",
-	"ZLUATkTKtDPZKf34Bvgcbe7B8HkYpIwXv8NgSbUGiSP+z/uXvf+mvU+D3kn/6n97H/7+N68oCj6z89LE",
-	"rmpGs0QHp1pmELZABOgFWB/V7oXMQRv/FyKZ88n5WbmmaVslo7FVh70376ozpHSda7IXBP0c62tXyYKK",
-	"A9KlNhqikIG2Ompy3Mfdt8p6Endga6EC2xKsSQJUafKcRAsqaaRBqpBQTVKhNDkYDEdkutagulRqldmD",
-	"4ajG7ecednaR9qIkK5ojQ9QpkLmkXEP8gkzep/Bh0pK1Qju8D1Jjl3Ylbt3q1ddyiNbkeFShCBEzQnuf",
-	"QjLonYTkSf9JSJ5cPTEO65PekxfEBPHQs12B7EVUQR3p0YRFUCfWcZ1Uh9sMR7HasKS+7/g3Qhr1jZnH",
-	"JdQTM0Nva0CBx0uBhswXiqiLE+Sj5/HE3PNwpwBl3D2xR6TywDAUFW7F+ytbZVxly6WQGlxLC4LK7hZL",
-	"hYFF3Vd2JWHQ4fV74puhXf1VjTBNOr3OUsp7EmiMoziv1Qud7GCZZF7bTeeA7mRCGTfR4gU4b3ArTrAb",
-	"62Rwqdw36O+tqrSt+CIJqNKvGqg5php6mhnp23Ci76DYqnstF91YYjF2bWE+opy5I/FqQbl1Lu9i9DIp",
-	"cQFVLbmTqmsDGVjdfZSNCrNJquZSG3N6aVNGg+oCelYPyrhg0+jIBx1tG49GQenmNpqM0JvNWITa0waa",
-	"I7veCLrPToeVZXyZaRtTQKNANVmBLKMNoTUElNcN6iZQVYlveIwB40pTHkFXkMP6KUuqF82toUNMpyLT",
-	"3j2WQYb2qK8vL8+IbUAiEVeJVPEeNdOJZ1kXCyE1UVmaUrnONXkeZsNRvMvxu5QvydvzH9BRBLcjC/PW",
-	"uc5qDlsxbLjx02lC+bVXpbWE8RzmTGmQEDdBapL8MgtO3+8QaXadbsMO7WehnpdkK278NCJ4BE6GKkCO",
-	"KSKL9fV32dAHs6UbYWOVnV5v2aTh8g4GJ50u7xYsbl8/URVQ7mX5FqLUhspBclULu7fKEG7vbp71Fofd",
-	"hle/Rmf9wsCPf4CmMdXUc6IctnGK0SYvUtfc8v756GCEvPdwvkQ+6qrAQ3cxsKjPKnGWqxzbebv6m14h",
-	"PLtKQS9E/OWrUCqzzko7rLa6Vjluar3MEeofo4EsTt1mAnja3cvuLXj50t5W2jcuvN7kHtbckH/HvtZa",
-	"KtwLO4R1Aw+954nNESH/BOs2pjUxR6pBOVTa8vh5XoahNJWaTAHtlmJzDjFZsdxiX8O6pmk2YloXKfPE",
-	"xe6Oj/3RsWY4x6BfnLY2SVjfvY90JqHcaXnq6eYiNVMvFBn1D/vD0Biiw3syRS/ywGVuPRTw2Npe5MZf",
-	"yVJV/My2Rck7Tuq4Z9N43cEWCyWVyGQERKy4SRvlzXdeb82kdU1SifmH9hBMyn1+U7eKO89cJDIauGpJ",
-	"I+gpQOnSEOcRMid0EL8gNElyiJops2vXpjOcE/jPUnfMxkvbvPl2U18Rgg2HzGo0DwUyAzxmWeLATT2b",
-	"1qjHaqq3ErP4I8yX9Yoe66YNjp/v+b0qk75WV8wz2hs2A1RTOTNq4zJerZ0qOHEyGPjcki1S+JJwWNXl",
-	"8IWZUnDI84foxrEZOnEhUVosFVkJec34vP/Hhc/FDXeRqU3JtpfJiq5Vnn5vKAH7cKto1Rhcm67GLJ/Y",
-	"5aHehjb+AiMUM0WnruanvsX/dG/MYVEkopwLTRIxJ4z7o+M+M3ChTaSsagCQ2xOVTSeNo78hEfllweEH",
-	"iwO/KcK5NU3SjutuFoA8wZTHb4ugVsGUrfEtFIQzVzZRFwYOH/VVlEnli/eeUaUIVWRiG0xczRUQ7GXC",
-	"ky8InZpcvrCecEKVfdGZKN49jWWkdxvGtEN271lHi63hvEbdjAsaCRKZaGCxRRdNUpqukSh6AWtCJXiC",
-	"XZXD0hb/+w3wfWH8tEEtHAaiTDK9vkDq2/EEegRDbyFzxU4WCIREEhyUcgq0iRL3+uSl0WZj7iA3lYAW",
-	"SlWsEjHERqmrecGnxNUwjbPB4DCyRUr4L0zG/GmlYspEQ0y51CwRq1b+ytmUtzIJToP9XKuWRHQg8FQC",
-	"jY3JM2WWeVQnx4jI9LylqRc1ZLGtTFonhgQ0VJtfw7rSVmiqoZI+UdaDyd2M1A5IY7IWmURCo7EVGVKG",
-	"x04y7bsqALRUPS1dcrRB6hpxkslr0txWK+JqborSCYMGbAFsdes4G/62itOtQZVt8w29MgoozFdWIUGj",
-	"Y24xawyoiqQVOlNexvhMtMXPBPHIsD8ott6z0ubiJE2hI+iHIm1LKFTIXyl2DuY6+8DpHFLguk8u0fmL",
-	"RZSlLsSHPMvlfzbmWmZ6cWqf5qVcUmQaVFj4TSb3ZGM5SBhdpoGBRosxb1dUm4NRpshN1o3GeWmYFW80",
-	"Hg5OWvsT/OOHS2SMoexC66U63d8XS+B2uX0h5/uuk9rHtmV4uCwmCyr1aoGpK8NmOApdsuA0OOwP+ocm",
-	"i6gX5sDs91eQJL1rLlZ8Hx37fl5qOfe5Yd/dgFzn3t01rMlqIRQUNyHomijNkgTtc8JuICSMR0kWI/8o",
-	"gsIxx06mv1pATOgCCSNmxQkybGS6T15fDI+OnadnCcrhBuSYF50tHQvq/4BSPwf947ufLoLGNYbhYHBv",
-	"9c6uHMRXBpsXhPRrOjk4ff8hDFywHu1yQT2X3LgByWbrejlXWVNiqgDpXKG9dMfrAw5f45x50aNVlduz",
-	"Al1hZYtUjUDmAxKtMdPGmx9PVJGOVlZf0iWdsoShhd5M2h0jr50kdQq/k2YJU/qVa/MHqbUTiKpnPJpA",
-	"oEVDezpb9s6o7dHgoGu2Yh/7taps0+lwe6fyqsttGBxZMmzuUdZn11hZYpb3dUP+4bbG5Q6rXmFq/uQD",
-	"IjbhT8rY7orQPAFUqw5CsEM88SVXUTTmVjOhldCZ5ODCW4zbeGMRAkD5dfUhC9qltSz+f5XXQTjD862I",
-	"1/d2ABuFYbd1JK5lBrctgT64t9n9ib8OLdDibJhbhSLyx2Y13vTv/+LGG5cU8MeaOKzKaOTb8zfbLxuN",
-	"7nQuHu24jgYnd1rWfR9vC0Ab57uE4qSoDWqf7Iq+3v9cxKhvLcMQu3qiHeZ5rXzPIuQbcY1wzqnPStjK",
-	"oE+ITYGxyfHXD66dqHJwa+dn1F6BberAddx/VE6P/nqctgwhtH3mu5R5kcMw0+ycGGfcuOl6EYQ53K4W",
-	"HtU1YfUsby5nbZ50XCJqlkQvPm0CXu5WygMCLjdDh4pdSmGwJlMGJJmo6yZc9YbdAMcOSymmUOGN3as7",
-	"jVXH9XOH3b2EJFGG4c4LcyCt08cNzRFF3R8llKWqP+bf2TtaYX5DKyQpTWZCpuhQ8Jhk3IBiUolS0CQZ",
-	"88nnsbvDMHbRo9uJzxyX+7h0AYbdLPLH3mq16uFCeplMgEcitmGk3VjmvUOxk6G+P7Gp3xrqkB5D1ycm",
-	"lqY9V4Ye4vLqTuazdhP1q0O87ehPQ1mWvClOSRn/6fJo0MvclyZe1X0obfjHFMqXgaywcNMVYdoiW0AP",
-	"94JQbWqoLLhlc67G3CE0d8HWGFgEaPMMVfpSQs/GDKxjFkNC1+ZOJb66YSJTNjCgNF2rSngg45ol5vCb",
-	"0LTd9IKq/Jqm7/TazVZqCh4Q11Zm6TgriBRNVPBfH9NVQqQNyb0wpRk16SKGTUinUnDtrRYjtuj2rT91",
-	"hqHO8XVZwWccLEK5WhmHzkmlm8kagETQ2CaLWsYYB2No3f4ce2z3ooW1hH3LkcMv5kgDSbutbTbc1o52",
-	"64dzB5ApbySjmSubnGWqclrd6VR75nL1mNcR9VM8zquFSIDMaMrQaVa5Jd/rk7fWeFdtupBjThMjEvlF",
-	"7cK2J0qgS06Gg0GjqhJdeBerGZszlV+2JlTlCa/G5QeUHHufB1fjClbMRGNeOgJ6AalX8ZhejwoZ2tWn",
-	"u+OFrtJM81kPkgg+B2lj3+SpkDb6SlZU7Tld9sUG+TG+OuH8rArb0e64T1A8ndQvqEyamGX79XzzpZX6",
-	"4GZlUPUt1UJkicm97BAfODi8Mz2P7syDjarCyHwdWQwGJ53Ioqj96AD67eMlZqQSYjvsD/vkwhYGWpe8",
-	"XsEz5ptSky45lCdk6iqmaHO8F475asGihbU3oNqtT9uVKfWClHDMcRr3Fq0K4pw5ZbyIHLRUms1MPRsM",
-	"xhxXejAy6uisrMBDm5Rfo0977uDnICvPPE1FvA5dlim/lIfAq0/OK/6yrwiupu8MNnt9eXk25t9SxSJT",
-	"G12rt5v4K/YmhY88ITQRHLzeEirGR9V6taLHR3aQ6rVgviRQrarKGg1fHdg9xyvt18K2da5/U+yPelZ/",
-	"PUUekof+klL4tRiH0fBk1z7lN6G+yKjsiFdbc20wRj/guWnDzcIgGAXfaZmKQqXOHN5b02JLOPGMzoEo",
-	"9gmKAOI/M5DrMoKYsJTpGvOK6+nDgSkFYmmWBqcHg4EJHLpf7YLK29AnQpNKddekvORl/eWiTMu3MFcR",
-	"1hHHHB4deyKXD6gzi/o1z/n+Be0uElrMbA3i7ujy8bMl9+UpVwp1fKlN8zokQsbGwE/XpFI/mEu8K52r",
-	"JDh9OUVThfdgGUVb4/e4qcRyzrog4XPiCikbWn97Ls8Vp/47k7ep/Q4rMp8L3Sr43hiRjUESanjhkfNC",
-	"se/bYt2u1More0m6EPwH1GldMT93T9vs5GusvUhbzLnMa69b9wZWVJU50i1s269WcnZoLVOAWOHhWVla",
-	"+xBKrPHpgJ102chfam09VTNO/K9jxO7p4LdFylLcIuLKeancidooTZ9zk9hI+Pvy835d4GGjsSH/j3Lz",
-	"G9RxkZnvUMdhpwL+MzXvY2vcP5dxPgD5X6A3MW1r/YQ7g8VXeZ9GVEGPcQVcMc1uYK+jnKICUXeqpmh8",
-	"AunA65Is8xsgdSnLlvHDYtvy9skjh5c2CrfZdVwV8r8oEh193UjUXYKo31YNSX4xiMwSOrffuu02VJ0z",
-	"28lM0UvXGXQlMbp5d8E8R3+wuCawH+BobnL/7e/2l732ykObX9cIvZYwv/ZRP+TK0/yyeQum0sf8anep",
-	"RLDLKyFlJW+tSMvXvyhJyu+4VPKclQFcnvP2w+3/BQAA//8=",
+	"7Hzrcts4lv+rnOJ/qmLXULIsy05sV39I5z+zne5M2hU7laqNshZEHoloU4AGAK0oKe/r9Hv0k23hwjso",
+	"yWnHnWztJ1skruf6OwcH/BxEfLHkDJmSwdnnIEESozD/viBRgi84U4Knr/ml4gL14xhlJOhSUc6Cs+AN",
+	"yiVnEiVERIg1ZXNQ/AaZhEUmFTCuYIoQ6aFi2Hvzzxdw8nR0Cn/8ftw/3O8HYSCjBBdED4wsWwRn7wPG",
+	"e9JM9iEM1HqJwVkglaBsHtzdhcGFIPMFec3N6trr+ScX8NPV1cXBYX9gp5W7T2va+6a9CwORb1T3+TGT",
+	"a/034kwhU/pfslymNCJ6GQdLwacpLv7+m9Rr+lyZ7G8CZ8FZ8P8OSqof2Lfy4ML2stPVd3WVIEgUtyiA",
+	"Sphmcg0JkYmm9pJIueIilucgUIk1kJlCAZM3+kfvuf4xAYkRZ7HUG68wuNKkTchL2wUUhxWhmoszLtDO",
+	"oec1RD09PBzAH78fDvrD/lGDro6GlCmco9C7ugs1e6Y0jpE9NvVIFKGUVjYhJdGNBAIy4ksElVAJfInC",
+	"TA8C/51RgXLM9iaUyWw2oxFFpq5N60kIVpqO9caP+of7IXABykxh+lNppJ6kKV9h3B+zOtHfvXvXe56p",
+	"BJnSG+4QYfxIFssUYfIjEoECBJJ08cM4mBOFCc8kjoMQUAgufhgH7VXqt+afH8ZBJlHIs5WgCsfBxMuj",
+	"Us7vwuBXvbrhP/TYG5h0P+ZUx/QxyHBFEx6lAoG/YaRa5mK43xBfYwF6zkB1rcC1P/AZs8p2rxLBlUox",
+	"frwtc1gQtoYZoSnGkPI5ZRJmRpaoBM01RhYIhMVA4lho6d0bDU8LeRuzbRYB9o4HR/tnMFG4WHJBBE3X",
+	"1xkjt4SmZJriJByz7TajKcB/nuzhX2F5cvvwiHbnObMqCvbxFGMg0piP09HxU3DzQYyK0FT2NWF2kcOH",
+	"t4+5LK4Er8nPRmn8LvzNW0YylXBBPz0uSV/zmscxOksYUHZLUhqHgB+XVGCsHwu85Tf6X4Z9uNJ6PWn6",
+	"iAlYKhqMRVEad1N1Q1bOHsfXmB1cm23t4E/u8tdmQf+kmMaFa1kK7XUVtZhqpt+1V6idd+ERTBtNtCUR",
+	"ZIEKhZ6/MWsYLFBKMvds912yBqpgRWQxpmcAg/YMCIg1MLQLK0ct8SGf6jH0jD8hSVXS3pRURGXmP0dl",
+	"3evGt+ZbFJJa6evCfk8kuFYhzARfAFXa9NM0BspmXCyMMOsNlZMVTITbQV9j4r2j2TA6JNMQ5vywPzzp",
+	"P9vfSgG3C9/GX2rTLpcYKe/ia68hx9BWmZ+enAzhj9+H2rPDryxdw0RDqFucaJe2FCiRKWODjObYd1af",
+	"9B7rhLZvKzI45TxFwvQaSRZ7hDMMotQgJup/ix+XRiwNXa1hORmVpCrsTBhQonZtKaV3rt8U9T5n09mO",
+	"Ixu05x1DZlPvc0PIa/u4yTZnCiaW+hVDJkOYCJwJlIk1AbaJe+TaeHUydyE+M1GXNsfKrdL2xuLF7UJn",
+	"YWVd5mwUWJchs3q/Atq4QXGgxdi6f8GY3Gf6dl4S+jqhzLPeiaVwTlAumjQ+BwK6K3CWrrcbLLsPH/1+",
+	"fvdLe/rnsMymKY3g58tfX8M7nMIvuHbkOj58Cn/8PrJBz9Pjw2fwx+8n9tezwdFTDxFJOq+buzeXw+MT",
+	"H10icetXPO/Tmw41vVHr5nzPfbMxb+9MYr23pHNf74/e3uvtwqyXZxdvJwsNgTp4c4nKx56f3/0Cl6hq",
+	"LDn2kP4G1+YvVbiQ28CLFoW7YhlECLJuL14P6Fvra1yZ+OaFsaCG7XFM9YJJelFZ04ykEpvLrJndtqrR",
+	"WMOVGUVxDnNkOizHGFYJMuALqpzLXpCPr5DNtc89HD4LgwVlxe8wWBKlUOgR/+v9895/kt6nQe+0f/3f",
+	"vQ9//5tXFDmb2XlJalc1I1mqgjMlMgxbIAJVgjbmt3uBOSqTT8BI5HxycWtuadpeyVhs2eHvzbvqDAuy",
+	"zi3ZOWisbnMXVbJow4GLpTIWopCBtjlqctzH3bfSYvR7sLUwgW0JVpAikQqeQZQQQSKFQoZAFCy4VHA4",
+	"GI5gulYou0xqldmD4ajG7WcednaR9rIkq3ZHhqhThLkgTGF8DpP3C/wwaclaYR3eBwvjl3Ylbt3r1ddy",
+	"pL3JyahCEeAzIL1PIQx6pyE86T8J4cn1ExNyPek9OQeTFI0h5SsUvYhIrCM9ktII68Q6qZPqaJvjKFYb",
+	"ltT3qX8jRVTfmHlcQj0+M/S2DhRZvOTakflSO3Vxwnz0PD+bRx5OC7SMuydWRSoPDEO1wa1Ef2WrjMls",
+	"ueRCoWtpQVDZ3WKpMLCo+9quJAw6siiefHFoV39dI0yTTj9lC8J6AkmsR3FZAC90soNlgnp9N5mjDidT",
+	"QpnJvifoosGtOMFurJPBpXHfYL+3mtK24YsEapN+3UDNMVHYU9RI3waNvodhq+61XHRjicXYtYX5iHLh",
+	"VOJFQpgNLu/j9DIh9AKqVnInU9cGMri6/ygbDWaTVM2lNub00qbMrtUF9KKe5HJpnNGxDzraNh6LoqWb",
+	"2ey8ht50RiNtPW3iPrLrjbBbdzq8LGXLTNmcgnYKRMEKRZltCK0jIKzuUDeBqkp+w+MMKJOKsAi7khw2",
+	"TlkSlTS3pgNiMuWZ8u6xTDK0R/3p6uoCbAOIeFwlUiV6VFSlnmVdJlwokNliQcQ6t+R52lKP4l2OP6R8",
+	"Dm/fvNSBIrodWZi3zm1Wc9iKY9MbP5umhN14TVpLGN/gnEqFAuMmSE3TX2fB2fsdMveu013YYf0s1POS",
+	"bMVMnAacRehkqALkqARRrK+/y4Y+mC3dcpur7Ix6yyaNkHcwOO0Mebdgcfv6iayAci/LtxClNlQOkqtW",
+	"2L2VhnD794ustwTsNr36PQbrlwZ+/AsViYkiHo1y2MYZRnsYtHDNLe+fjQ5HmvcezpfIR14XeOg+Dlbb",
+	"s0qe5TrHdt6u/qbXGp5dL1AlPP7yVUiZ2WClnVZb3cgcN7Ve5gj1z9FAFFq3mQCedg+yewtevrS3lfaN",
+	"C683eYA1N+Tfsa+1lgr3wg5h3cBDrz7RuUbIv+C6jWlNzpEolA6VtiJ+lpe1SEWEgilqvyXpnGEMK5p7",
+	"7Btc1yzNRkzrMmWevNj98bE/O9ZM5xj0q6etTRLWd+8jnTmg7/Q89eP74mimXngz6h/1h6FxREcP5IrO",
+	"88Rl7j0kstj6Xs2Nb8lTVeLMtkfJO07quGfTeN3JFgslJc9EhMBXzBwb5c13Xm/NpXVNUsn5h1YJJuU+",
+	"f6h7xZ1nLg4yGrhqSSLsSdTSpTDOM2RO6DA+B5KmOUTNpNm1a9OZzgn8utSds/HSNm++3dVXhGCDklmL",
+	"5qFAZoDHLEsduKmfpjXq25rmrcQs/gzzVb1CyoZpg5Nn+/6oyhxfy2vqGe0VnaE2UzkzauNSVq0NKDhx",
+	"Ohj4wpItUvgcGK7qcnhupuQM8/NDHcbRmQ7iQpCKLyWsuLihbN7/88Ln8oa7yNSmw7bn6YqsZX783jAC",
+	"9uFW0aoxuDZdjVk+sctTvQ1r/AVOKKaSTF3tSn2L/9+9McoiISKMcQUpnwNl/uy4zw1cKpMpqzoAze2J",
+	"zKaThupvOIj8suTwV8sDvyrSuTVL0s7rbhaA/IApz98WSa2CKVvzW1oQLlzZRF0YGH5U11EmpC/fe0Gk",
+	"BCJhYhtMXNUQgu5l0pPnQKbmLJ/bSDgl0r7oPCje/RjLSO82jGmH7N6zipKt6bxG3YxLGnGITDaw2KLL",
+	"JklF1pooKsE1EIGeZFdFWdri/7AJvi/MnzaopYfBKBNUrS819e14XEcEQ29heMVPFggEIoEOSjkD2kSJ",
+	"+314bqzZmDnITQRqDyUrXgkMsbXU1aLgM3A1TONsMDiKbJGS/hcnY7ZXqZgy2RBTLjVL+ap1fuV8yluR",
+	"BmfBQW5VSyI6EHgmkMTG5Zmy1Tyrk2NEzfS8pam/NWSxrcyxTowpKqw2v8F1pS1XRGHl+ETaCCYPMxZ2",
+	"QBLDmmdCE1o7W55pyrDYSaZ9VwWAlqpnZUiufZC80TjJnGuS3FdLcDU3RemEQQO2oLi6dT2b/m0Np1uD",
+	"LNvmG3phDFCYr6xCgkbH3GPWGFAVSSt0pryMshlvi59J4sGwPyi23rPS5vIkTaEDHYdq2pZQqJC/Uuwc",
+	"zHX+gZE5LpCpPlzp4C/mUbZwKT7Ns1z+Z2OmRKaSM/s0L+USPFMowyJuMmdPNpejCaPKY2AkUTJm7Qp1",
+	"oxjlEbk5dSNxXhpmxVs7Dwcnrf8J/vXySjPGUDZRainPDg74Epldbp+L+YHrJA902zI9XBaTBZV6tcDU",
+	"lelmehSypMFZcNQf9I/MKaJKjMIc9FeYpr0bxlfsQAf2/bzUcu4Lw/5xi2KdR3c3uIZVwiUWN0vIGqSi",
+	"aar9c0pvMQTKojSLNf+IBoVjpjuZ/jLBGEiiCcNnhQYZNlLVh58uh8cnLtKzBGV4i2LMis6WjgX1X2qp",
+	"n6P6+d0vl0HjWshwMHiw+nFXDuIrK84LQvo1mxycvf8QBi5Zr/1yQT13uHGLgs7W9XKusqbEVAGSudT+",
+	"0qnXBz18jXPmRY9UTW7PCnSFlS1SNRKZX5FojZk23qR5IovjaGntJVmSKU2p9tCbSbtj5rWTpM7gd9Is",
+	"pVK9cG3+JLV2AlH1E48mEGjR0Gpny98Zsz0aHHbNVuzjoFaVbTodbe9UXh26C4NjS4bNPcr67BorS8zy",
+	"vu7IP9zVuNzh1StMzZ980IiN+w9lbHcJJD8AqlUHabADnvySqygaM2uZtJdQmWDo0luU2XxjkQLQ8uvq",
+	"QxLSZbUs/n+R10E4x/Mjj9cPpoCNwrC7OhJXIsO7lkAfPtjs/oO/DivQ4myYe4Ui80dnNd70H/4izCt3",
+	"KODPNTFcldnIt29ebb+8NbqXXjyauo4Gp/da1kOrtwWgDf0uoTgUtUFtza7Y64PPRY76zjJMY1dPtsM8",
+	"r5XvWYR8y280nHPms5K2MugTY1NgbM7464prJ6oobk1/Ru0V2KYOXMf9R+X06NvjtGUIkLbOdxnz4gzD",
+	"TLPzwThlJkxXSRDmcLtaeFS3hFVd3lzO2tR0vURtWVKVfNoEvNytlK8IuNwMHSZ2KbjBmlQakGSyrptw",
+	"1St6i0x3WAo+xQpv7F6dNlYD188dfvcK01QahrsozIG0zhg3NCqqbX+UErqQ/TH7h72jFeY3tEJYkHTG",
+	"xUIHFCyGjBlQDJUsBUnTMZt8Hrs7DGOXPbqb+NxxuY8rl2DYzSN/7K1Wq55eSC8TKbKIxzaNtBvLvHco",
+	"dnLUDyc29VtDHdJj6PrE5NKU58rQ17gMvJP7rN3s/e4Qbzv70zCWJW8KLSnzP10RjY4yD4TJV3UrpU3/",
+	"mEL5MpEVFmG6BKosskUd4V4CUaaGyoJbOmdyzBxCc5dOjYPVAG2eaZO+FNizOQMbmMWYkrW5U6lf3VKe",
+	"SZsYkIqsZSU9kDFFU6P8JjVtN50QmV/T9Gmv3WylpuAr4trKLB26opGiyQr+78d0lRRpQ3IvTWlGTbrA",
+	"sEnTqRRce6vFiK0O+9afOtNQb/TrsoLPBFhAmFyZgM5JpZvJOoCUk9geFrWcsR6Mau/21/hjuxfFrSfs",
+	"W44cfTFHGkjabW2z47Z+tNs+vHEAmbDGYTR1ZZOzTFa01Wmn3DeXq8esjqj3tDqvEp4izMiC6qBZ5p58",
+	"vw9vrfOu+nQuxoykRiTyi9qFb08l1yE5DAeDRlWlDuFdrmZsdCq/bA1E5gdejcsPWnLsfR69GlewYiYa",
+	"szIQUAkuvIbH9HpUyNCuPt0dL3SVZprPpEDK2RyFzX3DHhc2+worIvedLftih/wYX/FwcVaF7drvuE96",
+	"7E3qF1QmTcyy/Xq++XJNfXCzMqzGljLhWWrOXnbIDxwe3Zuex/fmwUZTYWS+jiwGg9NOZFHUfnQA/bZ6",
+	"8RlUUmxH/WEfLm1hoA3J6xU8Y7bpaNIdDuUHMnUTU7Q52Q/HbJXQKLH+BmW79Vm7MqVekBKOmZ7GvdVe",
+	"ReOcOaGsyBy0TJo9mXo6GIyZXunhyJiji7ICT/uk/Br9oucUPwdZ+cnTlMfr0J0y5ZfyNPDqw5tKvOwr",
+	"gqvZO4PNfrq6uhizH4mkkamNrtXbTfwVe5MiRp4ASTlDb7SkDeOjWr1a0eMjB0j1WjDfIVCtqso6DV8d",
+	"2APnK+3X17Z1rn+j7c9GVt+eIQ/ha3+ZKvxenMNoeLprn/LbRl/kVHbEq625Njijl1pv2nCzcAjGwHd6",
+	"pqJQqfMM761psSWdeEHmCJJ+wiKB+O8MxbrMIKZ0QVWNecX19OHAlALRRbYIzg4HA5M4dL/aBZV3oU+E",
+	"JpXqrkl5ycvGy0WZlm9hriKsI485PD7xZC6/os0s6tc8+v2r9rua0HxmaxB3R5ePf1ryUJFypVDHd7Rp",
+	"XofARWwc/HQNlfrBXOJd6VznAadJhpM0dQWTFhKZiMYVr1AFCU9jA14wncGeMqUcfKYfjFlN80yZggY5",
+	"eRmTrfJIiNw/ByI1SnLfA1oDV4kGb/YzCHlMPhocdR98mlLBr3bsaQsRH/e8s5yzzhT9HFy1Z8M1bT9w",
+	"dBW0/3fcuKn9Disy34jdqp3eRJZNlAIxvPAoY+F9DmxFcdf5zwt7k7sQ/K9oeLsSk+4yudnJ91ggsmgx",
+	"5yovEG9dblgRWR7kbmHbQbXc1G9aXyPG7hDZETHvE4INNqmEKMHoxiTFYrckSRY4ZsoBICAy/7YoZzA5",
+	"cNdW95YovF913D8DxfmYVb4HOc9QSpOW00YWRsNTd9mn+snHPtiqIEsJU/OY06nMu4V2N8ZdPJGmYNUW",
+	"7nXUq5gy0YoQX5QF0F/Dijc+8LCTMR/5C+JtPsGME3/LUGMn+H5/4P7QtrKthZZHNe1wjqt6uaxTAT/n",
+	"sr+xkKMBblytskE39iKLLUstkQ7RaKWCdsZsbzQ4slhlRSXun9tB8o8emOMmZOXdGNObsvmYTSr+YVIB",
+	"OKdNTQOPovm0ya7e7ws8UmwwxHdQQPJXHUNtcN9FuUmH+w47HfZf6akf20P/VZVC3VHRf6DaxLStRUHO",
+	"ABVudS8iEnuUSWSSKnqL+x01QpW4a6cSocZ3vQ69cfYyv9a00aa5qxj3sGmhBgebIj1bSiM5RITl5zk0",
+	"RmYiO75iLmiT0LCNfbgiJsSrmz5znaFpLMesai3NMksLeQ4CI35rynxSruFRj2cKYlymfG1uaGj8YhHK",
+	"i1cv+2Avkpboyt7N0gObOxULfmtvFthg02XjxwwrdrgwwoYEPvubLeOvG4SWd9keOVm90aqYXcdV6/KN",
+	"hozfktt5hBDTXcGq35XPRR9jmKVkbr+03Q2nOme2k5mSuy5j6QryVPPmlHkew3RdXFI6CPRobnL/tyfa",
+	"3xXcL61rflks9EKc/NJZ3RpLT/Or5h28Sh/zq92lcn5WXkgr7xHUSkR9/YuCyPyGXaXKojKAq7K4+3D3",
+	"PwEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -39,6 +39,62 @@ func runLoginAttemptTests(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("parallel_right_logins_all_succeed_while_successes_clear_the_row", func(t *testing.T) {
+		// Each login reserves an attempt, then its success clears the key
+		// (an empty state is deleted); the next reservation must find or
+		// create the row whatever a concurrent success did to it.
+		s := newStore(t)
+		ctx := t.Context()
+		keys := []string{"pair:x", "user:x"}
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for range 30 {
+					if err := s.UpdateLoginAttempts(ctx, keys, func(st []LoginAttempts) error {
+						st[0].Failures++
+						st[1].Failures++
+						return nil
+					}); err != nil {
+						t.Errorf("reserve: %v", err)
+						return
+					}
+					if err := s.UpdateLoginAttempts(ctx, keys, func(st []LoginAttempts) error {
+						st[0], st[1] = LoginAttempts{}, LoginAttempts{}
+						return nil
+					}); err != nil {
+						t.Errorf("success: %v", err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	})
+
+	t.Run("parallel_wrong_logins_all_count", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		const logins = 40
+		var wg sync.WaitGroup
+		for range logins {
+			wg.Go(func() {
+				if err := s.UpdateLoginAttempts(ctx, []string{"pair:y"}, func(st []LoginAttempts) error {
+					st[0].Failures++
+					return nil
+				}); err != nil {
+					t.Errorf("reserve: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		_ = s.UpdateLoginAttempts(ctx, []string{"pair:y"}, func(st []LoginAttempts) error {
+			if st[0].Failures != logins {
+				t.Errorf("Failures = %d after %d parallel wrong logins", st[0].Failures, logins)
+			}
+			return nil
+		})
+	})
+
 	t.Run("login_attempts_fn_error_changes_nothing", func(t *testing.T) {
 		s := newStore(t)
 		ctx := t.Context()

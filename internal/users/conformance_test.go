@@ -53,7 +53,7 @@ func runStoreTests(t *testing.T, newStore func(t *testing.T) Store) {
 		if got.Scopes == nil || len(got.Scopes) != 0 {
 			t.Errorf("Scopes = %#v, want []string{}", got.Scopes)
 		}
-		if err := s.DeleteUser(ctx, "alice"); err != nil {
+		if err := s.DeleteUser(ctx, "alice", time.Now()); err != nil {
 			t.Fatalf("DeleteUser(alice) = %v", err)
 		}
 	})
@@ -98,7 +98,7 @@ func runStoreTests(t *testing.T, newStore func(t *testing.T) Store) {
 				_, err := s.UpdateUser(ctx, "nobody", func(*User) error { return nil })
 				return err
 			}},
-			{"DeleteUser", func(ctx context.Context) error { return s.DeleteUser(ctx, "nobody") }},
+			{"DeleteUser", func(ctx context.Context) error { return s.DeleteUser(ctx, "nobody", time.Now()) }},
 		}
 		for _, tt := range tests {
 			if got := tt.op(t.Context()); !errors.Is(got, ErrNotFound) {
@@ -112,13 +112,13 @@ func runStoreTests(t *testing.T, newStore func(t *testing.T) Store) {
 		s := newStore(t)
 		u := testUser(t, "alice")
 		mustCreate(t, s, u)
-		if err := s.DeleteUser(ctx, "alice"); err != nil {
+		if err := s.DeleteUser(ctx, "alice", time.Now()); err != nil {
 			t.Fatalf("DeleteUser(alice) = %v", err)
 		}
 		if _, err := s.UserByID(ctx, u.ID); !errors.Is(err, ErrNotFound) {
 			t.Errorf("UserByID after delete = %v, want ErrNotFound", err)
 		}
-		if err := s.DeleteUser(ctx, "alice"); !errors.Is(err, ErrNotFound) {
+		if err := s.DeleteUser(ctx, "alice", time.Now()); !errors.Is(err, ErrNotFound) {
 			t.Errorf("second DeleteUser(alice) = %v, want ErrNotFound", err)
 		}
 	})
@@ -163,7 +163,7 @@ func runStoreTests(t *testing.T, newStore func(t *testing.T) Store) {
 		mustCreate(t, s, testUser(t, "alice"))
 		mustCreate(t, s, testUser(t, "bob"))
 		assertCount(t, s, 2)
-		if err := s.DeleteUser(ctx, "alice"); err != nil {
+		if err := s.DeleteUser(ctx, "alice", time.Now()); err != nil {
 			t.Fatalf("DeleteUser(alice) = %v", err)
 		}
 		assertCount(t, s, 1)
@@ -389,6 +389,7 @@ func runStoreTests(t *testing.T, newStore func(t *testing.T) Store) {
 	runRevocationTests(t, newStore)
 	runClientStoreTests(t, newStore)
 	runLoginAttemptTests(t, newStore)
+	runAccountStateTests(t, newStore)
 }
 
 var testUserSeq atomic.Int64
@@ -1267,7 +1268,7 @@ func runRevocationTests(t *testing.T, newStore func(t *testing.T) Store) {
 		mustCreate(t, s, u)
 		mustCreateRefreshToken(t, s, newRefreshToken(t, "h1", "fam", u.ID, "web"))
 		mustRecordAccessToken(t, s, newAccessToken(t, "at1", u.ID, "fam", "web"))
-		if err := s.DeleteUser(ctx, "alice"); err != nil {
+		if err := s.DeleteUser(ctx, "alice", time.Now()); err != nil {
 			t.Fatalf("DeleteUser(alice) = %v", err)
 		}
 		if err := s.RevokeUserTokens(ctx, u.ID, tokenNow); err != nil {

@@ -65,6 +65,11 @@ func (s instrumentedStore) ListUsers(ctx context.Context, after string, limit in
 	return s.Store.ListUsers(ctx, after, limit)
 }
 
+func (s instrumentedStore) CountEnabledWithScope(ctx context.Context, scope string) (r0 int, err error) {
+	defer s.observe(ctx, "count_enabled_with_scope", time.Now(), &err)
+	return s.Store.CountEnabledWithScope(ctx, scope)
+}
+
 func (s instrumentedStore) CountUsers(ctx context.Context) (r0 int, err error) {
 	defer s.observe(ctx, "count_users", time.Now(), &err)
 	return s.Store.CountUsers(ctx)
@@ -75,9 +80,9 @@ func (s instrumentedStore) UpdateUser(ctx context.Context, username string, fn f
 	return s.Store.UpdateUser(ctx, username, fn)
 }
 
-func (s instrumentedStore) DeleteUser(ctx context.Context, username string) (err error) {
+func (s instrumentedStore) DeleteUser(ctx context.Context, username string, now time.Time) (err error) {
 	defer s.observe(ctx, "delete_user", time.Now(), &err)
-	return s.Store.DeleteUser(ctx, username)
+	return s.Store.DeleteUser(ctx, username, now)
 }
 
 func (s instrumentedStore) SigningKeys(ctx context.Context) (r0 []SigningKey, err error) {
@@ -98,6 +103,11 @@ func (s instrumentedStore) CreateSigningKey(ctx context.Context, k SigningKey) (
 func (s instrumentedStore) DeleteSigningKey(ctx context.Context, id string) (err error) {
 	defer s.observe(ctx, "delete_signing_key", time.Now(), &err)
 	return s.Store.DeleteSigningKey(ctx, id)
+}
+
+func (s instrumentedStore) ReplaceSigningKeyPrivate(ctx context.Context, id string, old, next []byte) (err error) {
+	defer s.observe(ctx, "replace_signing_key", time.Now(), &err)
+	return s.Store.ReplaceSigningKeyPrivate(ctx, id, old, next)
 }
 
 func (s instrumentedStore) Ping(ctx context.Context) (err error) {
@@ -133,6 +143,11 @@ func (s instrumentedStore) RevokeUserTokens(ctx context.Context, userID string, 
 func (s instrumentedStore) RevokeClientTokens(ctx context.Context, clientID string, now time.Time) (err error) {
 	defer s.observe(ctx, "revoke_client_tokens", time.Now(), &err)
 	return s.Store.RevokeClientTokens(ctx, clientID, now)
+}
+
+func (s instrumentedStore) IssueTokens(ctx context.Context, is Issue) (err error) {
+	defer s.observe(ctx, "issue_tokens", time.Now(), &err)
+	return s.Store.IssueTokens(ctx, is)
 }
 
 func (s instrumentedStore) RecordAccessToken(ctx context.Context, t *AccessToken) (err error) {

@@ -91,7 +91,7 @@ func TestLoginFloodIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Create(context.Background(), NewUser{Username: "alice", Password: "correct horse"}); err != nil {
+	if _, err := s.Create(context.Background(), CLIActor(), NewUser{Username: "alice", Password: "correct horse"}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 200

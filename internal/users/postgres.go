@@ -245,7 +245,7 @@ func notifyPostgres(ctx context.Context, tx pgx.Tx, kind string) error {
 
 // Column lists in the order of the scan helpers in rows.go.
 const (
-	postgresUserColumns         = `id, username, password_hash, scopes, disabled, created_at, updated_at`
+	postgresUserColumns         = `id, username, password_hash, scopes, disabled, created_at, updated_at, token_epoch`
 	postgresSigningKeyColumns   = `id, algorithm, private, created_at, activates_at`
 	postgresRefreshTokenColumns = `hash, family_id, user_id, client_id, scopes, issued_at, expires_at, family_expires_at, rotated_at, revoked_at`
 	postgresAccessTokenColumns  = `jti, user_id, family_id, client_id, expires_at, revoked_at`
@@ -280,8 +280,8 @@ func (s *postgresStore) CreateUser(ctx context.Context, u *User) error {
 	// a clashing ID users_pkey, which stays a plain error.
 	if _, err := s.pool.Exec(ctx, `
 		INSERT INTO users (`+postgresUserColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		u.ID, u.Username, u.PasswordHash, scopes, u.Disabled, created, updated); err != nil {
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		u.ID, u.Username, u.PasswordHash, scopes, u.Disabled, created, updated, u.TokenEpoch); err != nil {
 		return translatePostgres("create user", err)
 	}
 	u.Scopes = decodeScopes(scopes)
@@ -335,6 +335,14 @@ func (s *postgresStore) ListUsers(ctx context.Context, after string, limit int) 
 	return users, nil
 }
 
+// CountEnabledWithScope implements Store. Scopes are stored space
+// separated, so the scope padded with spaces matches exactly one entry.
+func (s *postgresStore) CountEnabledWithScope(ctx context.Context, scope string) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM users WHERE strpos(' ' || scopes || ' ', $1) > 0 AND NOT disabled`, " "+scope+" ").Scan(&n)
+	return n, translatePostgres("count users with scope", err)
+}
+
 // CountUsers implements Store.
 func (s *postgresStore) CountUsers(ctx context.Context) (int, error) {
 	var n int
@@ -358,13 +366,18 @@ func (s *postgresStore) UpdateUser(ctx context.Context, username string, fn func
 	if err != nil {
 		return nil, translatePostgres(op, err)
 	}
-	id, createdAt, updatedAt := u.ID, u.CreatedAt, u.UpdatedAt
+	id, createdAt, updatedAt, epoch := u.ID, u.CreatedAt, u.UpdatedAt, u.TokenEpoch
 	if err := fn(u); err != nil {
 		return nil, err
 	}
 	if u.ID != id {
 		return nil, errors.New("users: postgres: update user: the ID cannot change")
 	}
+	if u.TokenEpoch < epoch {
+		return nil, errors.New("users: postgres: update user: the token epoch cannot go down")
+	}
+	// A raised epoch revokes at the UpdatedAt fn gave the change.
+	revokeAt := u.UpdatedAt
 	if u.UpdatedAt.Equal(updatedAt) {
 		u.UpdatedAt = s.now()
 	}
@@ -378,10 +391,19 @@ func (s *postgresStore) UpdateUser(ctx context.Context, username string, fn func
 	}
 	if _, err := tx.Exec(ctx, `
 		UPDATE users
-		SET username = $1, password_hash = $2, scopes = $3, disabled = $4, updated_at = $5
-		WHERE id = $6`,
-		u.Username, u.PasswordHash, scopes, u.Disabled, updated, id); err != nil {
+		SET username = $1, password_hash = $2, scopes = $3, disabled = $4, updated_at = $5, token_epoch = $6
+		WHERE id = $7`,
+		u.Username, u.PasswordHash, scopes, u.Disabled, updated, u.TokenEpoch, id); err != nil {
 		return nil, translatePostgres(op, err)
+	}
+	if u.TokenEpoch != epoch {
+		at, err := encodeTime(revokeAt)
+		if err != nil {
+			return nil, err
+		}
+		if err := revokeInTx(ctx, tx, "user_id", id, at); err != nil {
+			return nil, translatePostgres(op, err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, translatePostgres(op, err)
@@ -391,10 +413,27 @@ func (s *postgresStore) UpdateUser(ctx context.Context, username string, fn func
 	return u, nil
 }
 
-// DeleteUser implements Store.
-func (s *postgresStore) DeleteUser(ctx context.Context, username string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM users WHERE username = $1`, username)
-	return postgresOneRow("delete user", tag, err)
+// DeleteUser implements Store. The row is locked first, so a grant
+// storing tokens of the user (IssueTokens, FOR SHARE) either committed
+// before and is revoked here, or waits and finds the user gone.
+func (s *postgresStore) DeleteUser(ctx context.Context, username string, now time.Time) error {
+	const op = "delete user"
+	at, err := encodeTime(now)
+	if err != nil {
+		return err
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		var id string
+		if err := tx.QueryRow(ctx, `SELECT id FROM users WHERE username = $1 FOR UPDATE`, username).Scan(&id); err != nil {
+			return err
+		}
+		if err := revokeInTx(ctx, tx, "user_id", id, at); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+		return err
+	})
+	return translatePostgres(op, err)
 }
 
 // postgresOneRow turns the result of a statement meant to change one row
@@ -575,6 +614,25 @@ func (s *postgresStore) DeleteSigningKey(ctx context.Context, id string) error {
 	return translatePostgres(op, err)
 }
 
+// ReplaceSigningKeyPrivate implements Store. It announces ChangeKeys.
+func (s *postgresStore) ReplaceSigningKeyPrivate(ctx context.Context, id string, old, next []byte) error {
+	const op = "replace signing key"
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE signing_keys SET private = $1 WHERE id = $2 AND private = $3`, next, id, old)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		return notifyPostgres(ctx, tx, ChangeKeys)
+	})
+	if errors.Is(err, ErrNotFound) {
+		return ErrNotFound
+	}
+	return translatePostgres(op, err)
+}
+
 // CreateRefreshToken implements Store.
 func (s *postgresStore) CreateRefreshToken(ctx context.Context, t *RefreshToken) error {
 	r, err := encodeRefreshToken(t)
@@ -712,38 +770,44 @@ func (s *postgresStore) revokeReusedFamily(ctx context.Context, familyID string,
 // must lock a live token first, and those are now locked by this
 // transaction and revoked when it commits.
 func (s *postgresStore) revokeTokens(ctx context.Context, op, column, value string, at int64) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		return revokeInTx(ctx, tx, column, value, at)
+	})
+	return translatePostgres(op, err)
+}
+
+// revokeInTx is revokeTokens' work inside the caller's transaction, which
+// it makes announce ChangeRevocations when it revoked anything.
+func revokeInTx(ctx context.Context, tx pgx.Tx, column, value string, at int64) error {
 	switch column {
 	case "family_id", "user_id", "client_id":
 	default:
 		return fmt.Errorf("users: postgres: revoke by unknown column %q", column)
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var revoked int64
-		for {
-			tag, err := tx.Exec(ctx,
-				`UPDATE refresh_tokens SET revoked_at = $1 WHERE `+column+` = $2 AND revoked_at = 0`,
-				at, value)
-			if err != nil {
-				return err
-			}
-			if tag.RowsAffected() == 0 {
-				break
-			}
-			revoked += tag.RowsAffected()
-		}
+	var revoked int64
+	for {
 		tag, err := tx.Exec(ctx,
-			`UPDATE access_tokens SET revoked_at = $1 WHERE `+column+` = $2 AND revoked_at = 0`,
+			`UPDATE refresh_tokens SET revoked_at = $1 WHERE `+column+` = $2 AND revoked_at = 0`,
 			at, value)
 		if err != nil {
 			return err
 		}
-		revoked += tag.RowsAffected()
-		if revoked == 0 {
-			return nil
+		if tag.RowsAffected() == 0 {
+			break
 		}
-		return notifyPostgres(ctx, tx, ChangeRevocations)
-	})
-	return translatePostgres(op, err)
+		revoked += tag.RowsAffected()
+	}
+	tag, err := tx.Exec(ctx,
+		`UPDATE access_tokens SET revoked_at = $1 WHERE `+column+` = $2 AND revoked_at = 0`,
+		at, value)
+	if err != nil {
+		return err
+	}
+	revoked += tag.RowsAffected()
+	if revoked == 0 {
+		return nil
+	}
+	return notifyPostgres(ctx, tx, ChangeRevocations)
 }
 
 // RevokeRefreshFamily implements Store. It announces ChangeRevocations
@@ -777,6 +841,47 @@ func (s *postgresStore) RevokeClientTokens(ctx context.Context, clientID string,
 		return err
 	}
 	return s.revokeTokens(ctx, "revoke client tokens", "client_id", clientID, at)
+}
+
+// IssueTokens implements Store. The user's row is read FOR SHARE, which
+// conflicts with the FOR UPDATE of UpdateUser and DeleteUser: a change
+// that locked it first commits before this read sees the row (then the
+// epoch differs or the row is gone), and one that comes after waits for
+// this commit and then revokes what it stored.
+func (s *postgresStore) IssueTokens(ctx context.Context, is Issue) error {
+	const op = "issue tokens"
+	access, refresh, err := encodeIssue(is)
+	if err != nil {
+		return err
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		var (
+			epoch    int64
+			disabled bool
+		)
+		err := tx.QueryRow(ctx, `SELECT token_epoch, disabled FROM users WHERE id = $1 FOR SHARE`, access.userID).Scan(&epoch, &disabled)
+		if errors.Is(err, pgx.ErrNoRows) || err == nil && (disabled || epoch != is.Epoch) {
+			return ErrGrantStale
+		}
+		if err != nil {
+			return err
+		}
+		if refresh != nil {
+			if _, err := tx.Exec(ctx,
+				`INSERT INTO refresh_tokens (`+postgresRefreshTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+				refresh.args()...); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx,
+			`INSERT INTO access_tokens (`+postgresAccessTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+			access.args()...)
+		return err
+	})
+	if errors.Is(err, ErrGrantStale) {
+		return ErrGrantStale
+	}
+	return translatePostgres(op, err)
 }
 
 // RecordAccessToken implements Store.
@@ -993,9 +1098,19 @@ func (s *postgresStore) Close() error {
 	return nil
 }
 
-// UpdateLoginAttempts implements Store. Missing rows are created first
-// (ON CONFLICT DO NOTHING) so that every key has a row to lock; the rows
-// are then locked FOR UPDATE in key order, which serialises concurrent
+// upsertLoginAttempt creates a key's row or locks the existing one, and
+// returns it, in one statement. ON CONFLICT DO UPDATE guarantees one of
+// the two outcomes under concurrency: a separate INSERT … DO NOTHING then
+// SELECT … FOR UPDATE finds no row when a concurrent success deletes it in
+// between (the empty state of a cleared key).
+const upsertLoginAttempt = `
+	INSERT INTO login_attempts (key, failures, window_start, blocked_until, last_success, updated_at)
+	VALUES ($1, 0, 0, 0, 0, $2)
+	ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key
+	RETURNING failures, window_start, blocked_until, last_success, updated_at`
+
+// UpdateLoginAttempts implements Store. Each key's row is created or
+// locked by upsertLoginAttempt, in key order, which serialises concurrent
 // updaters of the same keys across replicas without deadlocks.
 func (s *postgresStore) UpdateLoginAttempts(ctx context.Context, keys []string, fn func([]LoginAttempts) error) error {
 	const op = "update login attempts"
@@ -1008,19 +1123,10 @@ func (s *postgresStore) UpdateLoginAttempts(ctx context.Context, keys []string, 
 		order := slices.Clone(keys)
 		slices.Sort(order)
 		order = slices.Compact(order)
-		for _, key := range order {
-			if _, err := tx.Exec(ctx, `
-				INSERT INTO login_attempts (key, failures, window_start, blocked_until, last_success, updated_at)
-				VALUES ($1, 0, 0, 0, 0, $2) ON CONFLICT (key) DO NOTHING`, key, created); err != nil {
-				return err
-			}
-		}
 		rows := map[string]attemptRow{}
 		for _, key := range order {
 			var r attemptRow
-			if err := tx.QueryRow(ctx, `
-				SELECT failures, window_start, blocked_until, last_success, updated_at
-				FROM login_attempts WHERE key = $1 FOR UPDATE`, key).
+			if err := tx.QueryRow(ctx, upsertLoginAttempt, key, created).
 				Scan(&r.failures, &r.windowStart, &r.blockedUntil, &r.lastSuccess, &r.updated); err != nil {
 				return err
 			}

@@ -11,7 +11,7 @@ import (
 // Row mapping shared by the SQL stores. Each engine keeps its own SQL; what
 // they share is the column layout and how Go values are encoded in it:
 //
-//	users:          id, username, password_hash, scopes, disabled, created_at, updated_at
+//	users:          id, username, password_hash, scopes, disabled, created_at, updated_at, token_epoch
 //	signing_keys:   id, algorithm, private, created_at, activates_at
 //	refresh_tokens: hash, family_id, user_id, client_id, scopes, issued_at,
 //	                expires_at, family_expires_at, rotated_at, revoked_at
@@ -35,7 +35,7 @@ func scanUser(row rowScanner) (*User, error) {
 		scopes           string
 		created, updated int64
 	)
-	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &scopes, &u.Disabled, &created, &updated); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &scopes, &u.Disabled, &created, &updated, &u.TokenEpoch); err != nil {
 		return nil, err
 	}
 	u.Scopes = decodeScopes(scopes)
@@ -170,6 +170,25 @@ func (r accessTokenRow) token() *AccessToken {
 		ExpiresAt: decodeTime(r.expiresAt),
 		RevokedAt: decodeOptionalTime(r.revokedAt),
 	}
+}
+
+// encodeIssue checks is and returns its rows; refresh is nil when is has
+// no refresh token.
+func encodeIssue(is Issue) (access accessTokenRow, refresh *refreshTokenRow, err error) {
+	if access, err = encodeAccessToken(is.Access); err != nil {
+		return access, nil, err
+	}
+	if is.Refresh != nil {
+		r, err := encodeRefreshToken(is.Refresh)
+		if err != nil {
+			return access, nil, err
+		}
+		if r.userID != access.userID {
+			return access, nil, errors.New("users: issue tokens: the refresh and access tokens are of different users")
+		}
+		refresh = &r
+	}
+	return access, refresh, nil
 }
 
 // scanAccessToken reads the access_tokens columns in the order above.

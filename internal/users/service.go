@@ -261,11 +261,12 @@ type NewUser struct {
 	Scopes []string
 }
 
-// Create adds a user with a random (UUID v4) ID. The username is
-// normalised; password and scopes are validated. Returns a
-// *ValidationError naming the field ("username", "password" or "scopes"),
-// or ErrUsernameTaken.
-func (s *Service) Create(ctx context.Context, nu NewUser) (*User, error) {
+// Create adds a user with a random (UUID v4) ID on behalf of actor, who
+// may grant only scopes it holds itself. The username is normalised;
+// password and scopes are validated. Returns a *ValidationError naming the
+// field ("username", "password" or "scopes"), a *ForbiddenError, or
+// ErrUsernameTaken.
+func (s *Service) Create(ctx context.Context, actor Actor, nu NewUser) (*User, error) {
 	name, err := NormalizeUsername(nu.Username)
 	if err != nil {
 		return nil, err
@@ -275,6 +276,13 @@ func (s *Service) Create(ctx context.Context, nu NewUser) (*User, error) {
 	}
 	scopes, err := s.checkScopes(nu.Scopes)
 	if err != nil {
+		return nil, err
+	}
+	auth, err := s.authority(ctx, actor)
+	if err != nil {
+		return nil, err
+	}
+	if err := auth.mayGrant(scopes); err != nil {
 		return nil, err
 	}
 	id, err := uuid.NewRandom()
@@ -361,23 +369,27 @@ type Patch struct {
 	Password *string
 }
 
-// Update applies p to the user with that username atomically (a PATCH).
-// Returns ErrNotFound, or a *ValidationError for field "scopes" or
-// "password" before anything is written. An empty patch returns the user
+// Update applies p to the user with that username atomically (a PATCH)
+// on behalf of actor, who may change only users whose scopes are a subset
+// of its own and grant only scopes it holds. Returns ErrNotFound, a
+// *ValidationError for field "scopes" or "password", a *ForbiddenError or
+// ErrLastAdmin before anything is written. An empty patch returns the user
 // unchanged.
 //
 // A patch that sets a password, disables an enabled user or takes away
-// any scope the user had then revokes every token of the user (RFC 9700
-// §4.14.2: refresh tokens are revoked when the password changes or access
-// is withdrawn), as tokens issued under the old grant must not outlive it.
-// Adding scopes or enabling a user revokes nothing. The change is saved
-// before the revocation, so no token can be issued under the old state
-// after it; if the revocation fails the change stays and the error is
-// returned.
-func (s *Service) Update(ctx context.Context, username string, p Patch) (*User, error) {
+// any scope the user had raises the user's TokenEpoch, which revokes every
+// token of the user in the same transaction (RFC 9700 §4.14.2: refresh
+// tokens are revoked when the password changes or access is withdrawn),
+// and fails every grant still in flight for the old state. Adding scopes
+// or enabling a user revokes nothing.
+func (s *Service) Update(ctx context.Context, actor Actor, username string, p Patch) (*User, error) {
 	name, err := NormalizeUsername(username)
 	if err != nil {
 		return nil, ErrNotFound
+	}
+	auth, err := s.authority(ctx, actor)
+	if err != nil {
+		return nil, err
 	}
 	var scopes []string
 	if p.Scopes != nil {
@@ -396,15 +408,43 @@ func (s *Service) Update(ctx context.Context, username string, p Patch) (*User, 
 			return nil, err
 		}
 	}
+	if p.Scopes != nil {
+		if err := auth.mayGrant(scopes); err != nil {
+			return nil, err
+		}
+	}
 	if p.Disabled == nil && p.Scopes == nil && p.Password == nil {
-		return s.store.UserByUsername(ctx, name)
+		u, err := s.store.UserByUsername(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if err := auth.mayChange(u); err != nil {
+			return nil, err
+		}
+		return u, nil
+	}
+	var admins int
+	if !auth.cli && s.known[ManageScope] {
+		// Read before the change: the count only matters when the change
+		// would take ManageScope from an enabled holder.
+		if admins, err = s.store.CountEnabledWithScope(ctx, ManageScope); err != nil {
+			return nil, err
+		}
 	}
 	var revoke bool
 	u, err := s.store.UpdateUser(ctx, name, func(u *User) error {
 		// Decided against the stored user, inside the store's transaction.
+		if err := auth.mayChange(u); err != nil {
+			return err
+		}
 		revoke = p.Password != nil ||
 			p.Disabled != nil && *p.Disabled && !u.Disabled ||
 			p.Scopes != nil && slices.ContainsFunc(u.Scopes, func(sc string) bool { return !slices.Contains(scopes, sc) })
+		loses := !u.Disabled && u.HasScope(ManageScope) &&
+			(p.Disabled != nil && *p.Disabled || p.Scopes != nil && !slices.Contains(scopes, ManageScope))
+		if loses && !auth.cli && admins <= 1 {
+			return ErrLastAdmin
+		}
 		if p.Disabled != nil {
 			u.Disabled = *p.Disabled
 		}
@@ -414,6 +454,9 @@ func (s *Service) Update(ctx context.Context, username string, p Patch) (*User, 
 		if p.Password != nil {
 			u.PasswordHash = hash
 		}
+		if revoke {
+			u.TokenEpoch++
+		}
 		u.UpdatedAt = s.now().UTC()
 		return nil
 	})
@@ -421,20 +464,9 @@ func (s *Service) Update(ctx context.Context, username string, p Patch) (*User, 
 		return nil, err
 	}
 	if revoke {
-		if err := s.revokeUserTokens(ctx, u.ID); err != nil {
-			return nil, err
-		}
+		s.revoked(ctx)
 	}
 	return u, nil
-}
-
-// revokeUserTokens revokes every token of the user and tells AfterRevoke.
-func (s *Service) revokeUserTokens(ctx context.Context, userID string) error {
-	if err := s.store.RevokeUserTokens(ctx, userID, s.now().UTC()); err != nil {
-		return fmt.Errorf("users: revoke tokens of user %s: %w", userID, err)
-	}
-	s.revoked(ctx)
-	return nil
 }
 
 // revoked calls the AfterRevoke hook, if any.
@@ -486,31 +518,52 @@ func (s *Service) ChangePassword(ctx context.Context, id, current, next string) 
 			return ErrInvalidCredentials // current is no longer current
 		}
 		cur.PasswordHash = hash
+		cur.TokenEpoch++
 		cur.UpdatedAt = s.now().UTC()
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return s.revokeUserTokens(ctx, u.ID)
+	s.revoked(ctx)
+	return nil
 }
 
-// Delete revokes every token of the user with that username, then removes
-// the user, or returns ErrNotFound. The token records themselves stay
-// until they expire, so the revoked access tokens stay on the deny-list.
-func (s *Service) Delete(ctx context.Context, username string) error {
+// Delete removes the user with that username on behalf of actor, who may
+// delete only users whose scopes are a subset of its own, and revokes
+// every token of the user in the same transaction. Returns ErrNotFound, a
+// *ForbiddenError or ErrLastAdmin. The token records themselves stay until
+// they expire, so the revoked access tokens stay on the deny-list.
+func (s *Service) Delete(ctx context.Context, actor Actor, username string) error {
 	name, err := NormalizeUsername(username)
 	if err != nil {
 		return ErrNotFound
+	}
+	auth, err := s.authority(ctx, actor)
+	if err != nil {
+		return err
 	}
 	u, err := s.store.UserByUsername(ctx, name)
 	if err != nil {
 		return err
 	}
-	if err := s.revokeUserTokens(ctx, u.ID); err != nil {
+	if err := auth.mayChange(u); err != nil {
 		return err
 	}
-	return s.store.DeleteUser(ctx, name)
+	if !auth.cli && !u.Disabled && u.HasScope(ManageScope) {
+		admins, err := s.store.CountEnabledWithScope(ctx, ManageScope)
+		if err != nil {
+			return err
+		}
+		if admins <= 1 {
+			return ErrLastAdmin
+		}
+	}
+	if err := s.store.DeleteUser(ctx, name, s.now().UTC()); err != nil {
+		return err
+	}
+	s.revoked(ctx)
+	return nil
 }
 
 const (
@@ -546,6 +599,8 @@ func (s *Service) RegisterClient(ctx context.Context, nc NewClient) (c *Client, 
 		id = randomBase64URL(clientIDBytes)
 	} else if err := checkClientID(id); err != nil {
 		return nil, "", err
+	} else if reservedClientID(id) {
+		return nil, "", &ValidationError{Field: "client_id", Message: fmt.Sprintf("%q is reserved", id)}
 	}
 	scopes, err := s.checkScopes(nc.Scopes)
 	if err != nil {
@@ -607,6 +662,18 @@ func (s *Service) DeleteClient(ctx context.Context, id string) error {
 	}
 	s.revoked(ctx)
 	return s.store.DeleteClient(ctx, id)
+}
+
+// PublicClientID is the client_id gatehouse itself gives tokens requested
+// by a client that did not identify itself (RFC 6749 §2.1 public clients).
+// It is reserved: a registered client of that name would be confused with
+// every anonymous caller.
+const PublicClientID = "public"
+
+// reservedClientID reports whether id is one gatehouse uses itself,
+// compared case-insensitively so no look-alike can be registered either.
+func reservedClientID(id string) bool {
+	return strings.EqualFold(id, PublicClientID)
 }
 
 // checkClientID returns a *ValidationError for field "client_id" unless id

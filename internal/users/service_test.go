@@ -35,7 +35,7 @@ func newTestServiceOn(t *testing.T, store Store) *Service {
 
 func mustCreateUser(t *testing.T, s *Service, nu NewUser) *User {
 	t.Helper()
-	u, err := s.Create(t.Context(), nu)
+	u, err := s.Create(t.Context(), CLIActor(), nu)
 	if err != nil {
 		t.Fatalf("Create(%q) = %v", nu.Username, err)
 	}
@@ -104,7 +104,7 @@ func TestAuthenticate(t *testing.T) {
 	s, _ := newTestService(t)
 	alice := mustCreateUser(t, s, NewUser{Username: "alice", Password: "alice-password", Scopes: []string{"me"}})
 	mustCreateUser(t, s, NewUser{Username: "mallory", Password: "mallory-password"})
-	if _, err := s.Update(t.Context(), "mallory", Patch{Disabled: new(true)}); err != nil {
+	if _, err := s.Update(t.Context(), CLIActor(), "mallory", Patch{Disabled: new(true)}); err != nil {
 		t.Fatalf("disabling mallory: %v", err)
 	}
 	tests := []struct {
@@ -251,7 +251,7 @@ func TestCreate(t *testing.T) {
 	if noScopes.Scopes == nil || len(noScopes.Scopes) != 0 {
 		t.Errorf("Create without scopes: Scopes = %#v, want empty", noScopes.Scopes)
 	}
-	if _, err := s.Create(t.Context(), NewUser{Username: "ALICE", Password: "other-password"}); !errors.Is(err, ErrUsernameTaken) {
+	if _, err := s.Create(t.Context(), CLIActor(), NewUser{Username: "ALICE", Password: "other-password"}); !errors.Is(err, ErrUsernameTaken) {
 		t.Errorf("Create(ALICE) after alice = %v, want ErrUsernameTaken", err)
 	}
 }
@@ -276,7 +276,7 @@ func TestCreate_validation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, store := newTestService(t)
-			_, err := s.Create(t.Context(), tt.nu)
+			_, err := s.Create(t.Context(), CLIActor(), tt.nu)
 			wantValidation(t, err, tt.wantField, "Create("+tt.name+")")
 			assertCount(t, store, 0)
 		})
@@ -294,7 +294,7 @@ func TestCreate_validation(t *testing.T) {
 	for _, tt := range valid {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := newTestService(t)
-			got, err := s.Create(t.Context(), tt.nu)
+			got, err := s.Create(t.Context(), CLIActor(), tt.nu)
 			if err != nil {
 				t.Fatalf("Create(%q) = %v", tt.nu.Username, err)
 			}
@@ -319,14 +319,14 @@ func TestGet_and_Delete(t *testing.T) {
 		if _, err := s.Get(t.Context(), name); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Get(%q) = %v, want ErrNotFound", name, err)
 		}
-		if err := s.Delete(t.Context(), name); !errors.Is(err, ErrNotFound) {
+		if err := s.Delete(t.Context(), CLIActor(), name); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Delete(%q) = %v, want ErrNotFound", name, err)
 		}
 	}
 	if _, err := s.ByID(t.Context(), "no-such-id"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("ByID(no-such-id) = %v, want ErrNotFound", err)
 	}
-	if err := s.Delete(t.Context(), "Alice"); err != nil {
+	if err := s.Delete(t.Context(), CLIActor(), "Alice"); err != nil {
 		t.Fatalf("Delete(Alice) = %v", err)
 	}
 	if _, err := s.Get(t.Context(), "alice"); !errors.Is(err, ErrNotFound) {
@@ -396,7 +396,7 @@ func TestUpdate(t *testing.T) {
 			}
 			before := mustCreateUser(t, s, NewUser{Username: "alice", Password: "alice-password", Scopes: []string{"me"}})
 			clock = later
-			got, err := s.Update(t.Context(), "Alice", tt.patch)
+			got, err := s.Update(t.Context(), CLIActor(), "Alice", tt.patch)
 			if err != nil {
 				t.Fatalf("Update(alice, %s) = %v", tt.name, err)
 			}
@@ -428,7 +428,7 @@ func TestUpdate_rejections(t *testing.T) {
 			s, store := newTestService(t)
 			mustCreateUser(t, s, NewUser{Username: "alice", Password: "alice-password", Scopes: []string{"me"}})
 			before := mustGet(t, store, "alice")
-			_, err := s.Update(t.Context(), tt.username, tt.patch)
+			_, err := s.Update(t.Context(), CLIActor(), tt.username, tt.patch)
 			if tt.wantField != "" {
 				wantValidation(t, err, tt.wantField, "Update("+tt.name+")")
 			} else if !errors.Is(err, tt.wantErr) {
@@ -463,7 +463,7 @@ func TestChangePassword(t *testing.T) {
 			s, store := newTestService(t)
 			u := mustCreateUser(t, s, NewUser{Username: "alice", Password: "alice-password"})
 			if tt.disable {
-				if _, err := s.Update(t.Context(), "alice", Patch{Disabled: new(true)}); err != nil {
+				if _, err := s.Update(t.Context(), CLIActor(), "alice", Patch{Disabled: new(true)}); err != nil {
 					t.Fatalf("disabling alice: %v", err)
 				}
 			}

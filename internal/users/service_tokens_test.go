@@ -80,7 +80,7 @@ func TestAccountEvents_revoke_the_users_tokens(t *testing.T) {
 			mustUpdate(t, s, Patch{Scopes: &[]string{}})
 		}, true},
 		{"deleting_the_user_revokes", []string{"me"}, false, func(t *testing.T, s *Service, _ *User) {
-			if err := s.Delete(t.Context(), "alice"); err != nil {
+			if err := s.Delete(t.Context(), CLIActor(), "alice"); err != nil {
 				t.Fatalf("Delete(alice) = %v", err)
 			}
 		}, true},
@@ -97,7 +97,7 @@ func TestAccountEvents_revoke_the_users_tokens(t *testing.T) {
 			mustUpdate(t, s, Patch{})
 		}, false},
 		{"rejected_patch_does_not_revoke", []string{"me"}, false, func(t *testing.T, s *Service, _ *User) {
-			_, err := s.Update(t.Context(), "alice", Patch{Password: new("short"), Disabled: new(true)})
+			_, err := s.Update(t.Context(), CLIActor(), "alice", Patch{Password: new("short"), Disabled: new(true)})
 			wantValidation(t, err, "password", "Update(alice, short password)")
 		}, false},
 		{"change_password_with_wrong_current_does_not_revoke", []string{"me"}, false, func(t *testing.T, s *Service, alice *User) {
@@ -106,7 +106,7 @@ func TestAccountEvents_revoke_the_users_tokens(t *testing.T) {
 			}
 		}, false},
 		{"deleting_an_unknown_user_does_not_revoke", []string{"me"}, false, func(t *testing.T, s *Service, _ *User) {
-			if err := s.Delete(t.Context(), "carol"); !errors.Is(err, ErrNotFound) {
+			if err := s.Delete(t.Context(), CLIActor(), "carol"); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("Delete(carol) = %v, want ErrNotFound", err)
 			}
 		}, false},
@@ -150,7 +150,7 @@ func TestAccountEvents_revoke_the_users_tokens(t *testing.T) {
 // mustUpdate applies p to alice through s.
 func mustUpdate(t *testing.T, s *Service, p Patch) {
 	t.Helper()
-	if _, err := s.Update(t.Context(), "alice", p); err != nil {
+	if _, err := s.Update(t.Context(), CLIActor(), "alice", p); err != nil {
 		t.Fatalf("Update(alice) = %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -57,7 +58,16 @@ func OpenSQLite(ctx context.Context, path string) (Store, error) {
 	if strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("users: sqlite: database path %q must not contain '?'", path)
 	}
+	// The file holds password hashes and signing keys: owner only. A new
+	// directory is 0700; a new file is created 0600 here, before the
+	// driver, and SQLite gives its -wal and -shm files the database
+	// file's mode. An existing file keeps the mode its owner chose.
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("users: sqlite: %w", err)
+	}
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("users: sqlite: %w", err)
 	}
 	db, err := sql.Open("sqlite", sqliteDSN(path))
@@ -230,7 +240,7 @@ func translateSQLiteConflict(op string, err error, code int, taken error) error 
 
 // Column lists in the order of the scan helpers in rows.go.
 const (
-	sqliteUserColumns         = `id, username, password_hash, scopes, disabled, created_at, updated_at`
+	sqliteUserColumns         = `id, username, password_hash, scopes, disabled, created_at, updated_at, token_epoch`
 	sqliteSigningKeyColumns   = `id, algorithm, private, created_at, activates_at`
 	sqliteRefreshTokenColumns = `hash, family_id, user_id, client_id, scopes, issued_at, expires_at, family_expires_at, rotated_at, revoked_at`
 	sqliteAccessTokenColumns  = `jti, user_id, family_id, client_id, expires_at, revoked_at`
@@ -263,8 +273,8 @@ func (s *sqliteStore) CreateUser(ctx context.Context, u *User) error {
 	}
 	_, err = s.db.ExecContext(ctx, `
 		INSERT INTO users (`+sqliteUserColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Username, u.PasswordHash, scopes, u.Disabled, created, updated)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Username, u.PasswordHash, scopes, u.Disabled, created, updated, u.TokenEpoch)
 	if err != nil {
 		// users.username is the table's only UNIQUE constraint; a clashing
 		// ID violates the PRIMARY KEY, a different code.
@@ -319,6 +329,14 @@ func (s *sqliteStore) ListUsers(ctx context.Context, after string, limit int) ([
 	return users, nil
 }
 
+// CountEnabledWithScope implements Store. Scopes are stored space
+// separated, so the scope padded with spaces matches exactly one entry.
+func (s *sqliteStore) CountEnabledWithScope(ctx context.Context, scope string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE instr(' ' || scopes || ' ', ?) > 0 AND disabled = 0`, " "+scope+" ").Scan(&n)
+	return n, translateSQLite("count users with scope", err)
+}
+
 // CountUsers implements Store.
 func (s *sqliteStore) CountUsers(ctx context.Context) (int, error) {
 	var n int
@@ -341,13 +359,18 @@ func (s *sqliteStore) UpdateUser(ctx context.Context, username string, fn func(*
 	if err != nil {
 		return nil, translateSQLite("update user", err)
 	}
-	id, createdAt, updatedAt := u.ID, u.CreatedAt, u.UpdatedAt
+	id, createdAt, updatedAt, epoch := u.ID, u.CreatedAt, u.UpdatedAt, u.TokenEpoch
 	if err := fn(u); err != nil {
 		return nil, err
 	}
 	if u.ID != id {
 		return nil, errors.New("users: sqlite: update user: the ID cannot change")
 	}
+	if u.TokenEpoch < epoch {
+		return nil, errors.New("users: sqlite: update user: the token epoch cannot go down")
+	}
+	// A raised epoch revokes at the UpdatedAt fn gave the change.
+	revokeAt := u.UpdatedAt
 	if u.UpdatedAt.Equal(updatedAt) {
 		u.UpdatedAt = s.now()
 	}
@@ -361,10 +384,19 @@ func (s *sqliteStore) UpdateUser(ctx context.Context, username string, fn func(*
 	}
 	if _, err := tx.ExecContext(ctx, `
 		UPDATE users
-		SET username = ?, password_hash = ?, scopes = ?, disabled = ?, updated_at = ?
+		SET username = ?, password_hash = ?, scopes = ?, disabled = ?, updated_at = ?, token_epoch = ?
 		WHERE id = ?`,
-		u.Username, u.PasswordHash, scopes, u.Disabled, updated, id); err != nil {
+		u.Username, u.PasswordHash, scopes, u.Disabled, updated, u.TokenEpoch, id); err != nil {
 		return nil, translateSQLiteConflict("update user", err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, ErrUsernameTaken)
+	}
+	if u.TokenEpoch != epoch {
+		at, err := encodeTime(revokeAt)
+		if err != nil {
+			return nil, err
+		}
+		if err := revokeSQLite(ctx, tx, "user_id", id, at); err != nil {
+			return nil, translateSQLite("update user: revoke tokens", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, translateSQLite("update user", err)
@@ -375,9 +407,28 @@ func (s *sqliteStore) UpdateUser(ctx context.Context, username string, fn func(*
 }
 
 // DeleteUser implements Store.
-func (s *sqliteStore) DeleteUser(ctx context.Context, username string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE username = ?`, username)
-	return sqliteOneRow("delete user", res, err)
+func (s *sqliteStore) DeleteUser(ctx context.Context, username string, now time.Time) error {
+	const op = "delete user"
+	at, err := encodeTime(now)
+	if err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return translateSQLite(op, err)
+	}
+	defer tx.Rollback()
+	var id string
+	if err := tx.QueryRowContext(ctx, `SELECT id FROM users WHERE username = ?`, username).Scan(&id); err != nil {
+		return translateSQLite(op, err)
+	}
+	if err := revokeSQLite(ctx, tx, "user_id", id, at); err != nil {
+		return translateSQLite(op, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id); err != nil {
+		return translateSQLite(op, err)
+	}
+	return translateSQLite(op, tx.Commit())
 }
 
 // SigningKeys implements Store. rowid breaks ties between keys created in
@@ -508,6 +559,12 @@ func insertSigningKey(ctx context.Context, db sqliteExecer, k SigningKey, now fu
 func (s *sqliteStore) DeleteSigningKey(ctx context.Context, id string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM signing_keys WHERE id = ?`, id)
 	return sqliteOneRow("delete signing key", res, err)
+}
+
+// ReplaceSigningKeyPrivate implements Store.
+func (s *sqliteStore) ReplaceSigningKeyPrivate(ctx context.Context, id string, old, next []byte) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE signing_keys SET private = ? WHERE id = ? AND private = ?`, next, id, old)
+	return sqliteOneRow("replace signing key", res, err)
 }
 
 // sqliteOneRow turns the result of a statement meant to change one row
@@ -683,6 +740,46 @@ func (s *sqliteStore) RevokeUserTokens(ctx context.Context, userID string, now t
 // RevokeClientTokens implements Store.
 func (s *sqliteStore) RevokeClientTokens(ctx context.Context, clientID string, now time.Time) error {
 	return s.revokeTokens(ctx, "revoke client tokens", "client_id", clientID, now)
+}
+
+// IssueTokens implements Store. The check and the inserts share one
+// BEGIN IMMEDIATE transaction, so they queue on the write lock with every
+// UpdateUser and DeleteUser.
+func (s *sqliteStore) IssueTokens(ctx context.Context, is Issue) error {
+	const op = "issue tokens"
+	access, refresh, err := encodeIssue(is)
+	if err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return translateSQLite(op, err)
+	}
+	defer tx.Rollback()
+	var (
+		epoch    int64
+		disabled bool
+	)
+	err = tx.QueryRowContext(ctx, `SELECT token_epoch, disabled FROM users WHERE id = ?`, access.userID).Scan(&epoch, &disabled)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && (disabled || epoch != is.Epoch) {
+		return ErrGrantStale
+	}
+	if err != nil {
+		return translateSQLite(op, err)
+	}
+	if refresh != nil {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO refresh_tokens (`+sqliteRefreshTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			refresh.args()...); err != nil {
+			return translateSQLite(op, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO access_tokens (`+sqliteAccessTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+		access.args()...); err != nil {
+		return translateSQLite(op, err)
+	}
+	return translateSQLite(op, tx.Commit())
 }
 
 // RecordAccessToken implements Store.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -286,5 +287,22 @@ func TestSQLiteStore_revoked_access_tokens_read_the_partial_index(t *testing.T) 
 	}
 	if !slices.ContainsFunc(plan, func(d string) bool { return strings.Contains(d, "access_tokens_revoked_expires_at") }) {
 		t.Errorf("RevokedAccessTokens query plan = %q, want it to use access_tokens_revoked_expires_at", plan)
+	}
+}
+
+func TestOpenSQLite_store_files_are_owner_only(t *testing.T) {
+	// The file holds password hashes and signing keys.
+	dir := filepath.Join(t.TempDir(), "data")
+	path := filepath.Join(dir, "gatehouse.db")
+	s := openSQLiteAt(t, path)
+	mustCreate(t, s, testUser(t, "alice")) // a write, so the WAL and SHM files exist
+	for file, want := range map[string]os.FileMode{dir: 0o700 | os.ModeDir, path: 0o600, path + "-wal": 0o600, path + "-shm": 0o600} {
+		fi, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode(); got != want {
+			t.Errorf("mode of %s = %v, want %v", filepath.Base(file), got, want)
+		}
 	}
 }

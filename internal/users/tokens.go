@@ -16,7 +16,24 @@ var (
 	ErrTokenInactive = errors.New("users: refresh token expired or revoked")
 	// ErrClientExists: another client has this client_id.
 	ErrClientExists = errors.New("users: client_id already taken")
+	// ErrGrantStale: the account changed after the grant was authorised
+	// (a new password, disabled, deleted, a scope removed: its TokenEpoch
+	// moved on), so the grant's tokens were not stored.
+	ErrGrantStale = errors.New("users: the account changed while the grant was issued")
 )
+
+// Issue is what one grant stores: the access token's record and, for a
+// new login, its first refresh token, under the account state that
+// authorised them.
+type Issue struct {
+	// Epoch is the user's TokenEpoch read when the grant was authorised
+	// (the password checked, the refresh token's user loaded).
+	Epoch int64
+	// Refresh is the first token of a new family; nil for none.
+	Refresh *RefreshToken
+	// Access is the issued access token (its UserID names the user).
+	Access *AccessToken
+}
 
 // RefreshToken is a stored refresh token (RFC 6749 §6). The token itself is
 // never stored: Hash is the hex SHA-256 of it.
@@ -101,8 +118,18 @@ type TokenStore interface {
 	// the client.
 	RevokeClientTokens(ctx context.Context, clientID string, now time.Time) error
 
+	// IssueTokens stores what a grant issued, in one transaction, only
+	// while the user named by is.Access.UserID exists, is enabled and
+	// still has TokenEpoch is.Epoch; otherwise it stores nothing and
+	// returns ErrGrantStale. It is atomic with every UpdateUser that
+	// raises the epoch and every DeleteUser, also across processes: either
+	// the grant's tokens are stored first and that change revokes them, or
+	// the change comes first and the grant fails. is.Refresh, when set,
+	// must be of the same user.
+	IssueTokens(ctx context.Context, is Issue) error
 	// RecordAccessToken stores an issued access token. JTI, UserID and
-	// ExpiresAt are required.
+	// ExpiresAt are required. Unlike IssueTokens it checks no account
+	// state: grants use IssueTokens.
 	RecordAccessToken(ctx context.Context, t *AccessToken) error
 	// AccessToken returns the record with that jti, or ErrNotFound.
 	AccessToken(ctx context.Context, jti string) (*AccessToken, error)

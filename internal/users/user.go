@@ -40,10 +40,15 @@ type User struct {
 	// imported from elsewhere (rehashed on the next successful login).
 	PasswordHash string
 	// Scopes the user may be granted, sorted and without duplicates.
-	Scopes    []string
-	Disabled  bool
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Scopes   []string
+	Disabled bool
+	// TokenEpoch counts the changes that ended every token the user held
+	// (a new password, disabling, removing a scope). It only grows; tokens
+	// are issued only while it still has the value read when the password
+	// was checked, so a login in flight cannot outlive such a change.
+	TokenEpoch int64
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // HasScope reports whether s is one of the user's scopes.
@@ -90,14 +95,21 @@ type Store interface {
 	ListUsers(ctx context.Context, after string, limit int) ([]*User, error)
 	// CountUsers returns how many users exist.
 	CountUsers(ctx context.Context) (int, error)
+	// CountEnabledWithScope returns how many enabled users hold scope.
+	CountEnabledWithScope(ctx context.Context, scope string) (int, error)
 	// UpdateUser loads the user with that username, calls fn on it and, if
 	// fn returns nil, saves it (with UpdatedAt set) atomically with the read.
 	// Returns ErrNotFound, or fn's error unchanged (and then nothing is
 	// written). ID and CreatedAt cannot change; when fn leaves UpdatedAt
-	// as it was, the store sets it to its own clock's now.
+	// as it was, the store sets it to its own clock's now. TokenEpoch
+	// cannot go down; when fn raises it, every refresh and access token of
+	// the user is revoked, at the UpdatedAt fn set, in the same
+	// transaction (see IssueTokens).
 	UpdateUser(ctx context.Context, username string, fn func(*User) error) (*User, error)
-	// DeleteUser returns ErrNotFound when no user has that username.
-	DeleteUser(ctx context.Context, username string) error
+	// DeleteUser removes the user and revokes, at now, every refresh and
+	// access token of it, in one transaction. Returns ErrNotFound when no
+	// user has that username.
+	DeleteUser(ctx context.Context, username string, now time.Time) error
 
 	// SigningKeys returns every stored signing key, newest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
@@ -111,6 +123,11 @@ type Store interface {
 	CreateSigningKey(ctx context.Context, k SigningKey) error
 	// DeleteSigningKey removes a retired key. Returns ErrNotFound.
 	DeleteSigningKey(ctx context.Context, id string) error
+	// ReplaceSigningKeyPrivate swaps the stored private form of key id
+	// from old to next (its encryption at rest), only while it is still
+	// old, so two processes migrating at once cannot lose either's write.
+	// Returns ErrNotFound when no key has that id and private form.
+	ReplaceSigningKeyPrivate(ctx context.Context, id string, old, next []byte) error
 
 	TokenStore
 	ClientStore
@@ -130,24 +147,34 @@ const (
 	MaxPasswordBytes = 1024
 )
 
-// NormalizeUsername lower-cases name and checks it: 3 to 64 characters
-// from a-z, 0-9, '.', '_' and '-', starting with a letter or digit.
+// NormalizeUsername checks name and returns its canonical form: 3 to 64
+// characters from a-z, 0-9, '.', '_' and '-', starting with a letter or
+// digit; ASCII A-Z is accepted and folded to a-z.
+//
+// The raw bytes are checked before anything is folded, and every byte
+// outside ASCII is refused: Unicode case mapping would fold look-alikes
+// into the allowed set (strings.ToLower turns the Kelvin sign U+212A into
+// "k", U+0130 "İ" into "i", and ToUpper turns U+017F "ſ" into "S"),
+// letting several spellings name one account. Unlike the PRECIS profiles
+// of RFC 8265 §3, which map width and case, nothing but A-Z is mapped.
+// Every accepted byte folds to one byte, so the length limits count the
+// result.
 func NormalizeUsername(name string) (string, error) {
-	n := strings.ToLower(name)
-	if len(n) < minUsernameLen || len(n) > maxUsernameLen {
-		return "", &ValidationError{Field: "username", Message: fmt.Sprintf("must be %d to %d characters long", minUsernameLen, maxUsernameLen)}
-	}
-	for i := 0; i < len(n); i++ {
-		c := n[i]
-		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
-		if i == 0 && !alnum {
-			return "", &ValidationError{Field: "username", Message: "must start with a letter or digit"}
-		}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 		if !alnum && c != '.' && c != '_' && c != '-' {
 			return "", &ValidationError{Field: "username", Message: "may contain only letters, digits, '.', '_' and '-'"}
 		}
+		if i == 0 && !alnum {
+			return "", &ValidationError{Field: "username", Message: "must start with a letter or digit"}
+		}
 	}
-	return n, nil
+	if len(name) < minUsernameLen || len(name) > maxUsernameLen {
+		return "", &ValidationError{Field: "username", Message: fmt.Sprintf("must be %d to %d characters long", minUsernameLen, maxUsernameLen)}
+	}
+	// name is ASCII by now, so ToLower maps A-Z and nothing else.
+	return strings.ToLower(name), nil
 }
 
 // CheckPassword enforces the password length policy for field.

@@ -56,7 +56,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Change the current user's password */
+        /**
+         * Change the current user's password
+         * @description Needs the current password, which is checked under the same
+         *     throttle as logins on `/token` (per username and address): too
+         *     many wrong guesses answer 429 with `Retry-After`. Every token of
+         *     the user is revoked, the caller's own included.
+         */
         post: operations["changeCurrentUserPassword"];
         delete?: never;
         options?: never;
@@ -74,7 +80,12 @@ export interface paths {
         /** List users, ordered by username */
         get: operations["listUsers"];
         put?: never;
-        /** Create a user */
+        /**
+         * Create a user
+         * @description The caller may grant only scopes it holds itself (those of its
+         *     access token that its account still has); asking for any other
+         *     scope answers 403.
+         */
         post: operations["createUser"];
         delete?: never;
         options?: never;
@@ -96,11 +107,24 @@ export interface paths {
         get: operations["getUser"];
         put?: never;
         post?: never;
-        /** Delete a user */
+        /**
+         * Delete a user
+         * @description The caller may delete only users whose scopes it all holds itself
+         *     (403 otherwise); deleting the last enabled user holding
+         *     `users:write` answers 409. Every token of the user is revoked.
+         */
         delete: operations["deleteUser"];
         options?: never;
         head?: never;
-        /** Change a user's scopes, disabled flag or password */
+        /**
+         * Change a user's scopes, disabled flag or password
+         * @description The caller may change only users whose scopes it all holds itself,
+         *     may grant only scopes it holds, and so can never widen its own
+         *     scopes (403 otherwise). Taking `users:write` from the last enabled
+         *     user holding it answers 409; recover a locked-out deployment with
+         *     the CLI. A new password, disabling or removing a scope revokes
+         *     every token the user holds.
+         */
         patch: operations["updateUser"];
         trace?: never;
     };
@@ -590,6 +614,17 @@ export interface components {
                 "application/json": components["schemas"]["OAuth2Error"];
             };
         };
+        /** @description Too many wrong passwords for this username and address; retry after `Retry-After` seconds. */
+        Throttled: {
+            headers: {
+                /** @description Seconds to wait before retrying (RFC 9110 §10.2.3). */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The server is busy hashing passwords; retry after `Retry-After` seconds. */
         Busy: {
             headers: {
@@ -740,6 +775,7 @@ export interface operations {
             400: components["responses"]["Problem"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["Throttled"];
             500: components["responses"]["Problem"];
             503: components["responses"]["Busy"];
         };
@@ -854,6 +890,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
             500: components["responses"]["Problem"];
         };
     };
@@ -886,6 +923,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
             500: components["responses"]["Problem"];
             503: components["responses"]["Busy"];
         };
