@@ -126,6 +126,8 @@ func TestReplicas(t *testing.T) {
 	dsn := postgresSchema(t)
 	bin := buildServer(t)
 	env := map[string]string{
+		// No grace window: a replayed refresh token is reuse at once.
+		"GATEHOUSE_REFRESH_REUSE_WINDOW":     "0",
 		"GATEHOUSE_ADDR":                     "127.0.0.1:0",
 		"GATEHOUSE_DATABASE_URL":             dsn,
 		"GATEHOUSE_ISSUER":                   "http://gatehouse.cluster.test",

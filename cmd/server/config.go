@@ -47,6 +47,7 @@ type config struct {
 
 	RefreshTTL          time.Duration
 	RefreshFamilyTTL    time.Duration
+	RefreshReuseWindow  time.Duration
 	KeyEncryptionKey    []byte
 	KeyPrePublish       time.Duration
 	KeyRotationInterval time.Duration
@@ -68,14 +69,15 @@ var envDoc = []struct{ name, def, doc string }{
 	{"GATEHOUSE_ISSUER", "http://<listen address>", "the iss claim of access tokens and base of the RFC 8414 metadata: this server's public URL"},
 	{"GATEHOUSE_AUDIENCE", "gatehouse", "the aud claim of access tokens: the resource servers that accept them"},
 	{"GATEHOUSE_ACCESS_TOKEN_TTL", "15m", "access token lifetime (Go duration, 1m to 24h)"},
-	{"GATEHOUSE_REFRESH_TOKEN_TTL", "30d", "refresh token idle lifetime: each rotation extends it (1h to 365d)"},
-	{"GATEHOUSE_REFRESH_FAMILY_TTL", "90d", "absolute lifetime of a login's refresh tokens, whatever the rotations"},
+	{"GATEHOUSE_REFRESH_TOKEN_TTL", "30d", "session idle lifetime: each refresh extends it (1h to 365d)"},
+	{"GATEHOUSE_REFRESH_FAMILY_TTL", "90d", "absolute lifetime of a session (a login), whatever the refreshes"},
+	{"GATEHOUSE_REFRESH_REUSE_WINDOW", "10s", "after a rotation, presenting the previous refresh token again within this long answers the same new one (0: off, up to 5m)"},
 	{"GATEHOUSE_SIGNING_ALG", "RS256", "RS256, ES256 or EdDSA (keys generated and kept in the store), or HS256 (a shared secret)"},
 	{"GATEHOUSE_HS256_SECRET", "", "HS256 secret, at least 32 bytes; required with GATEHOUSE_SIGNING_ALG=HS256"},
 	{"GATEHOUSE_KEY_ENCRYPTION_KEY", "", "base64 of 32 bytes: encrypts private signing keys at rest (AES-256-GCM)"},
 	{"GATEHOUSE_KEY_PREPUBLISH", "15m", "how long a rotated key is published in the JWKS before it signs"},
 	{"GATEHOUSE_KEY_ROTATION_INTERVAL", "0", "rotate the signing key automatically this often (0: only on request)"},
-	{"GATEHOUSE_SYNC_INTERVAL", "1s", "how often keys and revocations are reloaded in full (PostgreSQL also announces them at once)"},
+	{"GATEHOUSE_SYNC_INTERVAL", "1s", "how often the change log (revocations, account and key changes) is read; PostgreSQL also announces each change at once"},
 	{"GATEHOUSE_BOOTSTRAP_ADMIN_USERNAME", "admin", "admin created on first start, when the store has no user"},
 	{"GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD", "", "that admin's password; when unset, a random one is printed once to stderr"},
 	{"GATEHOUSE_ARGON2_MEMORY_KIB", "19456", "argon2id memory in KiB (OWASP minimum 19456)"},
@@ -164,6 +166,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	if c.RefreshFamilyTTL < c.RefreshTTL {
 		bad("GATEHOUSE_REFRESH_FAMILY_TTL must not be shorter than GATEHOUSE_REFRESH_TOKEN_TTL")
 	}
+	c.RefreshReuseWindow = duration("GATEHOUSE_REFRESH_REUSE_WINDOW", "10s", 0, 5*time.Minute)
 	c.KeyPrePublish = duration("GATEHOUSE_KEY_PREPUBLISH", "15m", 0, 7*day)
 	c.KeyRotationInterval = duration("GATEHOUSE_KEY_ROTATION_INTERVAL", "0", 0, 3650*day)
 	if c.KeyRotationInterval != 0 && c.KeyRotationInterval <= c.KeyPrePublish+c.AccessTTL {

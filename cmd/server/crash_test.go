@@ -82,7 +82,9 @@ type crashBurst struct {
 func TestCrashSafety(t *testing.T) {
 	dbPath := filepath.Join(t.TempDir(), "g.db")
 	env := map[string]string{
-		"GATEHOUSE_DATABASE_URL": "sqlite://" + filepath.ToSlash(dbPath), // absolute: sqlite:///tmp/…
+		// No grace window: a replayed refresh token is reuse at once.
+		"GATEHOUSE_REFRESH_REUSE_WINDOW": "0",
+		"GATEHOUSE_DATABASE_URL":         "sqlite://" + filepath.ToSlash(dbPath), // absolute: sqlite:///tmp/…
 		// The same iss on both runs, so access tokens of the first run
 		// verify on the second.
 		"GATEHOUSE_ISSUER": "http://gatehouse.crash.test",

@@ -22,9 +22,9 @@ import (
 
 // TestBrowserDocsAuthorizePasswordFlow drives Swagger UI at /docs in a real
 // headless Chromium, as a developer would: Authorize with the password flow
-// (RFC 6749 §4.3), call GET /users/me with the token, log out and see the
-// same call refused (RFC 6750 §3.1). The page must run under its
-// Content-Security-Policy without a single violation.
+// (RFC 6749 §4.3), call GET /users/me and GET /users/me/sessions with the
+// token, log out and see GET /users/me refused (RFC 6750 §3.1). The page
+// must run under its Content-Security-Policy without a single violation.
 func TestBrowserDocsAuthorizePasswordFlow(t *testing.T) {
 	chromium := chromiumPath(t)
 	artifacts := artifactsDir(t)
@@ -110,6 +110,24 @@ func TestBrowserDocsAuthorizePasswordFlow(t *testing.T) {
 		t.Errorf("GET /users/me in Swagger UI shows %q, want alice's account", body)
 	}
 	screenshot(t, ctx, filepath.Join(artifacts, "docs-users-me-200.png"))
+
+	// The session inventory with the same token: the login just made is
+	// alice's one session, marked current (the sid of the token).
+	const sessionsOp = "#operations-sessions-listMySessions"
+	step(t, ctx, console, "call GET /users/me/sessions with the token",
+		chromedp.Click(chromedp.CSS(sessionsOp+" .opblock-summary-control")),
+		chromedp.Click(chromedp.CSS(sessionsOp+" .try-out__btn")),
+		chromedp.Click(chromedp.CSS(sessionsOp+" .execute")),
+		waitText(sessionsOp+" .live-responses-table .response .response-col_status", "200"),
+	)
+	sessions, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sessionsOp+" .live-responses-table .response .response-col_description .microlight")))
+	if err != nil {
+		t.Fatalf("read the sessions response body: %v", err)
+	}
+	if !strings.Contains(sessions, `"current": true`) {
+		t.Errorf("GET /users/me/sessions in Swagger UI shows %q, want the caller's session marked \"current\": true", sessions)
+	}
+	screenshot(t, ctx, filepath.Join(artifacts, "docs-users-me-sessions-200.png"))
 
 	step(t, ctx, console, "log out and call GET /users/me again",
 		chromedp.Click(chromedp.CSS(".auth-wrapper .authorize")),

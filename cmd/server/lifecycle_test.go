@@ -47,6 +47,8 @@ func TestOAuth2TokenSourceRefreshes(t *testing.T) {
 	t.Parallel()
 	env := testEnv(t)
 	env["GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD"] = adminPassword
+	// No grace window: the replay below is reuse at once.
+	env["GATEHOUSE_REFRESH_REUSE_WINDOW"] = "0"
 	base, _, _ := startServer(t, env)
 	ctx := context.Background()
 	cfg := &oauth2.Config{ClientID: "cli", Endpoint: oauth2.Endpoint{TokenURL: base + "/token"}, Scopes: []string{"me"}}
@@ -78,14 +80,14 @@ func TestOAuth2TokenSourceRefreshes(t *testing.T) {
 		t.Fatalf("GET /users/me with the refreshed token: %d", resp.StatusCode)
 	}
 
-	// Replaying the rotated refresh token is reuse: the family dies.
+	// Replaying the rotated refresh token is reuse: the session ends.
 	_, err = cfg.TokenSource(ctx, &expired).Token()
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
 		t.Fatalf("replayed refresh token: got %v, want invalid_grant", err)
 	}
 	if got := getStatus(t, base+"/users/me", fresh.AccessToken); got != 401 {
-		t.Errorf("the family's access token after reuse: got %d, want 401", got)
+		t.Errorf("the session's access token after reuse: got %d, want 401", got)
 	}
 }
 

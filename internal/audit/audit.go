@@ -11,16 +11,17 @@ import (
 
 // Event names.
 const (
-	Login         = "login"          // outcomes: succeeded, failed, throttled, busy, disabled, stale
-	Refresh       = "refresh"        // outcomes: rotated, reuse_detected, failed, stale
-	TokenRevoked  = "token.revoked"  // outcome: ok
-	UserCreated   = "user.created"   // outcome: ok
-	UserChanged   = "user.changed"   // outcome: ok
-	UserDisabled  = "user.disabled"  // outcome: ok
-	UserDeleted   = "user.deleted"   // outcome: ok
-	KeyRotated    = "key.rotated"    // outcome: ok
-	ClientCreated = "client.created" // outcome: ok
-	ClientDeleted = "client.deleted" // outcome: ok
+	Login         = "login"           // outcomes: succeeded, failed, throttled, busy, disabled, stale
+	Refresh       = "refresh"         // outcomes: rotated, grace_replay, reuse_detected, failed, stale
+	TokenRevoked  = "token.revoked"   // outcome: ok
+	SessionEnded  = "session.revoked" // outcome: revoked
+	UserCreated   = "user.created"    // outcome: ok
+	UserChanged   = "user.changed"    // outcome: ok
+	UserDisabled  = "user.disabled"   // outcome: ok
+	UserDeleted   = "user.deleted"    // outcome: ok
+	KeyRotated    = "key.rotated"     // outcome: ok
+	ClientCreated = "client.created"  // outcome: ok
+	ClientDeleted = "client.deleted"  // outcome: ok
 )
 
 // Outcomes shared by several events.
@@ -36,6 +37,11 @@ const (
 	// Stale: the account changed while the grant was issued (a new
 	// password, disabled, deleted, a scope removed); no token was stored.
 	Stale = "stale"
+	// GraceReplay: the parent of the current refresh token came again
+	// within the reuse window and got the same child.
+	GraceReplay = "grace_replay"
+	// Revoked: sessions ended on request (session.revoked).
+	Revoked = "revoked"
 )
 
 // Event is one recorded event.

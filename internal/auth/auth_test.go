@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/storage"
+	"github.com/gatehouse/gatehouse/internal/storage/sqlstore"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
@@ -22,43 +24,63 @@ const (
 
 // fixture is a token endpoint and validator over a real SQLite store.
 type fixture struct {
-	store     users.Store
-	users     *users.Service
-	keys      *Keys
-	issuer    *Issuer
-	validator *Validator
-	deny      *DenyList
-	now       time.Time
+	store       storage.Store
+	users       *users.Service
+	clients     *Clients
+	keys        *Keys
+	issuer      *Issuer
+	validator   *Validator
+	revocations *Revocations
+	view        *UserView
+	now         time.Time
+}
+
+// openTestStore opens a SQLite store in a fresh directory, closed after
+// the test.
+func openTestStore(t testing.TB) storage.Store {
+	t.Helper()
+	store, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "gatehouse.db"), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
 }
 
 func newFixture(t *testing.T, alg string, secret []byte) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	store, err := users.OpenSQLite(ctx, filepath.Join(t.TempDir(), "gatehouse.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := openTestStore(t)
 	f := &fixture{store: store, now: time.Now().UTC().Truncate(time.Second)}
 	clock := func() time.Time { return f.now }
-	f.deny = NewDenyList(store, clock)
+	f.view = NewUserView(store, 0)
+	f.revocations = NewRevocations(store, RevocationsConfig{Users: f.view, Now: clock})
+	sync := func(ctx context.Context) { _ = f.revocations.Sync(ctx) }
 	svc, err := users.NewService(store, users.Options{
 		Hasher:      users.Hasher{Memory: 64, Iterations: 1, Parallelism: 1},
 		Scopes:      testScopes,
-		AfterRevoke: func(ctx context.Context) { _ = f.deny.Sync(ctx) },
+		AfterRevoke: sync,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.users = svc
+	f.clients = NewClients(store, testScopes, clock, sync)
 	keys, err := LoadKeys(ctx, store, KeyConfig{Algorithm: alg, HMACSecret: secret, TokenTTL: testTTL, Leeway: DefaultLeeway, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.keys = keys
-	f.validator = NewValidator(keys, ValidatorConfig{Issuer: testIssuer, Audience: testAudience, Leeway: DefaultLeeway, Now: clock, DenyList: f.deny})
-	f.issuer = NewIssuer(IssuerDeps{Users: svc, Clients: svc, Tokens: store, Keys: keys, Validator: f.validator, DenyList: f.deny},
-		IssuerConfig{Issuer: testIssuer, Audience: testAudience, TTL: testTTL, Scopes: testScopes, Now: clock})
+	refresh, err := LoadRefreshKey(ctx, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.revocations.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.validator = NewValidator(keys, ValidatorConfig{Issuer: testIssuer, Audience: testAudience, Leeway: DefaultLeeway, Now: clock, Revocations: f.revocations, Users: f.view})
+	f.issuer = NewIssuer(IssuerDeps{Users: svc, Clients: f.clients, Sessions: store, Keys: keys, Refresh: refresh, Validator: f.validator, Revocations: f.revocations},
+		IssuerConfig{Issuer: testIssuer, Audience: testAudience, TTL: testTTL, Scopes: testScopes, Now: clock, ReuseWindow: -1})
 	return f
 }
 

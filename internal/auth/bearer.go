@@ -11,6 +11,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/gatehouse/gatehouse/internal/storage"
 )
 
 // maxTokenBytes bounds the work a hostile token can cause before its
@@ -27,8 +29,12 @@ type ValidatorConfig struct {
 	Audience string
 	Leeway   time.Duration
 	Now      func() time.Time
-	// DenyList, when set, refuses revoked tokens (RFC 7009).
-	DenyList *DenyList
+	// Revocations, when set, refuses tokens of revoked sessions and
+	// revoked tokens (RFC 7009).
+	Revocations *Revocations
+	// Users, when set, refuses tokens of disabled or deleted users and
+	// gives handlers the user without a store read.
+	Users *UserView
 	// CacheSize is how many verified tokens are remembered so that their
 	// signature is checked once, not on every request; 0 turns the cache
 	// off. DefaultCacheSize suits a server. Expiry, revocation and key
@@ -40,7 +46,8 @@ type ValidatorConfig struct {
 type Validator struct {
 	keys   *Keys
 	parser *jwt.Parser
-	deny   *DenyList
+	deny   *Revocations
+	users  *UserView
 	now    func() time.Time
 	leeway time.Duration
 	cache  *tokenCache // nil when off
@@ -70,7 +77,8 @@ func NewValidator(keys *Keys, cfg ValidatorConfig) *Validator {
 	return &Validator{
 		keys:   keys,
 		parser: parser,
-		deny:   cfg.DenyList,
+		deny:   cfg.Revocations,
+		users:  cfg.Users,
 		now:    cfg.Now,
 		leeway: cfg.Leeway,
 		cache:  newTokenCache(cfg.CacheSize),
@@ -99,7 +107,7 @@ func (v *Validator) Verify(token string) (*Claims, error) {
 	key := cacheKey(token)
 	if e := v.cached(&key); e != nil {
 		// A revoked token stays cached: refusing it again is as cheap.
-		if v.deny != nil && v.deny.Revoked(e.claims.ID) {
+		if v.revoked(&e.claims) {
 			return nil, errRevoked()
 		}
 		claims := e.claims
@@ -134,13 +142,21 @@ func (v *Validator) verify(token string) (*Claims, string, error) {
 	if err != nil {
 		return nil, "", invalidToken(describeJWTError(err))
 	}
-	if claims.Subject == "" || claims.ID == "" {
-		return nil, "", invalidToken("the access token lacks sub or jti")
+	if claims.Subject == "" || claims.ID == "" || claims.SessionID == "" {
+		// Every access token belongs to a session: one without `sid` was
+		// issued before sessions, or not by gatehouse.
+		return nil, "", invalidToken("the access token lacks sub, jti or sid")
 	}
-	if v.deny != nil && v.deny.Revoked(claims.ID) {
+	if v.revoked(claims) {
 		return nil, "", errRevoked()
 	}
 	return claims, kid, nil
+}
+
+// revoked reports whether the token's session or the token itself was
+// revoked.
+func (v *Validator) revoked(c *Claims) bool {
+	return v.deny != nil && (v.deny.SessionRevoked(c.SessionID) || v.deny.TokenRevoked(c.ID))
 }
 
 func errRevoked() *BearerError { return invalidToken("the access token was revoked") }
@@ -193,6 +209,21 @@ func (v *Validator) Authenticate(ctx context.Context, input *openapi3filter.Auth
 	claims, err := v.Verify(token)
 	if err != nil {
 		return err
+	}
+	if v.users != nil {
+		// A disabled or deleted account's tokens stop at once (RFC 6750
+		// §3.1 invalid_token), from the in-memory view.
+		u, err := v.users.Get(ctx, claims.Subject)
+		if err != nil {
+			return err
+		}
+		if u == nil {
+			return invalidToken("the token's user no longer exists")
+		}
+		if u.Disabled {
+			return invalidToken("the token's user is disabled")
+		}
+		h.user = u
 	}
 	if !hasScopes(claims.Scope, input.Scopes) {
 		return &BearerError{
@@ -294,6 +325,7 @@ type holderKey struct{}
 type claimsHolder struct {
 	context.Context
 	claims *Claims
+	user   *storage.User
 }
 
 // Value answers holderKey with the holder and every other key from the
@@ -321,6 +353,17 @@ func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
 		return nil, false
 	}
 	return h.claims, true
+}
+
+// UserFromContext returns the account of the validated access token, as
+// the user view holds it (shared: do not change it). It reports false
+// when the request was not authenticated or the validator has no view.
+func UserFromContext(ctx context.Context) (*storage.User, bool) {
+	h, _ := ctx.Value(holderKey{}).(*claimsHolder)
+	if h == nil || h.claims == nil || h.user == nil {
+		return nil, false
+	}
+	return h.user, true
 }
 
 // Unauthenticated is the error a handler returns when it finds no claims.

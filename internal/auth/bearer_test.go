@@ -49,8 +49,9 @@ func (f *fixture) claims(mutate func(*Claims)) *Claims {
 			IssuedAt:  jwt.NewNumericDate(f.now),
 			ID:        "jti-1",
 		},
-		ClientID: PublicClientID,
-		Scope:    "me",
+		ClientID:  PublicClientID,
+		Scope:     "me",
+		SessionID: "session-1",
 	}
 	if mutate != nil {
 		mutate(c)

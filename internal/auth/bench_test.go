@@ -3,13 +3,13 @@ package auth
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/gatehouse/gatehouse/internal/storage"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
@@ -22,22 +22,22 @@ import (
 // with the small argon2id parameters of the tests unless hasher says
 // otherwise.
 type benchFixture struct {
-	store  users.Store
+	store  storage.Store
 	users  *users.Service
 	keys   *Keys
-	deny   *DenyList
+	deny   *Revocations
 	issuer *Issuer
 }
 
 func newBenchFixture(b *testing.B, alg string, hasher users.Hasher) *benchFixture {
 	b.Helper()
 	ctx := context.Background()
-	store, err := users.OpenSQLite(ctx, filepath.Join(b.TempDir(), "gatehouse.db"))
-	if err != nil {
+	store := openTestStore(b)
+	f := &benchFixture{store: store, deny: NewRevocations(store, RevocationsConfig{})}
+	if err := f.deny.Load(ctx); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { store.Close() })
-	f := &benchFixture{store: store, deny: NewDenyList(store, nil)}
+	var err error
 	f.users, err = users.NewService(store, users.Options{
 		Hasher:      hasher,
 		Scopes:      testScopes,
@@ -54,9 +54,13 @@ func newBenchFixture(b *testing.B, alg string, hasher users.Hasher) *benchFixtur
 	if err != nil {
 		b.Fatal(err)
 	}
+	refresh, err := LoadRefreshKey(ctx, store, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
 	f.issuer = NewIssuer(IssuerDeps{
-		Users: f.users, Clients: f.users, Tokens: store, Keys: f.keys,
-		Validator: f.validator(0), DenyList: f.deny,
+		Users: f.users, Clients: NewClients(store, testScopes, nil, nil), Sessions: store, Keys: f.keys,
+		Refresh: refresh, Validator: f.validator(0), Revocations: f.deny,
 		Throttle: NewThrottle(store, DefaultThrottle()),
 	}, IssuerConfig{Issuer: testIssuer, Audience: testAudience, TTL: testTTL, Scopes: testScopes})
 	return f
@@ -65,7 +69,7 @@ func newBenchFixture(b *testing.B, alg string, hasher users.Hasher) *benchFixtur
 func (f *benchFixture) validator(cacheSize int) *Validator {
 	return NewValidator(f.keys, ValidatorConfig{
 		Issuer: testIssuer, Audience: testAudience, Leeway: DefaultLeeway,
-		DenyList: f.deny, CacheSize: cacheSize,
+		Revocations: f.deny, CacheSize: cacheSize,
 	})
 }
 
@@ -80,7 +84,7 @@ func (f *benchFixture) sign(b *testing.B, jti string) string {
 			ExpiresAt: jwt.NewNumericDate(now.Add(testTTL)), NotBefore: jwt.NewNumericDate(now), IssuedAt: jwt.NewNumericDate(now),
 			ID: jti,
 		},
-		ClientID: PublicClientID, Scope: "me users:read", PreferredUsername: "alice",
+		ClientID: PublicClientID, Scope: "me users:read", PreferredUsername: "alice", SessionID: "bench-session",
 	})
 	tok.Header["typ"] = AccessTokenType
 	tok.Header["kid"] = kid
@@ -107,9 +111,14 @@ func BenchmarkVerify(b *testing.B) {
 			for i := range tokens {
 				tokens[i] = f.sign(b, fmt.Sprintf("jti-%d", i))
 			}
-			// A few revocations, as a live deny-list has.
+			// A few revocations, as a live process holds.
 			for i := range 100 {
-				f.deny.Add(fmt.Sprintf("revoked-%d", i), time.Now().Add(time.Hour))
+				if err := f.store.RevokeToken(context.Background(), fmt.Sprintf("revoked-%d", i), time.Now().Add(time.Hour), time.Now()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := f.deny.Sync(context.Background()); err != nil {
+				b.Fatal(err)
 			}
 			run := func(b *testing.B, v *Validator, next func(i int) string) {
 				b.ReportAllocs()
@@ -166,8 +175,9 @@ func BenchmarkCacheKey(b *testing.B) {
 }
 
 // BenchmarkIssue measures a successful password grant (RFC 6749 §4.3)
-// end to end below HTTP, with RS256: throttle bookkeeping, user lookup,
-// password check, refresh token and access token records, signing. With
+// end to end below HTTP, with RS256: the throttle reservation with the
+// user lookup, the password check, the session with the settlement,
+// signing. With
 // small argon2id parameters it shows what a login costs besides hashing;
 // BenchmarkArgon2id gives the hashing itself at the default parameters.
 func BenchmarkIssue(b *testing.B) {

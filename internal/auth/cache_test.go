@@ -22,7 +22,7 @@ func (f *fixture) cachingValidator(t *testing.T, size int) (v *Validator, checks
 	t.Helper()
 	v = NewValidator(f.keys, ValidatorConfig{
 		Issuer: testIssuer, Audience: testAudience, Leeway: DefaultLeeway,
-		Now: func() time.Time { return f.now }, DenyList: f.deny, CacheSize: size,
+		Now: func() time.Time { return f.now }, Revocations: f.revocations, Users: f.view, CacheSize: size,
 	})
 	checks = new(atomic.Int64)
 	v.lookup = func(tok *jwt.Token) (any, error) {
@@ -96,7 +96,7 @@ func TestVerifyCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.deny.Add(c.ID, c.ExpiresAt.Time)
+		f.revokeJTI(t, c.ID, c.ExpiresAt.Time)
 		for range 2 {
 			_, err = v.Verify(tok)
 			wantInvalidToken(t, err, "revoked")
@@ -107,9 +107,8 @@ func TestVerifyCache(t *testing.T) {
 	})
 
 	// Account events (password change, disabling, losing a scope) revoke the
-	// user's access tokens by jti in the store, and the deny-list learns it
-	// (AfterRevoke): a hit consults the deny-list, so the cache never
-	// outlives them.
+	// user's sessions in the store, and the revocation view learns it
+	// (AfterRevoke): a hit consults it, so the cache never outlives them.
 	for _, ev := range []struct {
 		name string
 		do   func(ctx context.Context, f *fixture, u *users.User) error
@@ -332,7 +331,7 @@ func TestVerifyCache(t *testing.T) {
 		}
 		wg.Go(func() {
 			for n := 7; n < len(tokens); n += 8 {
-				f.deny.Add(fmt.Sprintf("jti-%d", n), exp)
+				f.revokeJTI(t, fmt.Sprintf("jti-%d", n), exp)
 				v.CacheStats()
 			}
 		})
@@ -346,4 +345,16 @@ func TestVerifyCache(t *testing.T) {
 			t.Errorf("got hits=%d misses=%d size=%d, want both counted and size ≤ 16", hits, misses, size)
 		}
 	})
+}
+
+// revokeJTI revokes one access token (RFC 7009) in the store and makes
+// the fixture's view learn it.
+func (f *fixture) revokeJTI(t *testing.T, jti string, exp time.Time) {
+	t.Helper()
+	if err := f.store.RevokeToken(context.Background(), jti, exp, f.now); err != nil {
+		t.Error(err)
+	}
+	if err := f.revocations.Sync(context.Background()); err != nil {
+		t.Error(err)
+	}
 }

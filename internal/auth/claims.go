@@ -18,6 +18,10 @@ type Claims struct {
 	ClientID          string `json:"client_id"`
 	Scope             string `json:"scope,omitempty"`
 	PreferredUsername string `json:"preferred_username,omitempty"`
+	// SessionID names the login (storage.Session) the token belongs to;
+	// revoking the session ends the token (RFC 9068 allows claims beyond
+	// its own).
+	SessionID string `json:"sid,omitempty"`
 }
 
 // Scopes returns the space-separated `scope` claim as a list.

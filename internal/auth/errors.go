@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/gatehouse/gatehouse/internal/storage"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
@@ -64,11 +65,22 @@ func Overloaded(cause error) *Error {
 	return &Error{Code: CodeTemporarilyUnavailable, Description: "the server is busy; retry shortly", Status: http.StatusServiceUnavailable, Cause: cause, RetryAfter: 1}
 }
 
+// Unavailable is the 503 answer when the store could not do the work now
+// (storage.IsFault: unreachable, timed out, full, busy, read-only):
+// RFC 6749 §5.2 temporarily_unavailable, to retry after Retry-After.
+func Unavailable(cause error) *Error {
+	return &Error{Code: CodeTemporarilyUnavailable, Description: "the server cannot store this now; retry shortly", Status: http.StatusServiceUnavailable, Cause: cause, RetryAfter: 1}
+}
+
 // ServerError hides cause from the client and keeps it for the log. An
-// overloaded store or hasher (users.ErrBusy) is a 503 to retry, not a 500.
+// overloaded hasher (users.ErrBusy) or a store fault is a 503 to retry,
+// not a 500.
 func ServerError(cause error) *Error {
 	if errors.Is(cause, users.ErrBusy) {
 		return Overloaded(cause)
+	}
+	if storage.IsFault(cause) {
+		return Unavailable(cause)
 	}
 	e := oauthError(CodeServerError, "the server could not handle the request")
 	e.Cause = cause

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/gatehouse/gatehouse/internal/storage"
 )
 
 // Fuzz targets of the request parsers and the bearer validator. Run one
@@ -392,8 +394,9 @@ func newVerifyFixtures(f *testing.F) ([]verifyFixture, []string) {
 				IssuedAt:  jwt.NewNumericDate(now),
 				ID:        jti,
 			},
-			ClientID: PublicClientID,
-			Scope:    "me users:read",
+			ClientID:  PublicClientID,
+			Scope:     "me users:read",
+			SessionID: "fuzz-session",
 		}
 		if mutate != nil {
 			mutate(c)
@@ -424,9 +427,13 @@ func newVerifyFixtures(f *testing.F) ([]verifyFixture, []string) {
 		if err != nil {
 			f.Fatalf("LoadKeys(%s): %v", alg, err)
 		}
-		deny := NewDenyList(nil, clock.Now)
-		deny.Add(fuzzRevokedJTI, now.Add(keyTestTTL))
-		cfg := ValidatorConfig{Issuer: testIssuer, Audience: testAudience, Leeway: keyTestLeeway, Now: clock.Now, DenyList: deny}
+		feed := &memFeed{}
+		deny := NewRevocations(feed, RevocationsConfig{Now: clock.Now})
+		feed.add(storage.ChangeToken, fuzzRevokedJTI, now.Add(keyTestTTL))
+		if err := deny.Sync(context.Background()); err != nil {
+			f.Fatal(err)
+		}
+		cfg := ValidatorConfig{Issuer: testIssuer, Audience: testAudience, Leeway: keyTestLeeway, Now: clock.Now, Revocations: deny}
 		plain := NewValidator(keys, cfg)
 		cfg.CacheSize = 16
 		cached := NewValidator(keys, cfg)
@@ -439,7 +446,10 @@ func newVerifyFixtures(f *testing.F) ([]verifyFixture, []string) {
 		if _, err := cached.Verify(revokedLater); err != nil {
 			f.Fatalf("%s: Verify before revocation: %v", alg, err)
 		}
-		deny.Add(fuzzRevokedLaterJTI, now.Add(keyTestTTL))
+		feed.add(storage.ChangeToken, fuzzRevokedLaterJTI, now.Add(keyTestTTL))
+		if err := deny.Sync(context.Background()); err != nil {
+			f.Fatal(err)
+		}
 		// RFC 9068 §4 with RFC 7515 §4.1.9: the media-type form of typ,
 		// compared case-insensitively.
 		mediaType := sign(method, key, claims(fuzzJTI, nil), map[string]any{"kid": kid, "typ": "Application/AT+JWT"})

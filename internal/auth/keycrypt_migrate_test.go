@@ -15,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/users"
+	"github.com/gatehouse/gatehouse/internal/storage"
+	"github.com/gatehouse/gatehouse/internal/storage/sqlstore"
 )
 
 // casStore is a KeyStore over a real store that counts the calls to
@@ -51,14 +52,9 @@ func (s *casStore) replaceCalls() int {
 }
 
 // openSQLiteKeyStore opens a real SQLite store in t.TempDir().
-func openSQLiteKeyStore(t *testing.T) users.Store {
+func openSQLiteKeyStore(t *testing.T) storage.Store {
 	t.Helper()
-	store, err := users.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "gatehouse.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	return store
+	return openTestStore(t)
 }
 
 // storedPrivate maps each stored key id to its private form as stored.
@@ -343,7 +339,7 @@ func TestLoadKeys_encrypting_at_rest_keeps_the_envelope_of_a_replica_that_encryp
 
 	ks, err := LoadKeys(context.Background(), store, encryptedConfig(AlgES256, clock))
 	if err != nil {
-		t.Fatalf("got %v, want users.ErrNotFound from the lost swap taken as the key encrypted elsewhere", err)
+		t.Fatalf("got %v, want storage.ErrNotFound from the lost swap taken as the key encrypted elsewhere", err)
 	}
 	if theirs == nil {
 		t.Fatal("the other replica never ran")
@@ -443,7 +439,7 @@ func TestLoadKeys_encrypting_at_rest_fails_the_load_when_the_store_refuses(t *te
 	}{
 		{"store_error", errors.New("attempt to write a readonly database"), "readonly database"},
 		// A store whose swap never applies: bounded, not a loop.
-		{"swap_that_never_applies", users.ErrNotFound, "gave up after 3 attempts"},
+		{"swap_that_never_applies", storage.ErrNotFound, "gave up after 3 attempts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -470,9 +466,9 @@ func TestLoadKeys_replicas_encrypting_at_rest_at_once_both_start_with_the_same_k
 	// after the encryption key was set.
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "gatehouse.db")
-	open := func() users.Store {
+	open := func() storage.Store {
 		t.Helper()
-		s, err := users.OpenSQLite(ctx, path)
+		s, err := sqlstore.OpenSQLite(ctx, path, sqlstore.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,7 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
-	"github.com/gatehouse/gatehouse/internal/users"
+	"github.com/gatehouse/gatehouse/internal/storage"
 )
 
 // Signing algorithms gatehouse can be configured with (RFC 7518 §3.1,
@@ -54,27 +54,27 @@ const rsaKeyBits = 2048
 // from configuration, so it is rotated by changing the configuration.
 var ErrRotationUnsupported = errors.New("auth: HS256 secrets are rotated by configuration, not by key rotation")
 
-// KeyStore is what the key set needs from the store. users.Store satisfies
-// it; the methods have the same contracts.
+// KeyStore is what the key set needs from the store; the methods have the
+// contracts of storage.KeyStore.
 type KeyStore interface {
 	// SigningKeys returns every stored signing key, newest first.
-	SigningKeys(ctx context.Context) ([]users.SigningKey, error)
+	SigningKeys(ctx context.Context) ([]storage.SigningKey, error)
 	// EnsureSigningKey returns the newest key for alg, calling create and
 	// storing its result only when there is none, atomically across
 	// processes.
-	EnsureSigningKey(ctx context.Context, alg string, create func() (users.SigningKey, error)) (users.SigningKey, error)
+	EnsureSigningKey(ctx context.Context, alg string, create func() (storage.SigningKey, error)) (storage.SigningKey, error)
 	// CreateSigningKey stores a rotated key.
-	CreateSigningKey(ctx context.Context, k users.SigningKey) error
-	// DeleteSigningKey removes a retired key. Returns users.ErrNotFound.
+	CreateSigningKey(ctx context.Context, k storage.SigningKey) error
+	// DeleteSigningKey removes a retired key. Returns storage.ErrNotFound.
 	DeleteSigningKey(ctx context.Context, id string) error
 	// ReplaceSigningKeyPrivate swaps the stored private form of key id
 	// from old to next (its encryption at rest), only while it is still
-	// old. Returns users.ErrNotFound when no key has that id and private
+	// old. Returns storage.ErrNotFound when no key has that id and private
 	// form.
 	ReplaceSigningKeyPrivate(ctx context.Context, id string, old, next []byte) error
 }
 
-var _ KeyStore = users.Store(nil)
+var _ KeyStore = storage.KeyStore(nil)
 
 // KeyConfig says which keys sign and how they rotate.
 //
@@ -241,7 +241,7 @@ func LoadKeys(ctx context.Context, store KeyStore, cfg KeyConfig) (*Keys, error)
 	if cfg.Algorithm == AlgHS256 {
 		ks.hmac = &key{id: hmacKeyID(cfg.HMACSecret), method: jwt.SigningMethodHS256, sign: cfg.HMACSecret, verify: cfg.HMACSecret}
 	} else {
-		_, err := store.EnsureSigningKey(ctx, cfg.Algorithm, func() (users.SigningKey, error) {
+		_, err := store.EnsureSigningKey(ctx, cfg.Algorithm, func() (storage.SigningKey, error) {
 			now := cfg.Now()
 			return ks.generate(now, now)
 		})
@@ -282,19 +282,19 @@ const encryptAtRestAttempts = 3
 // same, so tokens it signed keep verifying. Each row is swapped only while
 // it still holds the plain form read here, so replicas starting at once do
 // not overwrite each other's envelope: the one that loses sees
-// users.ErrNotFound and reads the keys again. Nothing is written while a
+// storage.ErrNotFound and reads the keys again. Nothing is written while a
 // key already encrypted does not open under EncryptionKey: a replica
 // started with another key fails rather than split the store between
 // two. A plain key that does not parse is left as stored, for install to
 // report (or retire).
-func (ks *Keys) encryptAtRest(ctx context.Context, stored []users.SigningKey) ([]users.SigningKey, error) {
+func (ks *Keys) encryptAtRest(ctx context.Context, stored []storage.SigningKey) ([]storage.SigningKey, error) {
 	if len(ks.cfg.EncryptionKey) == 0 {
 		return stored, nil
 	}
 	stored = slices.Clone(stored)
 	var sealed []string
 	for attempt := 1; ; attempt++ {
-		if !slices.ContainsFunc(stored, func(sk users.SigningKey) bool { return !isEnvelope(sk.Private) }) {
+		if !slices.ContainsFunc(stored, func(sk storage.SigningKey) bool { return !isEnvelope(sk.Private) }) {
 			break
 		}
 		// Encrypt nothing under a key that does not open the keys already
@@ -322,7 +322,7 @@ func (ks *Keys) encryptAtRest(ctx context.Context, stored []users.SigningKey) ([
 			case err == nil:
 				stored[i].Private = next
 				sealed = append(sealed, sk.ID)
-			case errors.Is(err, users.ErrNotFound):
+			case errors.Is(err, storage.ErrNotFound):
 				// Another replica encrypted or retired it first.
 				raced = true
 			default:
@@ -409,19 +409,19 @@ func (ks *Keys) Lookup(t *jwt.Token) (any, error) {
 // only the reload fails, the key is stored (the next Refresh loads it) and
 // returned along with the error. Under HS256 it returns
 // ErrRotationUnsupported.
-func (ks *Keys) Rotate(ctx context.Context) (users.SigningKey, error) {
+func (ks *Keys) Rotate(ctx context.Context) (storage.SigningKey, error) {
 	if ks.cfg.Algorithm == AlgHS256 {
-		return users.SigningKey{}, ErrRotationUnsupported
+		return storage.SigningKey{}, ErrRotationUnsupported
 	}
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	now := ks.cfg.Now()
 	sk, err := ks.generate(now, now.Add(ks.cfg.PrePublish))
 	if err != nil {
-		return users.SigningKey{}, fmt.Errorf("rotate signing key: %w", err)
+		return storage.SigningKey{}, fmt.Errorf("rotate signing key: %w", err)
 	}
 	if err := ks.store.CreateSigningKey(ctx, sk); err != nil {
-		return users.SigningKey{}, fmt.Errorf("rotate signing key: %w", err)
+		return storage.SigningKey{}, fmt.Errorf("rotate signing key: %w", err)
 	}
 	sk.Private = nil
 	ks.cfg.Audit.Record(ctx, audit.KeyRotated, audit.OK, slog.String("kid", sk.ID), slog.String("alg", sk.Algorithm), slog.Time("activates_at", sk.ActivatesAt))
@@ -453,13 +453,13 @@ func (ks *Keys) refresh(ctx context.Context) error {
 
 // install builds a snapshot from stored, swaps it in and deletes the keys
 // it retired. ks.mu is held.
-func (ks *Keys) install(ctx context.Context, stored []users.SigningKey) error {
+func (ks *Keys) install(ctx context.Context, stored []storage.SigningKey) error {
 	now := ks.cfg.Now()
 	alg := ks.cfg.Algorithm
 	// Newest first by CreatedAt; the stable sort keeps the store's
 	// tie-break between keys created at the same instant.
 	stored = slices.Clone(stored)
-	slices.SortStableFunc(stored, func(a, b users.SigningKey) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	slices.SortStableFunc(stored, func(a, b storage.SigningKey) int { return b.CreatedAt.Compare(a.CreatedAt) })
 
 	s := &keySet{byID: map[string]*key{}}
 	if ks.hmac != nil {
@@ -526,7 +526,7 @@ func (ks *Keys) install(ctx context.Context, stored []users.SigningKey) error {
 		switch {
 		case err == nil:
 			ks.cfg.Logger.Info("retired signing key", "kid", id)
-		case errors.Is(err, users.ErrNotFound):
+		case errors.Is(err, storage.ErrNotFound):
 			// Another replica retired it first.
 		default:
 			errs = append(errs, fmt.Errorf("delete retired signing key %s: %w", id, err))
@@ -583,7 +583,7 @@ func (ks *Keys) tick(ctx context.Context) {
 
 // generate creates a key of the configured algorithm, sealed for storage
 // when an encryption key is set.
-func (ks *Keys) generate(createdAt, activatesAt time.Time) (users.SigningKey, error) {
+func (ks *Keys) generate(createdAt, activatesAt time.Time) (storage.SigningKey, error) {
 	alg := ks.cfg.Algorithm
 	var (
 		priv crypto.Signer
@@ -600,21 +600,21 @@ func (ks *Keys) generate(createdAt, activatesAt time.Time) (users.SigningKey, er
 		err = fmt.Errorf("cannot generate a %q key", alg)
 	}
 	if err != nil {
-		return users.SigningKey{}, err
+		return storage.SigningKey{}, err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return users.SigningKey{}, err
+		return storage.SigningKey{}, err
 	}
 	jwk, err := publicJWK(alg, priv.Public())
 	if err != nil {
-		return users.SigningKey{}, err
+		return storage.SigningKey{}, err
 	}
 	private, err := sealPrivateKey(ks.cfg.EncryptionKey, jwk.Kid, der)
 	if err != nil {
-		return users.SigningKey{}, err
+		return storage.SigningKey{}, err
 	}
-	return users.SigningKey{
+	return storage.SigningKey{
 		ID:          jwk.Kid,
 		Algorithm:   alg,
 		Private:     private,
@@ -626,7 +626,7 @@ func (ks *Keys) generate(createdAt, activatesAt time.Time) (users.SigningKey, er
 // parse reads a stored key: decrypts it, checks that the key matches its
 // algorithm and that its id is its RFC 7638 thumbprint (so a row's key
 // cannot be swapped for another's unnoticed).
-func (ks *Keys) parse(sk users.SigningKey) (*key, error) {
+func (ks *Keys) parse(sk storage.SigningKey) (*key, error) {
 	der, err := openPrivateKey(ks.cfg.EncryptionKey, sk.ID, sk.Private)
 	if err != nil {
 		return nil, err

@@ -22,16 +22,16 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/gatehouse/gatehouse/internal/users"
+	"github.com/gatehouse/gatehouse/internal/storage"
 )
 
-// memKeyStore is an in-memory KeyStore with the users.Store contracts:
+// memKeyStore is an in-memory KeyStore with the storage.Store contracts:
 // newest first, ties broken by insertion order (the later insert is newer).
 type memKeyStore struct {
 	mu   sync.Mutex
-	keys []users.SigningKey // in insertion order
+	keys []storage.SigningKey // in insertion order
 	// created, when set, receives every key CreateSigningKey stores.
-	created chan users.SigningKey
+	created chan storage.SigningKey
 	// listErr, when set, fails SigningKeys.
 	listErr error
 	// beforeDelete, when set, runs before DeleteSigningKey looks for the
@@ -42,29 +42,29 @@ type memKeyStore struct {
 
 var _ KeyStore = (*memKeyStore)(nil)
 
-func cloneSigningKey(k users.SigningKey) users.SigningKey {
+func cloneSigningKey(k storage.SigningKey) storage.SigningKey {
 	k.Private = bytes.Clone(k.Private)
 	return k
 }
 
-func (m *memKeyStore) SigningKeys(context.Context) ([]users.SigningKey, error) {
+func (m *memKeyStore) SigningKeys(context.Context) ([]storage.SigningKey, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.listErr != nil {
 		return nil, m.listErr
 	}
-	out := make([]users.SigningKey, 0, len(m.keys))
+	out := make([]storage.SigningKey, 0, len(m.keys))
 	for i := len(m.keys) - 1; i >= 0; i-- {
 		out = append(out, cloneSigningKey(m.keys[i]))
 	}
-	slices.SortStableFunc(out, func(a, b users.SigningKey) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	slices.SortStableFunc(out, func(a, b storage.SigningKey) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	return out, nil
 }
 
-func (m *memKeyStore) EnsureSigningKey(_ context.Context, alg string, create func() (users.SigningKey, error)) (users.SigningKey, error) {
+func (m *memKeyStore) EnsureSigningKey(_ context.Context, alg string, create func() (storage.SigningKey, error)) (storage.SigningKey, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var newest *users.SigningKey
+	var newest *storage.SigningKey
 	for i := range m.keys {
 		if k := &m.keys[i]; k.Algorithm == alg && (newest == nil || !k.CreatedAt.Before(newest.CreatedAt)) {
 			newest = k
@@ -75,7 +75,7 @@ func (m *memKeyStore) EnsureSigningKey(_ context.Context, alg string, create fun
 	}
 	k, err := create()
 	if err != nil {
-		return users.SigningKey{}, err
+		return storage.SigningKey{}, err
 	}
 	if k.ActivatesAt.IsZero() {
 		k.ActivatesAt = k.CreatedAt
@@ -84,7 +84,7 @@ func (m *memKeyStore) EnsureSigningKey(_ context.Context, alg string, create fun
 	return k, nil
 }
 
-func (m *memKeyStore) CreateSigningKey(_ context.Context, k users.SigningKey) error {
+func (m *memKeyStore) CreateSigningKey(_ context.Context, k storage.SigningKey) error {
 	m.mu.Lock()
 	for _, have := range m.keys {
 		if have.ID == k.ID {
@@ -117,11 +117,11 @@ func (m *memKeyStore) DeleteSigningKey(_ context.Context, id string) error {
 			return nil
 		}
 	}
-	return users.ErrNotFound
+	return storage.ErrNotFound
 }
 
 // ReplaceSigningKeyPrivate swaps the private form only while it is still
-// old, as users.Store does.
+// old, as storage.Store does.
 func (m *memKeyStore) ReplaceSigningKeyPrivate(_ context.Context, id string, old, next []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -131,7 +131,7 @@ func (m *memKeyStore) ReplaceSigningKeyPrivate(_ context.Context, id string, old
 			return nil
 		}
 	}
-	return users.ErrNotFound
+	return storage.ErrNotFound
 }
 
 // ids lists the stored key ids, newest first.
@@ -148,7 +148,7 @@ func (m *memKeyStore) ids(t *testing.T) []string {
 	return out
 }
 
-func (m *memKeyStore) stored(t *testing.T, id string) users.SigningKey {
+func (m *memKeyStore) stored(t *testing.T, id string) storage.SigningKey {
 	t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -158,7 +158,7 @@ func (m *memKeyStore) stored(t *testing.T, id string) users.SigningKey {
 		}
 	}
 	t.Fatalf("key %s is not stored", id)
-	return users.SigningKey{}
+	return storage.SigningKey{}
 }
 
 // keyClock is a clock that moves only when told.
@@ -909,7 +909,7 @@ func TestKeyRetirement(t *testing.T) {
 			}
 		}
 		if err := ks.Refresh(ctx); err != nil {
-			t.Errorf("got %v, want users.ErrNotFound from the second deleter ignored", err)
+			t.Errorf("got %v, want storage.ErrNotFound from the second deleter ignored", err)
 		}
 		if got := store.deleted; !slices.Equal(got, []string{old}) {
 			t.Errorf("got deleted %v, want %v once", got, []string{old})
@@ -990,7 +990,7 @@ func TestRefreshPicksUpKeyRotatedElsewhere(t *testing.T) {
 
 func TestRunRotatesWhenRotationIntervalElapsed(t *testing.T) {
 	clock := newKeyClock()
-	store := &memKeyStore{created: make(chan users.SigningKey, 1)}
+	store := &memKeyStore{created: make(chan storage.SigningKey, 1)}
 	cfg := keyConfig(AlgEdDSA, clock)
 	cfg.RotationInterval = 24 * time.Hour
 	cfg.RefreshInterval = time.Millisecond

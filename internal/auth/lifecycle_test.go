@@ -68,12 +68,14 @@ func TestRefreshGrant(t *testing.T) {
 		f.wantActive(t, second.AccessToken)
 	})
 
-	t.Run("rfc9700_4.14.2_reuse_revokes_the_whole_family", func(t *testing.T) {
+	t.Run("rfc9700_4.14.2_reuse_after_the_window_revokes_the_session", func(t *testing.T) {
 		first := login(t)
 		second, err := f.refresh(first.RefreshToken, "", "")
 		if err != nil {
 			t.Fatal(err)
 		}
+		f.now = f.now.Add(DefaultReuseWindow)
+		defer func() { f.now = f.now.Add(-DefaultReuseWindow) }()
 		_, err = f.refresh(first.RefreshToken, "", "")
 		wantOAuthError(t, err, CodeInvalidGrant, 400)
 		// The legitimate holder's current token dies with the family.
@@ -137,27 +139,51 @@ func TestRefreshGrant(t *testing.T) {
 		wantOAuthError(t, err, CodeInvalidRequest, 400)
 	})
 
-	t.Run("rfc6749_6_concurrent_refreshes_of_one_token_yield_exactly_one_success", func(t *testing.T) {
+	t.Run("rfc9700_4.14.2_50_concurrent_refreshes_of_one_token_converge_on_one_child", func(t *testing.T) {
 		r := login(t)
-		const n = 16
+		const n = 50
 		var (
-			wg        sync.WaitGroup
-			mu        sync.Mutex
-			successes int
+			wg       sync.WaitGroup
+			mu       sync.Mutex
+			children = map[string]int{}
 		)
 		for range n {
 			wg.Go(func() {
-				if _, err := f.refresh(r.RefreshToken, "", ""); err == nil {
-					mu.Lock()
-					successes++
-					mu.Unlock()
+				next, err := f.refresh(r.RefreshToken, "", "")
+				if err != nil {
+					t.Errorf("a concurrent refresh failed: %v", err)
+					return
 				}
+				f.wantActive(t, next.AccessToken)
+				mu.Lock()
+				children[next.RefreshToken]++
+				mu.Unlock()
 			})
 		}
 		wg.Wait()
-		if successes != 1 {
-			t.Fatalf("got %d successful refreshes of one token, want exactly 1", successes)
+		if len(children) != 1 {
+			t.Fatalf("got %d different refresh tokens from %d concurrent refreshes, want 1", len(children), n)
 		}
+		var child string
+		for c := range children {
+			child = c
+		}
+		sid, _, _, _ := parseRefreshToken(child)
+		s, err := f.store.Session(context.Background(), sid)
+		if err != nil || s.Generation != 1 {
+			t.Fatalf("session after the race: %+v, %v; want one rotation (generation 1)", s, err)
+		}
+		// The one child works; the parent after the window is reuse.
+		grandchild, err := f.refresh(child, "", "")
+		if err != nil {
+			t.Fatalf("refreshing the converged child: %v", err)
+		}
+		f.now = f.now.Add(DefaultReuseWindow)
+		defer func() { f.now = f.now.Add(-DefaultReuseWindow) }()
+		_, err = f.refresh(r.RefreshToken, "", "")
+		wantOAuthError(t, err, CodeInvalidGrant, 400)
+		_, err = f.refresh(grandchild.RefreshToken, "", "")
+		wantOAuthError(t, err, CodeInvalidGrant, 400)
 	})
 }
 
@@ -203,7 +229,7 @@ func TestRevoke(t *testing.T) {
 		return f.issuer.Revoke(context.Background(), RevocationRequest{Token: token, TokenTypeHint: hint, ClientID: clientID})
 	}
 
-	t.Run("rfc7009_2.1_revoking_a_refresh_token_revokes_its_family", func(t *testing.T) {
+	t.Run("rfc7009_2.1_revoking_a_refresh_token_revokes_its_session", func(t *testing.T) {
 		first := login(t, "")
 		second, err := f.refresh(first.RefreshToken, "", "")
 		if err != nil {
@@ -330,7 +356,8 @@ func TestIntrospect(t *testing.T) {
 	t.Run("rfc7662_2.2_active_access_token", func(t *testing.T) {
 		in := introspect(r.AccessToken, "")
 		want := Introspection{Active: true, Scope: "me", ClientID: "cli", Username: "erin", TokenType: "Bearer",
-			Sub: u.ID, Iss: testIssuer, Aud: testAudience, Exp: f.now.Add(testTTL).Unix(), Iat: f.now.Unix(), Nbf: f.now.Unix(), Jti: in.Jti}
+			Sub: u.ID, Iss: testIssuer, Aud: testAudience, Exp: f.now.Add(testTTL).Unix(), Iat: f.now.Unix(), Nbf: f.now.Unix(), Jti: in.Jti,
+			Sid: decodeSegment(t, r.AccessToken, 1)["sid"].(string)}
 		if *in != want || in.Jti == "" {
 			t.Errorf("got %+v, want %+v", *in, want)
 		}
@@ -383,11 +410,11 @@ func TestRegisteredClients(t *testing.T) {
 	f := newFixture(t, AlgRS256, nil)
 	f.createUser(t, "frank", "correct horse", "me", "users:read")
 	ctx := context.Background()
-	conf, secret, err := f.users.RegisterClient(ctx, users.NewClient{ID: "backend", Confidential: true, Scopes: []string{"me"}})
+	conf, secret, err := f.clients.RegisterClient(ctx, NewClient{ID: "backend", Confidential: true, Scopes: []string{"me"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.users.RegisterClient(ctx, users.NewClient{ID: "spa"}); err != nil {
+	if _, _, err := f.clients.RegisterClient(ctx, NewClient{ID: "spa"}); err != nil {
 		t.Fatal(err)
 	}
 	pw := func(client, secret, scope string) (*TokenResponse, error) {

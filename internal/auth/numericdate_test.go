@@ -32,7 +32,7 @@ func TestVerify_rfc7519_2_numericdate_must_be_a_number(t *testing.T) {
 	f := newFixture(t, AlgRS256, nil)
 	kid, method, key := f.keys.Signer()
 	header := map[string]any{"kid": kid}
-	cached := NewValidator(f.keys, ValidatorConfig{Issuer: testIssuer, Audience: testAudience, Leeway: DefaultLeeway, Now: func() time.Time { return f.now }, DenyList: f.deny, CacheSize: 16})
+	cached := NewValidator(f.keys, ValidatorConfig{Issuer: testIssuer, Audience: testAudience, Leeway: DefaultLeeway, Now: func() time.Time { return f.now }, Revocations: f.revocations, CacheSize: 16})
 	validators := map[string]*Validator{"uncached": f.validator, "cached": cached}
 	dates := map[string]int64{
 		"exp": f.now.Add(testTTL).Unix(),
@@ -43,7 +43,7 @@ func TestVerify_rfc7519_2_numericdate_must_be_a_number(t *testing.T) {
 	// value; set changes it (a Go nil is JSON null, not absent).
 	claims := func(set map[string]any) jwt.MapClaims {
 		c := jwt.MapClaims{
-			"iss": testIssuer, "sub": "user-1", "aud": testAudience, "jti": "jti-1",
+			"iss": testIssuer, "sub": "user-1", "aud": testAudience, "jti": "jti-1", "sid": "session-1",
 			"client_id": PublicClientID, "scope": "me",
 			"exp": dates["exp"], "nbf": dates["nbf"], "iat": dates["iat"],
 		}

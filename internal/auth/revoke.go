@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
-	"github.com/gatehouse/gatehouse/internal/users"
+	"github.com/gatehouse/gatehouse/internal/storage"
 )
 
 // Token type hints of RFC 7009 §2.1 and RFC 7662 §2.1.
@@ -16,9 +15,9 @@ const (
 	HintRefreshToken = "refresh_token"
 )
 
-// Revoke handles RFC 7009 §2.1. A refresh token revokes its whole family
-// (with the family's access tokens); an access token goes on the deny-list
-// until it expires. Unknown, malformed and already invalid tokens are not
+// Revoke handles RFC 7009 §2.1. A refresh token revokes its session (and
+// so every access token of it); an access token is refused until it
+// expires. Unknown, malformed and already invalid tokens are not
 // an error (§2.2). A client may revoke only tokens issued to it.
 func (i *Issuer) Revoke(ctx context.Context, req RevocationRequest) error {
 	c, err := i.authenticateClient(ctx, clientCredentials{ID: req.ClientID, Secret: req.ClientSecret})
@@ -43,27 +42,58 @@ func (i *Issuer) Revoke(ctx context.Context, req RevocationRequest) error {
 	return err
 }
 
+// revokeRefresh revokes the session of a genuine refresh token (of any
+// generation of its chain: RFC 7009 §2.1 asks that the grant be revoked).
+// A token that is not of the session's chain revokes nothing, so knowing
+// a session id is not enough to end someone's login.
 func (i *Issuer) revokeRefresh(ctx context.Context, c client, token string) (bool, error) {
-	rt, err := i.Tokens.RefreshToken(ctx, hashToken(token))
-	if errors.Is(err, users.ErrNotFound) {
+	sid, gen, secret, ok := parseRefreshToken(token)
+	if !ok {
 		return false, nil
 	}
-	if err != nil {
-		return false, ServerError(err)
-	}
-	if rt.ClientID != c.id {
+	var foreign, revoked bool
+	s, _, err := i.Sessions.UpdateSession(ctx, sid, func(s *storage.Session, _ *storage.User) error {
+		if _, genuine := i.Refresh.chain.age(s, gen, secret); !genuine {
+			return errNotOurs
+		}
+		if s.ClientID != c.id {
+			foreign = true
+			return errNotOurs
+		}
+		if s.RevokedAt.IsZero() {
+			s.RevokedAt = i.now()
+			revoked = true
+		}
+		return nil
+	})
+	switch {
+	case foreign:
 		return true, oauthError(CodeUnauthorizedClient, "the token was not issued to this client")
-	}
-	if err := i.Tokens.RevokeRefreshFamily(ctx, rt.FamilyID, i.cfg.Now()); err != nil {
+	case errors.Is(err, errNotOurs), errors.Is(err, storage.ErrNotFound):
+		return false, nil
+	case err != nil:
 		return true, ServerError(err)
 	}
-	i.Audit.Record(ctx, audit.TokenRevoked, audit.OK, slog.String("token_type", HintRefreshToken), slog.String("client_id", c.id), slog.String("sub", rt.UserID))
-	if i.DenyList != nil {
-		if err := i.DenyList.Sync(ctx); err != nil {
-			return true, ServerError(err)
-		}
+	if revoked {
+		i.Audit.Record(ctx, audit.TokenRevoked, audit.OK, slog.String("token_type", HintRefreshToken), slog.String("client_id", c.id), slog.String("sub", s.UserID), slog.String("sid", s.ID))
 	}
-	return true, nil
+	return true, i.syncRevocations(ctx)
+}
+
+// errNotOurs aborts a session update for a token the session does not
+// recognise, or that another client holds.
+var errNotOurs = errors.New("auth: not this session's token")
+
+// syncRevocations makes this process refuse what it just revoked before
+// the request answers: RFC 7009 §2.2 calls a 200 "revoked".
+func (i *Issuer) syncRevocations(ctx context.Context) error {
+	if i.Revocations == nil {
+		return nil
+	}
+	if err := i.Revocations.Sync(ctx); err != nil {
+		return ServerError(err)
+	}
+	return nil
 }
 
 func (i *Issuer) revokeAccess(ctx context.Context, c client, token string) (bool, error) {
@@ -75,103 +105,11 @@ func (i *Issuer) revokeAccess(ctx context.Context, c client, token string) (bool
 	if claims.ClientID != c.id {
 		return true, oauthError(CodeUnauthorizedClient, "the token was not issued to this client")
 	}
-	err = i.Tokens.RevokeAccessToken(ctx, claims.ID, i.cfg.Now())
-	if err != nil && !errors.Is(err, users.ErrNotFound) {
+	// Kept as long as a validator may still accept the token.
+	until := claims.ExpiresAt.Add(DefaultLeeway)
+	if err := i.Sessions.RevokeToken(ctx, claims.ID, until, i.now()); err != nil {
 		return true, ServerError(err)
 	}
-	if i.DenyList != nil {
-		i.DenyList.Add(claims.ID, claims.ExpiresAt.Time)
-	}
 	i.Audit.Record(ctx, audit.TokenRevoked, audit.OK, slog.String("token_type", HintAccessToken), slog.String("client_id", c.id), slog.String("sub", claims.Subject), slog.String("jti", claims.ID))
-	return true, nil
-}
-
-// Introspection is the response of RFC 7662 §2.2. Only Active is set for
-// an inactive token.
-type Introspection struct {
-	Active    bool
-	Scope     string
-	ClientID  string
-	Username  string
-	TokenType string
-	Exp       int64
-	Iat       int64
-	Nbf       int64
-	Sub       string
-	Aud       string
-	Iss       string
-	Jti       string
-}
-
-// Introspect handles RFC 7662 §2.1 for an already authorized caller.
-// Expired, revoked, malformed and unknown tokens are all inactive.
-func (i *Issuer) Introspect(ctx context.Context, token, hint string) (*Introspection, error) {
-	if hint == HintRefreshToken {
-		if in, err := i.introspectRefresh(ctx, token); in != nil || err != nil {
-			return in, err
-		}
-		return i.introspectAccess(token), nil
-	}
-	if in := i.introspectAccess(token); in.Active {
-		return in, nil
-	}
-	in, err := i.introspectRefresh(ctx, token)
-	if in == nil && err == nil {
-		return &Introspection{}, nil
-	}
-	return in, err
-}
-
-func (i *Issuer) introspectAccess(token string) *Introspection {
-	c, err := i.Validator.Verify(token)
-	if err != nil {
-		return &Introspection{}
-	}
-	in := &Introspection{
-		Active: true, Scope: c.Scope, ClientID: c.ClientID, Username: c.PreferredUsername,
-		TokenType: "Bearer", Sub: c.Subject, Iss: c.Issuer, Jti: c.ID,
-	}
-	if c.ExpiresAt != nil {
-		in.Exp = c.ExpiresAt.Unix()
-	}
-	if c.IssuedAt != nil {
-		in.Iat = c.IssuedAt.Unix()
-	}
-	if c.NotBefore != nil {
-		in.Nbf = c.NotBefore.Unix()
-	}
-	if len(c.Audience) > 0 {
-		in.Aud = c.Audience[0]
-	}
-	return in
-}
-
-// introspectRefresh returns nil, nil when no refresh token matches.
-func (i *Issuer) introspectRefresh(ctx context.Context, token string) (*Introspection, error) {
-	rt, err := i.Tokens.RefreshToken(ctx, hashToken(token))
-	if errors.Is(err, users.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	now := i.cfg.Now()
-	if !rt.RotatedAt.IsZero() || !rt.RevokedAt.IsZero() || !now.Before(rt.ExpiresAt) || !now.Before(rt.FamilyExpiresAt) {
-		return &Introspection{}, nil
-	}
-	u, err := i.Users.ByID(ctx, rt.UserID)
-	if errors.Is(err, users.ErrNotFound) {
-		return &Introspection{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if u.Disabled {
-		return &Introspection{}, nil
-	}
-	return &Introspection{
-		Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID, Username: u.Username,
-		TokenType: HintRefreshToken, Exp: rt.ExpiresAt.Unix(), Iat: rt.IssuedAt.Unix(),
-		Sub: rt.UserID, Iss: i.cfg.Issuer,
-	}, nil
+	return true, i.syncRevocations(ctx)
 }

@@ -11,12 +11,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/storage"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
-// AttemptStore is what the throttle needs from the store.
+// AttemptStore is what the throttle needs from the store
+// (storage.AttemptStore).
 type AttemptStore interface {
-	UpdateLoginAttempts(ctx context.Context, keys []string, fn func(states []users.LoginAttempts) error) error
+	UpdateLoginAttempts(ctx context.Context, up storage.AttemptUpdate) error
+	ReserveLogin(ctx context.Context, up storage.AttemptUpdate, username string) (*storage.User, error)
 }
 
 // ThrottleConfig sets how password guessing is slowed down (RFC 6749
@@ -165,16 +168,23 @@ func throttleKeys(username, addr string) (keys []string, valid bool) {
 }
 
 // Reserve counts an attempt by addr to log in as username, or refuses it
-// with a 429 *Error when a limit is reached. It makes one store update
-// (none while a remembered block lasts), valid username or not.
-func (t *Throttle) Reserve(ctx context.Context, username, addr string) error {
+// with a 429 *Error when a limit is reached, and returns the account of
+// that username read in the same store call (nil when there is none, or
+// the username cannot be valid): a login costs one store call before its
+// password check. It makes that one call (none while a remembered block
+// lasts), valid username or not.
+func (t *Throttle) Reserve(ctx context.Context, username, addr string) (*storage.User, error) {
 	now := t.cfg.Now()
 	keys, valid := throttleKeys(username, addr)
 	if until := t.remembered(keys[0], now); !until.IsZero() {
-		return throttled(until.Sub(now))
+		return nil, throttled(until.Sub(now))
+	}
+	canonical := ""
+	if valid {
+		canonical, _ = users.NormalizeUsername(username)
 	}
 	var refused *Error
-	err := t.store.UpdateLoginAttempts(ctx, keys, func(st []users.LoginAttempts) error {
+	u, err := t.store.ReserveLogin(ctx, storage.AttemptUpdate{Keys: keys, Fn: func(st []storage.LoginAttempts) error {
 		pair := &st[0]
 		if now.Before(pair.BlockedUntil) {
 			t.remember(keys[0], pair.BlockedUntil)
@@ -205,14 +215,14 @@ func (t *Throttle) Reserve(ctx context.Context, username, addr string) error {
 			pair.BlockedUntil = now.Add(delay)
 		}
 		return nil
-	})
+	}}, canonical)
 	if refused != nil {
-		return refused
+		return nil, refused
 	}
 	if err != nil {
-		return ServerError(err)
+		return nil, ServerError(err)
 	}
-	return nil
+	return u, nil
 }
 
 // Succeeded clears the pair after the right password, takes the reserved
@@ -221,35 +231,41 @@ func (t *Throttle) Reserve(ctx context.Context, username, addr string) error {
 // should one be reported, only its reserved failure is taken back: the
 // address's count of junk names stays.
 func (t *Throttle) Succeeded(ctx context.Context, username, addr string) error {
+	return t.store.UpdateLoginAttempts(ctx, t.Success(username, addr))
+}
+
+// Success is Succeeded as an update to apply with another write: the
+// password grant stores it with the new session, in one transaction.
+func (t *Throttle) Success(username, addr string) storage.AttemptUpdate {
 	now := t.cfg.Now()
 	keys, valid := throttleKeys(username, addr)
-	return t.store.UpdateLoginAttempts(ctx, keys, func(st []users.LoginAttempts) error {
+	return storage.AttemptUpdate{Keys: keys, Fn: func(st []storage.LoginAttempts) error {
 		if !valid {
 			takeBack(&st[0])
 			return nil
 		}
-		st[0] = users.LoginAttempts{}
+		st[0] = storage.LoginAttempts{}
 		takeBack(&st[1])
 		st[2].LastSuccess = now
 		return nil
-	})
+	}}
 }
 
 // Cancel takes back a reserved attempt whose password was never checked
 // (the server was too busy to hash it).
 func (t *Throttle) Cancel(ctx context.Context, username, addr string) error {
 	keys, _ := throttleKeys(username, addr)
-	return t.store.UpdateLoginAttempts(ctx, keys, func(st []users.LoginAttempts) error {
+	return t.store.UpdateLoginAttempts(ctx, storage.AttemptUpdate{Keys: keys, Fn: func(st []storage.LoginAttempts) error {
 		takeBack(&st[0])
 		if len(st) > 1 {
 			takeBack(&st[1])
 		}
 		return nil
-	})
+	}})
 }
 
 // takeBack uncounts one reserved failure.
-func takeBack(a *users.LoginAttempts) {
+func takeBack(a *storage.LoginAttempts) {
 	if a.Failures > 0 {
 		a.Failures--
 	}
@@ -263,7 +279,7 @@ func takeBack(a *users.LoginAttempts) {
 // counted, and a check that never compared the password is taken back.
 // It returns check's own error.
 func (t *Throttle) Guard(ctx context.Context, username, addr string, check func() error) error {
-	if err := t.Reserve(ctx, username, addr); err != nil {
+	if _, err := t.Reserve(ctx, username, addr); err != nil {
 		return err
 	}
 	err := check()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/users"
+	"github.com/gatehouse/gatehouse/internal/storage"
 )
 
 func (f *fixture) withThrottle(cfg ThrottleConfig) {
@@ -209,11 +208,18 @@ type countingAttempts struct {
 	n  int
 }
 
-func (c *countingAttempts) UpdateLoginAttempts(ctx context.Context, keys []string, fn func([]users.LoginAttempts) error) error {
+func (c *countingAttempts) UpdateLoginAttempts(ctx context.Context, up storage.AttemptUpdate) error {
 	c.mu.Lock()
 	c.n++
 	c.mu.Unlock()
-	return c.AttemptStore.UpdateLoginAttempts(ctx, keys, fn)
+	return c.AttemptStore.UpdateLoginAttempts(ctx, up)
+}
+
+func (c *countingAttempts) ReserveLogin(ctx context.Context, up storage.AttemptUpdate, username string) (*storage.User, error) {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+	return c.AttemptStore.ReserveLogin(ctx, up, username)
 }
 
 func TestThrottleRemembersBlocksWithoutStoreWrites(t *testing.T) {
@@ -232,7 +238,7 @@ func TestThrottleRemembersBlocksWithoutStoreWrites(t *testing.T) {
 			th := NewThrottle(counting, cfg)
 			ctx := context.Background()
 			i := 0
-			reserve := func() error { i++; return th.Reserve(ctx, tc.username(i), "192.0.2.1") }
+			reserve := func() error { i++; _, err := th.Reserve(ctx, tc.username(i), "192.0.2.1"); return err }
 			for range cfg.FreeFailures + 1 {
 				if err := reserve(); err != nil {
 					t.Fatal(err)
@@ -267,34 +273,38 @@ type recordingAttempts struct {
 	written map[string]bool
 }
 
-func (r *recordingAttempts) UpdateLoginAttempts(ctx context.Context, keys []string, fn func([]users.LoginAttempts) error) error {
+func (r *recordingAttempts) record(up storage.AttemptUpdate) storage.AttemptUpdate {
 	r.mu.Lock()
-	r.calls = append(r.calls, slices.Clone(keys))
+	r.calls = append(r.calls, slices.Clone(up.Keys))
 	r.mu.Unlock()
-	return r.AttemptStore.UpdateLoginAttempts(ctx, keys, func(st []users.LoginAttempts) error {
-		if err := fn(st); err != nil {
+	return storage.AttemptUpdate{Keys: up.Keys, Fn: func(st []storage.LoginAttempts) error {
+		if err := up.Fn(st); err != nil {
 			return err
 		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		for _, a := range st {
-			if a != (users.LoginAttempts{Key: a.Key}) {
+			if a != (storage.LoginAttempts{Key: a.Key}) {
 				r.written[a.Key] = true
 			}
 		}
 		return nil
-	})
+	}}
+}
+
+func (r *recordingAttempts) UpdateLoginAttempts(ctx context.Context, up storage.AttemptUpdate) error {
+	return r.AttemptStore.UpdateLoginAttempts(ctx, r.record(up))
+}
+
+func (r *recordingAttempts) ReserveLogin(ctx context.Context, up storage.AttemptUpdate, username string) (*storage.User, error) {
+	return r.AttemptStore.ReserveLogin(ctx, r.record(up), username)
 }
 
 // newRecordingThrottle is a throttle over a fresh SQLite store, recording
 // what it asks of the store, with the clock at *now.
 func newRecordingThrottle(t *testing.T, now *time.Time) (*Throttle, *recordingAttempts) {
 	t.Helper()
-	store, err := users.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "gatehouse.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := openTestStore(t)
 	rec := &recordingAttempts{AttemptStore: store, written: map[string]bool{}}
 	cfg := DefaultThrottle()
 	cfg.Now = func() time.Time { return *now }
@@ -317,7 +327,7 @@ func TestThrottle_keys_have_bounded_size(t *testing.T) {
 			now := time.Now()
 			th, rec := newRecordingThrottle(t, &now)
 			ctx := context.Background()
-			if err := th.Reserve(ctx, tc.username, tc.addr); err != nil {
+			if _, err := th.Reserve(ctx, tc.username, tc.addr); err != nil {
 				t.Fatal(err)
 			}
 			if err := th.Succeeded(ctx, tc.username, tc.addr); err != nil {
@@ -346,12 +356,12 @@ func TestThrottle_invalid_username_counts_per_address_only(t *testing.T) {
 	// a name, yet they share the address's one counter.
 	junk := func(i int) string { return fmt.Sprintf("junk@%d-%s", i, strings.Repeat("z", i*1000)) }
 	for i := range cfg.FreeFailures + 1 {
-		if err := th.Reserve(ctx, junk(i), "192.0.2.1"); err != nil {
+		if _, err := th.Reserve(ctx, junk(i), "192.0.2.1"); err != nil {
 			t.Fatalf("junk name %d: %v", i, err)
 		}
 	}
 	var e *Error
-	if err := th.Reserve(ctx, junk(99), "192.0.2.1"); !errors.As(err, &e) || e.RetryAfter != int(cfg.BaseDelay/time.Second) {
+	if _, err := th.Reserve(ctx, junk(99), "192.0.2.1"); !errors.As(err, &e) || e.RetryAfter != int(cfg.BaseDelay/time.Second) {
 		t.Fatalf("a new junk name past the free failures: got %v, want 429 with Retry-After %d", err, int(cfg.BaseDelay/time.Second))
 	}
 
@@ -369,15 +379,15 @@ func TestThrottle_invalid_username_counts_per_address_only(t *testing.T) {
 
 	// The address's valid usernames, and junk from other addresses, are
 	// not slowed by it.
-	if err := th.Reserve(ctx, "alice", "192.0.2.1"); err != nil {
+	if _, err := th.Reserve(ctx, "alice", "192.0.2.1"); err != nil {
 		t.Errorf("a valid username from the same address: %v", err)
 	}
-	if err := th.Reserve(ctx, junk(99), "192.0.2.2"); err != nil {
+	if _, err := th.Reserve(ctx, junk(99), "192.0.2.2"); err != nil {
 		t.Errorf("a junk name from another address: %v", err)
 	}
 	// And the delay ends like a pair's.
 	now = now.Add(cfg.BaseDelay)
-	if err := th.Reserve(ctx, junk(100), "192.0.2.1"); err != nil {
+	if _, err := th.Reserve(ctx, junk(100), "192.0.2.1"); err != nil {
 		t.Errorf("after the delay: %v", err)
 	}
 }
@@ -390,9 +400,9 @@ func TestThrottle_invalid_username_costs_the_same_store_calls_as_a_valid_one(t *
 			ctx := context.Background()
 			var got []int
 			for _, step := range []func() error{
-				func() error { return th.Reserve(ctx, username, "192.0.2.1") },
+				func() error { _, err := th.Reserve(ctx, username, "192.0.2.1"); return err },
 				func() error { return th.Cancel(ctx, username, "192.0.2.1") },
-				func() error { return th.Reserve(ctx, username, "192.0.2.1") },
+				func() error { _, err := th.Reserve(ctx, username, "192.0.2.1"); return err },
 				func() error { return th.Succeeded(ctx, username, "192.0.2.1") },
 			} {
 				before := len(rec.calls)
@@ -471,12 +481,12 @@ func TestThrottle_success_reported_for_an_invalid_username_keeps_the_address_cou
 	ctx := context.Background()
 	cfg := DefaultThrottle()
 	for i := range cfg.FreeFailures {
-		if err := th.Reserve(ctx, fmt.Sprintf("junk %d", i), "192.0.2.1"); err != nil {
+		if _, err := th.Reserve(ctx, fmt.Sprintf("junk %d", i), "192.0.2.1"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// One more reserved and reported right: only it is taken back.
-	if err := th.Reserve(ctx, "junk !", "192.0.2.1"); err != nil {
+	if _, err := th.Reserve(ctx, "junk !", "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(cfg.BaseDelay)
@@ -484,10 +494,10 @@ func TestThrottle_success_reported_for_an_invalid_username_keeps_the_address_cou
 		t.Fatal(err)
 	}
 	// FreeFailures still counted: the next junk name is the one past them.
-	if err := th.Reserve(ctx, "junk ?", "192.0.2.1"); err != nil {
+	if _, err := th.Reserve(ctx, "junk ?", "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := th.Reserve(ctx, "junk ?", "192.0.2.1"); err == nil {
+	if _, err := th.Reserve(ctx, "junk ?", "192.0.2.1"); err == nil {
 		t.Error("the address's junk count was cleared by a success of a name that cannot exist")
 	}
 }

@@ -3,9 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,9 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/storage"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
@@ -27,42 +24,69 @@ const (
 
 // PublicClientID is the `client_id` claim of tokens requested by a client
 // that did not identify itself; no registered client may have it.
-const PublicClientID = users.PublicClientID
+const PublicClientID = "public"
 
 const maxClientIDLen = 128
 
-// Default refresh token lifetimes: idle (each token) and absolute (the
-// login), after which the user must log in again.
+// Default session lifetimes: idle (since the last refresh) and absolute
+// (since the login), after which the user must log in again.
 const (
 	DefaultRefreshTTL       = 30 * 24 * time.Hour
 	DefaultRefreshFamilyTTL = 90 * 24 * time.Hour
 )
 
+// DefaultReuseWindow is the refresh grace window: presenting the parent
+// of the current refresh token within it after a rotation (parallel tabs,
+// a retried request whose answer was lost) answers the same child.
+const DefaultReuseWindow = 10 * time.Second
+
+// maxGraceUses bounds how often one rotation's parent is answered with its
+// child inside the window: enough for 50 concurrent refreshes of one
+// token, few enough that a copied parent mints no stream of access tokens.
+const maxGraceUses = 64
+
 // UserSource is what the token endpoint needs from the users package.
 type UserSource interface {
-	// Authenticate returns users.ErrInvalidCredentials or users.ErrDisabled
-	// for a refused login.
-	Authenticate(ctx context.Context, username, password string) (*users.User, error)
-	ByID(ctx context.Context, id string) (*users.User, error)
+	// Verify checks a password against the account a login names (nil
+	// when none): users.ErrInvalidCredentials or users.ErrDisabled for a
+	// refused login.
+	Verify(ctx context.Context, u *storage.User, password string) (*storage.User, error)
+	// Get reads the account a login names when no throttle read it
+	// already (storage.ErrNotFound when none).
+	Get(ctx context.Context, username string) (*storage.User, error)
+	// ByID reads an account by its id (storage.ErrNotFound when none).
+	ByID(ctx context.Context, id string) (*storage.User, error)
+}
+
+// account returns the user with that id, nil when there is none: from the
+// validator's in-memory view when it has one, else from the store.
+func (i *Issuer) account(ctx context.Context, id string) (*storage.User, error) {
+	if i.Validator != nil && i.Validator.users != nil {
+		return i.Validator.users.Get(ctx, id)
+	}
+	u, err := i.Users.ByID(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	return u, err
 }
 
 // ClientAuthenticator checks registered clients' credentials. It returns
-// users.ErrNotFound for an unregistered client_id and
+// storage.ErrNotFound for an unregistered client_id and
 // users.ErrInvalidCredentials for a wrong or missing secret.
 type ClientAuthenticator interface {
-	AuthenticateClient(ctx context.Context, id, secret string) (*users.Client, error)
+	AuthenticateClient(ctx context.Context, id, secret string) (*storage.Client, error)
 }
 
-// TokenStore is what the token, revocation and introspection endpoints
-// need from the store.
-type TokenStore interface {
-	RefreshToken(ctx context.Context, hash string) (*users.RefreshToken, error)
-	RotateRefreshToken(ctx context.Context, hash string, now time.Time, fn func(old *users.RefreshToken) (*users.RefreshToken, error)) (*users.RefreshToken, error)
-	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) error
-	// IssueTokens stores a grant's tokens only while the user's account
-	// is as it was when the grant was authorised (users.ErrGrantStale).
-	IssueTokens(ctx context.Context, is users.Issue) error
-	RevokeAccessToken(ctx context.Context, jti string, now time.Time) error
+// SessionStore is what the token, revocation, introspection and session
+// endpoints need from the store (storage.SessionStore and ChangeLog).
+type SessionStore interface {
+	CreateSession(ctx context.Context, s *storage.Session, epoch int64, settle *storage.AttemptUpdate) error
+	Session(ctx context.Context, id string) (*storage.Session, error)
+	UpdateSession(ctx context.Context, id string, fn func(s *storage.Session, u *storage.User) error) (*storage.Session, *storage.User, error)
+	ListSessions(ctx context.Context, userID string, now time.Time) ([]*storage.Session, error)
+	RevokeSessions(ctx context.Context, userID, id, except string, now time.Time) (int, error)
+	RevokeToken(ctx context.Context, jti string, exp, now time.Time) error
 }
 
 // TokenRequest holds the parameters of a token request (RFC 6749 §4.3.2,
@@ -77,8 +101,10 @@ type TokenRequest struct {
 	ClientSecret string
 	// BasicAuth records that the client authenticated with HTTP Basic.
 	BasicAuth bool
-	// ClientAddr is the requester's IP address, for throttling.
+	// ClientAddr is the requester's IP address, for throttling and the
+	// session list; UserAgent its User-Agent header, for the list only.
 	ClientAddr string
+	UserAgent  string
 }
 
 // TokenResponse is the successful response of RFC 6749 §5.1.
@@ -96,10 +122,14 @@ type IssuerConfig struct {
 	Audience string
 	// TTL is the access token lifetime.
 	TTL time.Duration
-	// RefreshTTL is each refresh token's idle lifetime, RefreshFamilyTTL
-	// the absolute lifetime of a login's refresh tokens.
+	// RefreshTTL is a session's idle lifetime (each refresh starts it
+	// again), RefreshFamilyTTL its absolute lifetime.
 	RefreshTTL       time.Duration
 	RefreshFamilyTTL time.Duration
+	// ReuseWindow is how long after a rotation presenting the parent
+	// again answers the same child (GATEHOUSE_REFRESH_REUSE_WINDOW); 0
+	// turns it off, negative means DefaultReuseWindow.
+	ReuseWindow time.Duration
 	// Scopes is every scope the server knows (from the OpenAPI document).
 	Scopes []string
 	Now    func() time.Time
@@ -107,14 +137,16 @@ type IssuerConfig struct {
 
 // IssuerDeps are the Issuer's collaborators.
 type IssuerDeps struct {
-	Users   UserSource
-	Clients ClientAuthenticator
-	Tokens  TokenStore
-	Keys    *Keys
+	Users    UserSource
+	Clients  ClientAuthenticator
+	Sessions SessionStore
+	Keys     *Keys
+	// Refresh derives and checks refresh tokens (LoadRefreshKey).
+	Refresh RefreshKey
 	// Validator checks access tokens presented to /revoke and /introspect.
 	Validator *Validator
-	// DenyList learns revocations at once.
-	DenyList *DenyList
+	// Revocations learns this process's revocations before it answers.
+	Revocations *Revocations
 	// Throttle, when set, limits password guessing.
 	Throttle *Throttle
 	// Log receives failures that do not change a request's outcome.
@@ -130,10 +162,11 @@ type Issuer struct {
 	cfg    IssuerConfig
 	scopes map[string]bool
 	// testHookBeforeStore, when set, runs after a grant was authorised
-	// and before its tokens are stored, with the refresh token about to be
-	// answered: tests change the account there to prove the store write
-	// refuses a grant the change ended.
-	testHookBeforeStore func(ctx context.Context, refresh string)
+	// and before the store write that issues it (for a refresh, before the
+	// session update, whose transaction checks the account again): tests
+	// change the account there to prove the write refuses a grant the
+	// change ended.
+	testHookBeforeStore func(ctx context.Context)
 }
 
 // NewIssuer returns the token endpoint for cfg.
@@ -146,6 +179,9 @@ func NewIssuer(deps IssuerDeps, cfg IssuerConfig) *Issuer {
 	}
 	if cfg.RefreshFamilyTTL == 0 {
 		cfg.RefreshFamilyTTL = DefaultRefreshFamilyTTL
+	}
+	if cfg.ReuseWindow < 0 {
+		cfg.ReuseWindow = DefaultReuseWindow
 	}
 	known := make(map[string]bool, len(cfg.Scopes))
 	for _, s := range cfg.Scopes {
@@ -206,7 +242,7 @@ func (i *Issuer) authenticateClient(ctx context.Context, cred clientCredentials)
 	}
 	registered, err := i.Clients.AuthenticateClient(ctx, cred.ID, cred.Secret)
 	switch {
-	case errors.Is(err, users.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound):
 		if cred.Secret != "" {
 			return client{}, oauthError(CodeInvalidClient, "client authentication failed")
 		}
@@ -221,191 +257,6 @@ func (i *Issuer) authenticateClient(ctx context.Context, cred clientCredentials)
 		c.scopes = registered.Scopes
 	}
 	return c, nil
-}
-
-// passwordGrant handles RFC 6749 §4.3.2.
-func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) (*TokenResponse, error) {
-	if req.Username == "" {
-		return nil, InvalidRequest("username is required")
-	}
-	if req.Password == "" {
-		return nil, InvalidRequest("password is required")
-	}
-	requested, err := i.parseScope(req.Scope)
-	if err != nil {
-		return nil, err
-	}
-	// A failed login's username may be junk or a mistyped password: the
-	// log gets its canonical form when valid, a bounded keyed hash if not.
-	who := []slog.Attr{slog.String("username", LogUsername(req.Username)), slog.String("client_id", c.id), slog.String("client_ip", req.ClientAddr)}
-	// Shed a login flood before it costs a throttle write in the store.
-	if s, ok := i.Users.(interface{ Saturated() bool }); ok && s.Saturated() {
-		i.Audit.Record(ctx, audit.Login, audit.Busy, who...)
-		return nil, Overloaded(users.ErrBusy)
-	}
-	if i.Throttle != nil {
-		if err := i.Throttle.Reserve(ctx, req.Username, req.ClientAddr); err != nil {
-			i.Audit.Record(ctx, audit.Login, audit.Throttled, who...)
-			return nil, err
-		}
-	}
-	u, err := i.Users.Authenticate(ctx, req.Username, req.Password)
-	if i.Throttle != nil {
-		i.settleThrottle(ctx, req, err)
-	}
-	switch {
-	case errors.Is(err, users.ErrInvalidCredentials):
-		i.Audit.Record(ctx, audit.Login, audit.Failed, who...)
-		return nil, oauthError(CodeInvalidGrant, "invalid username or password")
-	case errors.Is(err, users.ErrDisabled):
-		i.Audit.Record(ctx, audit.Login, audit.Disabled, who...)
-		return nil, oauthError(CodeInvalidGrant, "the account is disabled")
-	case errors.Is(err, users.ErrBusy):
-		i.Audit.Record(ctx, audit.Login, audit.Busy, who...)
-		return nil, Overloaded(err)
-	case err != nil:
-		return nil, ServerError(err)
-	}
-	granted, err := grant(requested, u.Scopes, c)
-	if err != nil {
-		return nil, err
-	}
-
-	now := i.now()
-	refresh, raw, err := i.newRefreshToken(u, c, granted, now, "", now.Add(i.cfg.RefreshFamilyTTL))
-	if err != nil {
-		return nil, err
-	}
-	resp, err := i.issue(ctx, u, c, granted, "", refresh, raw, now)
-	switch {
-	case errors.Is(err, users.ErrGrantStale):
-		i.Audit.Record(ctx, audit.Login, audit.Stale, append(who, slog.String("sub", u.ID))...)
-		return nil, errGrantStale()
-	case err == nil:
-		i.Audit.Record(ctx, audit.Login, audit.Succeeded, append(who, slog.String("sub", u.ID), slog.String("scope", resp.Scope))...)
-	}
-	return resp, err
-}
-
-// errGrantStale answers a grant whose account changed while it was being
-// issued: the change (a new password, disabling, a scope taken away)
-// ended every token, and the grant's tokens were not stored.
-func errGrantStale() *Error {
-	return oauthError(CodeInvalidGrant, "the account changed while the token was issued; authenticate again")
-}
-
-// settleThrottle books the outcome of a reserved password check: the right
-// password (even of a disabled account) clears the pair, a check that never
-// ran is taken back, and a wrong password stays counted.
-func (i *Issuer) settleThrottle(ctx context.Context, req TokenRequest, authErr error) {
-	var err error
-	switch {
-	case authErr == nil, errors.Is(authErr, users.ErrDisabled):
-		err = i.Throttle.Succeeded(ctx, req.Username, req.ClientAddr)
-	case errors.Is(authErr, users.ErrInvalidCredentials):
-	default:
-		err = i.Throttle.Cancel(ctx, req.Username, req.ClientAddr)
-	}
-	if err != nil && i.Log != nil {
-		// The login's own outcome stands; the next Reserve sees the store as it is.
-		i.Log.WarnContext(ctx, "recording a login attempt failed", "err", err)
-	}
-}
-
-// refreshGrant handles RFC 6749 §6 with rotation: the presented token is
-// exchanged for a new one, and presenting it again revokes the whole
-// family (RFC 9700 §4.14.2).
-func (i *Issuer) refreshGrant(ctx context.Context, c client, req TokenRequest) (*TokenResponse, error) {
-	if req.RefreshToken == "" {
-		return nil, InvalidRequest("refresh_token is required")
-	}
-	requested, err := i.parseScope(req.Scope)
-	if err != nil {
-		return nil, err
-	}
-	now := i.now()
-	hash := hashToken(req.RefreshToken)
-	// The token's user is read before the rotation, so the store's updater
-	// below needs no store access of its own: a store may run it inside a
-	// write transaction, holding a connection of a bounded pool. Disabling
-	// or deleting the user revokes the token, which the rotation then sees.
-	var u *users.User
-	if current, err := i.Tokens.RefreshToken(ctx, hash); err == nil {
-		u, err = i.Users.ByID(ctx, current.UserID)
-		if errors.Is(err, users.ErrNotFound) {
-			return nil, oauthError(CodeInvalidGrant, "the refresh token's user no longer exists")
-		}
-		if err != nil {
-			return nil, ServerError(err)
-		}
-		if u.Disabled {
-			return nil, oauthError(CodeInvalidGrant, "the account is disabled")
-		}
-	} else if !errors.Is(err, users.ErrNotFound) {
-		return nil, ServerError(err)
-	}
-	var (
-		granted []string
-		raw     string
-	)
-	next, err := i.Tokens.RotateRefreshToken(ctx, hash, now, func(old *users.RefreshToken) (*users.RefreshToken, error) {
-		// §6: the token is bound to the client it was issued to.
-		if old.ClientID != c.id {
-			return nil, oauthError(CodeInvalidGrant, "the refresh token was issued to another client")
-		}
-		if u == nil || u.ID != old.UserID {
-			return nil, oauthError(CodeInvalidGrant, "unknown refresh token")
-		}
-		// §6: a narrower scope may be requested, never a wider one.
-		if requested != nil {
-			for _, s := range requested {
-				if !slices.Contains(old.Scopes, s) {
-					return nil, oauthError(CodeInvalidScope, fmt.Sprintf("scope %q exceeds the scope originally granted", s))
-				}
-			}
-		}
-		held := intersect(old.Scopes, u.Scopes)
-		var err error
-		if granted, err = grant(requested, held, c); err != nil {
-			return nil, err
-		}
-		// §6: the new refresh token keeps the original scope.
-		var successor *users.RefreshToken
-		successor, raw, err = i.newRefreshToken(u, c, held, now, old.FamilyID, old.FamilyExpiresAt)
-		return successor, err
-	})
-	who := slog.String("client_id", c.id)
-	var oerr *Error
-	switch {
-	case errors.As(err, &oerr):
-		i.Audit.Record(ctx, audit.Refresh, audit.Failed, who, slog.String("error", oerr.Code))
-		return nil, err
-	case errors.Is(err, users.ErrNotFound):
-		i.Audit.Record(ctx, audit.Refresh, audit.Failed, who, slog.String("error", "unknown"))
-		return nil, oauthError(CodeInvalidGrant, "unknown refresh token")
-	case errors.Is(err, users.ErrTokenReused):
-		// The family, with its access tokens, is revoked in the store.
-		if i.DenyList != nil {
-			_ = i.DenyList.Sync(ctx)
-		}
-		i.Audit.Record(ctx, audit.Refresh, audit.ReuseDetected, who)
-		return nil, oauthError(CodeInvalidGrant, "the refresh token was already used; the login it belongs to has been revoked")
-	case errors.Is(err, users.ErrTokenInactive):
-		i.Audit.Record(ctx, audit.Refresh, audit.Failed, who, slog.String("error", "inactive"))
-		return nil, oauthError(CodeInvalidGrant, "the refresh token expired or was revoked")
-	case err != nil:
-		return nil, ServerError(err)
-	}
-	resp, err := i.issue(ctx, u, c, granted, next.FamilyID, nil, raw, now)
-	switch {
-	case errors.Is(err, users.ErrGrantStale):
-		// The change revoked the successor with every other token.
-		i.Audit.Record(ctx, audit.Refresh, audit.Stale, who, slog.String("sub", u.ID))
-		return nil, errGrantStale()
-	case err == nil:
-		i.Audit.Record(ctx, audit.Refresh, audit.Rotated, who, slog.String("sub", u.ID), slog.String("username", u.Username))
-	}
-	return resp, err
 }
 
 // grant decides the scope of a token: what was requested (every scope
@@ -467,96 +318,7 @@ func (i *Issuer) parseScope(scope string) ([]string, error) {
 	return out, nil
 }
 
-func (i *Issuer) now() time.Time { return i.cfg.Now().UTC().Truncate(time.Second) }
-
-// newRefreshToken makes an opaque refresh token: 256 bits from crypto/rand,
-// stored only as its SHA-256. familyID "" starts a new family.
-func (i *Issuer) newRefreshToken(u *users.User, c client, scopes []string, now time.Time, familyID string, familyExp time.Time) (*users.RefreshToken, string, error) {
-	raw, err := randomToken(32)
-	if err != nil {
-		return nil, "", ServerError(err)
-	}
-	if familyID == "" {
-		if familyID, err = randomToken(16); err != nil {
-			return nil, "", ServerError(err)
-		}
-	}
-	exp := now.Add(i.cfg.RefreshTTL)
-	if exp.After(familyExp) {
-		exp = familyExp
-	}
-	return &users.RefreshToken{
-		Hash:            hashToken(raw),
-		FamilyID:        familyID,
-		UserID:          u.ID,
-		ClientID:        c.id,
-		Scopes:          slices.Clone(scopes),
-		IssuedAt:        now,
-		ExpiresAt:       exp,
-		FamilyExpiresAt: familyExp,
-	}, raw, nil
-}
-
-// issue signs an access token (RFC 9068) of the login familyID and stores
-// it (its jti, so it can be revoked) with newFamily, the first refresh
-// token of a new login (nil on a refresh, whose successor the rotation
-// stored); refresh is the raw refresh token to answer. The store refuses with
-// users.ErrGrantStale, returned unwrapped, when u's account changed since
-// u was read.
-func (i *Issuer) issue(ctx context.Context, u *users.User, c client, scopes []string, familyID string, newFamily *users.RefreshToken, refresh string, now time.Time) (*TokenResponse, error) {
-	exp := now.Add(i.cfg.TTL)
-	jti, err := randomToken(16)
-	if err != nil {
-		return nil, ServerError(err)
-	}
-	scope := strings.Join(scopes, " ")
-	claims := &Claims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    i.cfg.Issuer,
-			Subject:   u.ID,
-			Audience:  jwt.ClaimStrings{i.cfg.Audience},
-			ExpiresAt: jwt.NewNumericDate(exp),
-			NotBefore: jwt.NewNumericDate(now),
-			IssuedAt:  jwt.NewNumericDate(now),
-			ID:        jti,
-		},
-		ClientID:          c.id,
-		Scope:             scope,
-		PreferredUsername: u.Username,
-	}
-	kid, method, key := i.Keys.Signer()
-	tok := jwt.NewWithClaims(method, claims)
-	tok.Header["typ"] = AccessTokenType
-	tok.Header["kid"] = kid
-	signed, err := tok.SignedString(key)
-	if err != nil {
-		return nil, ServerError(fmt.Errorf("sign access token: %w", err))
-	}
-	if newFamily != nil {
-		familyID = newFamily.FamilyID
-	}
-	if i.testHookBeforeStore != nil {
-		i.testHookBeforeStore(ctx, refresh)
-	}
-	err = i.Tokens.IssueTokens(ctx, users.Issue{
-		Epoch:   u.TokenEpoch,
-		Refresh: newFamily,
-		Access:  &users.AccessToken{JTI: jti, UserID: u.ID, FamilyID: familyID, ClientID: c.id, ExpiresAt: exp},
-	})
-	if errors.Is(err, users.ErrGrantStale) {
-		return nil, err
-	}
-	if err != nil {
-		return nil, ServerError(err)
-	}
-	return &TokenResponse{
-		AccessToken:  signed,
-		TokenType:    "Bearer",
-		ExpiresIn:    int(exp.Sub(now) / time.Second),
-		Scope:        scope,
-		RefreshToken: refresh,
-	}, nil
-}
+func (i *Issuer) now() time.Time { return i.cfg.Now().UTC() }
 
 func randomToken(n int) (string, error) {
 	b := make([]byte, n)
@@ -564,12 +326,6 @@ func randomToken(n int) (string, error) {
 		return "", err
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// hashToken is how refresh tokens are looked up: the store never holds one.
-func hashToken(raw string) string {
-	sum := sha256.Sum256([]byte(raw))
-	return hex.EncodeToString(sum[:])
 }
 
 // isVSChars reports whether s has only VSCHAR characters (RFC 6749 App. A).

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/storage"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
@@ -197,7 +198,7 @@ func TestToken_the_public_client_id_is_the_anonymous_client_even_if_registered(t
 	f.createUser(t, "alice", "correct horse", "me", "users:read")
 	// A store from before the reservation may hold a client named public,
 	// limited to some scopes; it must not stand in for anonymous callers.
-	if err := f.store.CreateClient(context.Background(), &users.Client{ID: "public", SecretHash: "00", Scopes: []string{"me"}}); err != nil {
+	if err := f.store.CreateClient(context.Background(), &storage.Client{ID: "public", SecretHash: "00", Scopes: []string{"me"}}); err != nil {
 		t.Fatal(err)
 	}
 	anon, err := f.issuer.Token(context.Background(), TokenRequest{GrantType: GrantPassword, Username: "alice", Password: "correct horse"})

@@ -6,13 +6,14 @@ import (
 	"net/url"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
-	"github.com/gatehouse/gatehouse/internal/users"
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/storage"
 )
 
 // ClientService manages registered OAuth 2.0 clients.
 type ClientService interface {
-	RegisterClient(ctx context.Context, nc users.NewClient) (*users.Client, string, error)
-	ListClients(ctx context.Context) ([]*users.Client, error)
+	RegisterClient(ctx context.Context, nc auth.NewClient) (*storage.Client, string, error)
+	ListClients(ctx context.Context) ([]*storage.Client, error)
 	DeleteClient(ctx context.Context, id string) error
 }
 
@@ -35,7 +36,7 @@ func (h *Handlers) CreateClient(ctx context.Context, req CreateClientRequestObje
 	if _, err := claims(ctx); err != nil {
 		return nil, err
 	}
-	nc := users.NewClient{Confidential: true}
+	nc := auth.NewClient{Confidential: true}
 	if req.Body.ClientId != nil {
 		nc.ID = *req.Body.ClientId
 	}
@@ -70,7 +71,7 @@ func (h *Handlers) DeleteClient(ctx context.Context, req DeleteClientRequestObje
 	return DeleteClient204Response{}, nil
 }
 
-func toClient(c *users.Client) OAuthClient {
+func toClient(c *storage.Client) OAuthClient {
 	scopes := c.Scopes
 	if scopes == nil {
 		scopes = []string{}

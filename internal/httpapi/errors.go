@@ -13,6 +13,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/storage"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
@@ -46,7 +47,7 @@ var codes = []struct {
 	{users.ErrUsernameTaken, http.StatusConflict},
 	{users.ErrInvalidCredentials, http.StatusForbidden},
 	{users.ErrDisabled, http.StatusForbidden},
-	{users.ErrClientExists, http.StatusConflict},
+	{storage.ErrClientExists, http.StatusConflict},
 	{users.ErrLastAdmin, http.StatusConflict},
 }
 
@@ -105,6 +106,16 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, users.ErrBusy):
 		w.Header().Set("Retry-After", "1")
 		writeProblem(w, http.StatusServiceUnavailable, "the server is busy; retry shortly", nil)
+	case storage.IsFault(err):
+		// The store could not do it now (unreachable, timed out, full,
+		// busy, read-only): a retry may succeed, so 503, never 500.
+		ew.log.WarnContext(r.Context(), "store fault", "request_id", requestID(r.Context()), "method", r.Method, "route", routeOf(r), "err", err)
+		if isOAuthEndpoint(r) {
+			ew.oauth(w, r, auth.Unavailable(err))
+			return
+		}
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, http.StatusServiceUnavailable, "the store cannot serve this now; retry shortly", nil)
 	case isJSONDecodeError(err):
 		ew.badInput(w, r, http.StatusBadRequest, "the request body is not valid JSON for this operation", nil)
 	default:

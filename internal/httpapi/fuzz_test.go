@@ -67,6 +67,7 @@ type fuzzIdentity struct {
 type fuzzServer struct {
 	handler http.Handler
 	users   *users.Service
+	clients *auth.Clients
 	// minter logs the fixture's users in without the handler's login
 	// throttle, which the fuzzer's wrong passwords may have engaged.
 	minter       *auth.Issuer
@@ -103,6 +104,7 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 	issuer := auth.NewIssuer(deps, cfg)
 	s := &fuzzServer{
 		users:     svc,
+		clients:   st.clients,
 		minter:    minter,
 		validator: validator,
 		admin:     &fuzzIdentity{name: "admin", password: fuzzAdminPassword, scopes: scopes},
@@ -156,12 +158,12 @@ func (s *fuzzServer) repair(ctx context.Context) error {
 		id.token = tok.AccessToken
 	}
 	if s.clientSecret != "" {
-		if _, err := s.users.AuthenticateClient(ctx, fuzzClientID, s.clientSecret); err == nil {
+		if _, err := s.clients.AuthenticateClient(ctx, fuzzClientID, s.clientSecret); err == nil {
 			return nil
 		}
 	}
-	_ = s.users.DeleteClient(ctx, fuzzClientID)
-	_, secret, err := s.users.RegisterClient(ctx, users.NewClient{ID: fuzzClientID, Confidential: true})
+	_ = s.clients.DeleteClient(ctx, fuzzClientID)
+	_, secret, err := s.clients.RegisterClient(ctx, auth.NewClient{ID: fuzzClientID, Confidential: true})
 	if err != nil {
 		return fmt.Errorf("register %s: %w", fuzzClientID, err)
 	}

@@ -26,6 +26,8 @@ type UserService interface {
 	Update(ctx context.Context, actor users.Actor, username string, p users.Patch) (*users.User, error)
 	ChangePassword(ctx context.Context, id, current, next string) error
 	Delete(ctx context.Context, actor users.Actor, username string) error
+	// Manageable returns the user when actor may manage it.
+	Manageable(ctx context.Context, actor users.Actor, username string) (*users.User, error)
 }
 
 // PasswordThrottle limits password guessing (auth.Throttle): Guard
@@ -38,13 +40,14 @@ type PasswordThrottle interface {
 // Handlers implements the operations of api/openapi.yaml. They return
 // errors; errorWriter formats them.
 type Handlers struct {
-	users   UserService
-	tokens  TokenIssuer
-	keys    KeyPublisher
-	clients ClientService
-	meta    ServerMetadata
-	ready   func(ctx context.Context) error
-	proxies []netip.Prefix
+	users    UserService
+	tokens   TokenIssuer
+	keys     KeyPublisher
+	clients  ClientService
+	sessions SessionService
+	meta     ServerMetadata
+	ready    func(ctx context.Context) error
+	proxies  []netip.Prefix
 	// throttle counts password checks outside the token endpoint with
 	// the logins' limits; nil when off.
 	throttle PasswordThrottle
@@ -69,12 +72,17 @@ func claims(ctx context.Context) (*auth.Claims, error) {
 	return c, nil
 }
 
-// currentUser loads the token's subject. A deleted or disabled account's
-// tokens stop working at once (RFC 6750 §3.1 invalid_token).
+// currentUser is the token's subject: from the validator's in-memory view
+// (no store read), or loaded when the validator has none. A deleted or
+// disabled account's tokens stop working at once (RFC 6750 §3.1
+// invalid_token).
 func (h *Handlers) currentUser(ctx context.Context) (*users.User, error) {
 	c, err := claims(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if u, ok := auth.UserFromContext(ctx); ok {
+		return u, nil
 	}
 	u, err := h.users.ByID(ctx, c.Subject)
 	if errors.Is(err, users.ErrNotFound) {

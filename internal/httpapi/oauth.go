@@ -6,7 +6,7 @@ import (
 	"net/http"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
-	"github.com/gatehouse/gatehouse/internal/users"
+	"github.com/gatehouse/gatehouse/internal/storage"
 )
 
 // TokenIssuer is the token, revocation and introspection logic.
@@ -19,7 +19,7 @@ type TokenIssuer interface {
 // KeyPublisher publishes and rotates the signing keys.
 type KeyPublisher interface {
 	JWKS() auth.JWKSet
-	Rotate(ctx context.Context) (users.SigningKey, error)
+	Rotate(ctx context.Context) (storage.SigningKey, error)
 }
 
 type requestKey struct{}
@@ -54,6 +54,7 @@ func (h *Handlers) IssueToken(ctx context.Context, _ IssueTokenRequestObject) (I
 		return nil, err
 	}
 	req.ClientAddr = clientAddr(r, h.proxies)
+	req.UserAgent = r.UserAgent()
 	tok, err := h.tokens.Token(ctx, req)
 	if err != nil {
 		return nil, err

@@ -25,6 +25,8 @@ type accountOperation struct {
 	// it would give the target.
 	body   func(target string) string
 	grants []string
+	// ok is the status when allowed; 0 means the method's usual one.
+	ok int
 }
 
 // accountOperations covers every operation of the spec that needs
@@ -55,6 +57,14 @@ func accountOperations(all []string) []accountOperation {
 		{name: "grant_keys_write", method: "PATCH", path: "/users/{username}", grants: []string{"me", "keys:write"},
 			body: func(string) string { return scopes("me", "keys:write") }},
 		{name: "delete", method: "DELETE", path: "/users/{username}",
+			body: func(string) string { return "" }},
+		{name: "list_sessions", method: "GET", path: "/users/{username}/sessions",
+			body: func(string) string { return "" }},
+		{name: "log_out_everywhere", method: "DELETE", path: "/users/{username}/sessions", ok: 200,
+			body: func(string) string { return "" }},
+		// The session id is the target's name: no such session, so 404
+		// when allowed, and still 403 when not.
+		{name: "end_a_session", method: "DELETE", path: "/users/{username}/sessions/{session_id}", ok: 404,
 			body: func(string) string { return "" }},
 	}
 }
@@ -111,6 +121,9 @@ func TestPrivilegeTable_every_account_operation_honours_the_callers_scopes(t *te
 				case "DELETE":
 					want = 204
 				}
+				if op.ok != 0 {
+					want = op.ok
+				}
 				if !subset(targetScopes, callerScopes) || !subset(op.grants, callerScopes) {
 					want = 403
 				}
@@ -124,7 +137,7 @@ func TestPrivilegeTable_every_account_operation_honours_the_callers_scopes(t *te
 					if r.status != want {
 						t.Fatalf("%s %s as %v on %v: got %d %s, want %d", op.method, op.path, callerScopes, targetScopes, r.status, r.body, want)
 					}
-					if want == 403 && r.header.Get("Content-Type") != "application/problem+json" {
+					if (want == 403 || want == 404) && r.header.Get("Content-Type") != "application/problem+json" {
 						t.Errorf("refusal Content-Type = %q, want problem+json", r.header.Get("Content-Type"))
 					}
 					// A refused change changed nothing.

@@ -29,6 +29,8 @@ type Deps struct {
 	Tokens  TokenIssuer
 	Keys    KeyPublisher
 	Clients ClientService
+	// Sessions lists and ends logins.
+	Sessions SessionService
 	// Issuer is the server's public URL, the base of the RFC 8414 document.
 	Issuer string
 	// TrustedProxies may set X-Forwarded-For (the client address used for
@@ -138,6 +140,7 @@ func NewHandler(d Deps) (http.Handler, error) {
 		tokens:   d.Tokens,
 		keys:     d.Keys,
 		clients:  d.Clients,
+		sessions: d.Sessions,
 		meta:     NewServerMetadata(d.Issuer, SpecScopes(doc)),
 		ready:    d.Ready,
 		proxies:  d.TrustedProxies,

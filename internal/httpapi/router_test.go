@@ -11,12 +11,15 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/api"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
+	"github.com/gatehouse/gatehouse/internal/storage"
+	"github.com/gatehouse/gatehouse/internal/storage/sqlstore"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
@@ -30,6 +33,7 @@ type testServer struct {
 	*httptest.Server
 	users *users.Service
 	keys  *auth.Keys
+	calls *storeCalls
 	ready error
 }
 
@@ -38,15 +42,40 @@ const testIssuer = "http://gatehouse.test"
 // stack is gatehouse without its HTTP layer, over a real SQLite store:
 // what the tests, fuzz targets and benchmarks of the handler build on.
 type stack struct {
-	store     users.Store
-	users     *users.Service
-	keys      *auth.Keys
-	deny      *auth.DenyList
-	validator *auth.Validator
-	scopes    []string
+	store       storage.Store
+	users       *users.Service
+	clients     *auth.Clients
+	keys        *auth.Keys
+	revocations *auth.Revocations
+	view        *auth.UserView
+	validator   *auth.Validator
+	scopes      []string
+	// calls counts the store calls of everything above, per operation.
+	calls *storeCalls
 	// deps and cfg make an Issuer; deps has no throttle.
 	deps auth.IssuerDeps
 	cfg  auth.IssuerConfig
+}
+
+// storeCalls counts store calls by operation name (storage.Instrument's).
+type storeCalls struct {
+	mu  sync.Mutex
+	ops []string
+}
+
+func (c *storeCalls) observe(_ context.Context, op string, _ time.Duration, _ error) {
+	c.mu.Lock()
+	c.ops = append(c.ops, op)
+	c.mu.Unlock()
+}
+
+// take returns the operations since the last take.
+func (c *storeCalls) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.ops
+	c.ops = nil
+	return out
 }
 
 func newStack(tb testing.TB, cacheSize int) *stack {
@@ -57,38 +86,54 @@ func newStack(tb testing.TB, cacheSize int) *stack {
 		tb.Fatal(err)
 	}
 	st := &stack{scopes: httpapi.SpecScopes(doc)}
-	if st.store, err = users.OpenSQLite(ctx, filepath.Join(tb.TempDir(), "gatehouse.db")); err != nil {
+	raw, err := sqlstore.OpenSQLite(ctx, filepath.Join(tb.TempDir(), "gatehouse.db"), sqlstore.Options{})
+	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { st.store.Close() })
-	st.deny = auth.NewDenyList(st.store, nil)
+	tb.Cleanup(func() { raw.Close() })
+	// Every store call is counted, for the statement budget.
+	st.calls = &storeCalls{}
+	st.store = storage.Instrument(raw, st.calls.observe)
+	st.view = auth.NewUserView(st.store, 0)
+	st.revocations = auth.NewRevocations(st.store, auth.RevocationsConfig{Users: st.view})
+	sync := func(ctx context.Context) { _ = st.revocations.Sync(ctx) }
 	st.users, err = users.NewService(st.store, users.Options{
 		Hasher:      users.Hasher{Memory: 64, Iterations: 1, Parallelism: 1},
 		Scopes:      st.scopes,
-		AfterRevoke: func(ctx context.Context) { _ = st.deny.Sync(ctx) },
+		AfterRevoke: sync,
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
+	st.clients = auth.NewClients(st.store, st.scopes, nil, sync)
 	const ttl = 15 * time.Minute
 	if st.keys, err = auth.LoadKeys(ctx, st.store, auth.KeyConfig{Algorithm: auth.AlgRS256, TokenTTL: ttl, Leeway: auth.DefaultLeeway, PrePublish: time.Hour}); err != nil {
 		tb.Fatal(err)
 	}
+	refresh, err := auth.LoadRefreshKey(ctx, st.store, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := st.revocations.Load(ctx); err != nil {
+		tb.Fatal(err)
+	}
 	st.cfg = auth.IssuerConfig{Issuer: testIssuer, Audience: "gatehouse", TTL: ttl, Scopes: st.scopes}
 	st.validator = auth.NewValidator(st.keys, auth.ValidatorConfig{
-		Issuer: st.cfg.Issuer, Audience: st.cfg.Audience, Leeway: auth.DefaultLeeway, DenyList: st.deny, CacheSize: cacheSize,
+		Issuer: st.cfg.Issuer, Audience: st.cfg.Audience, Leeway: auth.DefaultLeeway,
+		Revocations: st.revocations, Users: st.view, CacheSize: cacheSize,
 	})
-	st.deps = auth.IssuerDeps{Users: st.users, Clients: st.users, Tokens: st.store, Keys: st.keys, Validator: st.validator, DenyList: st.deny}
+	st.deps = auth.IssuerDeps{Users: st.users, Clients: st.clients, Sessions: st.store, Keys: st.keys, Refresh: refresh, Validator: st.validator, Revocations: st.revocations}
 	return st
 }
 
 // handlerDeps wires the stack into the HTTP layer with issuer.
-func (st *stack) handlerDeps(issuer httpapi.TokenIssuer) httpapi.Deps {
+func (st *stack) handlerDeps(issuer *auth.Issuer) httpapi.Deps {
 	return httpapi.Deps{
 		Users:        st.users,
 		Tokens:       issuer,
 		Keys:         st.keys,
-		Clients:      st.users,
+		Clients:      st.clients,
+		Sessions:     issuer,
 		Issuer:       testIssuer,
 		Authenticate: st.validator.Authenticate,
 		Ready:        func(context.Context) error { return nil },
@@ -102,7 +147,7 @@ func newTestServer(t *testing.T, options ...func(*httpapi.Deps)) *testServer {
 	svc, keys, scopes := st.users, st.keys, st.scopes
 	issuerDeps := st.deps
 	issuerDeps.Throttle = auth.NewThrottle(st.store, auth.DefaultThrottle())
-	ts := &testServer{users: svc, keys: keys}
+	ts := &testServer{users: svc, keys: keys, calls: st.calls}
 	deps := st.handlerDeps(auth.NewIssuer(issuerDeps, st.cfg))
 	deps.Throttle = issuerDeps.Throttle
 	deps.Ready = func(context.Context) error { return ts.ready }

@@ -248,6 +248,19 @@ type ServerMetadata struct {
 	TokenEndpointAuthMethodsSupported         *[]string `json:"token_endpoint_auth_methods_supported,omitempty"`
 }
 
+// SessionList defines model for SessionList.
+type SessionList struct {
+	Sessions []UserSession `json:"sessions"`
+}
+
+// SessionsRevoked defines model for SessionsRevoked.
+type SessionsRevoked struct {
+	// Revoked How many sessions were ended.
+	//
+	// Example: 2
+	Revoked int `json:"revoked"`
+}
+
 // SigningKey defines model for SigningKey.
 type SigningKey struct {
 	// ActivatesAt When tokens start being signed with this key.
@@ -344,6 +357,44 @@ type UserPatch struct {
 	Scopes   *[]string `json:"scopes,omitempty"`
 }
 
+// UserSession One login of a user, as the session inventory lists it.
+type UserSession struct {
+	// ClientAddress The address the login came from.
+	//
+	// Example: 192.0.2.10
+	ClientAddress *string `json:"client_address,omitempty"`
+
+	// ClientId The client the user logged in through (`public` for an anonymous one).
+	//
+	// Example: public
+	ClientId string `json:"client_id"`
+
+	// CreatedAt When the user logged in.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Current Whether the caller's access token belongs to this session.
+	Current bool `json:"current"`
+
+	// Id The session's identifier, the `sid` of its access tokens.
+	//
+	// Example: 3q2-7wAAAAAAAAAAAAAAAA
+	Id string `json:"id"`
+
+	// LastUsedAt The last login or refresh.
+	LastUsedAt time.Time `json:"last_used_at"`
+
+	// UserAgent The start of the login's User-Agent header.
+	//
+	// Example: Mozilla/5.0 (X11; Linux x86_64)
+	UserAgent *string `json:"user_agent,omitempty"`
+}
+
+// SessionID defines model for SessionID.
+type SessionID = string
+
+// Username defines model for Username.
+type Username = string
+
 // Busy Problem details (RFC 9457).
 type Busy = Problem
 
@@ -366,6 +417,12 @@ type ListUsersParams struct {
 
 	// Cursor The `next_cursor` of the previous page.
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// RevokeMySessionsParams defines parameters for RevokeMySessions.
+type RevokeMySessionsParams struct {
+	// KeepCurrent Keep the session of the caller's access token.
+	KeepCurrent *bool `form:"keep_current,omitempty" json:"keep_current,omitempty"`
 }
 
 // CreateClientJSONRequestBody defines body for CreateClient for application/json ContentType.
@@ -436,15 +493,33 @@ type ServerInterface interface {
 	// ChangeCurrentUserPassword Change the current user's password
 	// (POST /users/me/password)
 	ChangeCurrentUserPassword(w http.ResponseWriter, r *http.Request)
+	// RevokeMySessions Log out everywhere, or everywhere else
+	// (DELETE /users/me/sessions)
+	RevokeMySessions(w http.ResponseWriter, r *http.Request, params RevokeMySessionsParams)
+	// ListMySessions List your sessions
+	// (GET /users/me/sessions)
+	ListMySessions(w http.ResponseWriter, r *http.Request)
+	// RevokeMySession End one of your sessions
+	// (DELETE /users/me/sessions/{session_id})
+	RevokeMySession(w http.ResponseWriter, r *http.Request, sessionId SessionID)
 	// DeleteUser Delete a user
 	// (DELETE /users/{username})
-	DeleteUser(w http.ResponseWriter, r *http.Request, username string)
+	DeleteUser(w http.ResponseWriter, r *http.Request, username Username)
 	// GetUser Get a user
 	// (GET /users/{username})
-	GetUser(w http.ResponseWriter, r *http.Request, username string)
+	GetUser(w http.ResponseWriter, r *http.Request, username Username)
 	// UpdateUser Change a user's scopes, disabled flag or password
 	// (PATCH /users/{username})
-	UpdateUser(w http.ResponseWriter, r *http.Request, username string)
+	UpdateUser(w http.ResponseWriter, r *http.Request, username Username)
+	// RevokeUserSessions Log a user out everywhere
+	// (DELETE /users/{username}/sessions)
+	RevokeUserSessions(w http.ResponseWriter, r *http.Request, username Username)
+	// ListUserSessions List a user's sessions
+	// (GET /users/{username}/sessions)
+	ListUserSessions(w http.ResponseWriter, r *http.Request, username Username)
+	// RevokeUserSession End one of a user's sessions
+	// (DELETE /users/{username}/sessions/{session_id})
+	RevokeUserSession(w http.ResponseWriter, r *http.Request, username Username, sessionId SessionID)
 }
 
 // Unimplemented server implementation that returns http.StatusNotImplemented for each endpoint.
@@ -541,21 +616,57 @@ func (_ Unimplemented) ChangeCurrentUserPassword(w http.ResponseWriter, r *http.
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// RevokeMySessions Log out everywhere, or everywhere else
+// (DELETE /users/me/sessions)
+func (_ Unimplemented) RevokeMySessions(w http.ResponseWriter, r *http.Request, params RevokeMySessionsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListMySessions List your sessions
+// (GET /users/me/sessions)
+func (_ Unimplemented) ListMySessions(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RevokeMySession End one of your sessions
+// (DELETE /users/me/sessions/{session_id})
+func (_ Unimplemented) RevokeMySession(w http.ResponseWriter, r *http.Request, sessionId SessionID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // DeleteUser Delete a user
 // (DELETE /users/{username})
-func (_ Unimplemented) DeleteUser(w http.ResponseWriter, r *http.Request, username string) {
+func (_ Unimplemented) DeleteUser(w http.ResponseWriter, r *http.Request, username Username) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
 // GetUser Get a user
 // (GET /users/{username})
-func (_ Unimplemented) GetUser(w http.ResponseWriter, r *http.Request, username string) {
+func (_ Unimplemented) GetUser(w http.ResponseWriter, r *http.Request, username Username) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
 // UpdateUser Change a user's scopes, disabled flag or password
 // (PATCH /users/{username})
-func (_ Unimplemented) UpdateUser(w http.ResponseWriter, r *http.Request, username string) {
+func (_ Unimplemented) UpdateUser(w http.ResponseWriter, r *http.Request, username Username) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RevokeUserSessions Log a user out everywhere
+// (DELETE /users/{username}/sessions)
+func (_ Unimplemented) RevokeUserSessions(w http.ResponseWriter, r *http.Request, username Username) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListUserSessions List a user's sessions
+// (GET /users/{username}/sessions)
+func (_ Unimplemented) ListUserSessions(w http.ResponseWriter, r *http.Request, username Username) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RevokeUserSession End one of a user's sessions
+// (DELETE /users/{username}/sessions/{session_id})
+func (_ Unimplemented) RevokeUserSession(w http.ResponseWriter, r *http.Request, username Username, sessionId SessionID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -822,6 +933,79 @@ func (siw *ServerInterfaceWrapper) ChangeCurrentUserPassword(w http.ResponseWrit
 	handler.ServeHTTP(w, r)
 }
 
+// RevokeMySessions operation middleware
+func (siw *ServerInterfaceWrapper) RevokeMySessions(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RevokeMySessionsParams
+
+	// ------------- Optional query parameter "keep_current" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "keep_current", r.URL.Query(), &params.KeepCurrent, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "keep_current"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "keep_current", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RevokeMySessions(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListMySessions operation middleware
+func (siw *ServerInterfaceWrapper) ListMySessions(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListMySessions(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RevokeMySession operation middleware
+func (siw *ServerInterfaceWrapper) RevokeMySession(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "session_id" -------------
+	var sessionId SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "session_id", chi.URLParam(r, "session_id"), &sessionId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "session_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RevokeMySession(w, r, sessionId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // DeleteUser operation middleware
 func (siw *ServerInterfaceWrapper) DeleteUser(w http.ResponseWriter, r *http.Request) {
 
@@ -829,7 +1013,7 @@ func (siw *ServerInterfaceWrapper) DeleteUser(w http.ResponseWriter, r *http.Req
 	_ = err
 
 	// ------------- Path parameter "username" -------------
-	var username string
+	var username Username
 
 	err = runtime.BindStyledParameterWithOptions("simple", "username", chi.URLParam(r, "username"), &username, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
 	if err != nil {
@@ -855,7 +1039,7 @@ func (siw *ServerInterfaceWrapper) GetUser(w http.ResponseWriter, r *http.Reques
 	_ = err
 
 	// ------------- Path parameter "username" -------------
-	var username string
+	var username Username
 
 	err = runtime.BindStyledParameterWithOptions("simple", "username", chi.URLParam(r, "username"), &username, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
 	if err != nil {
@@ -881,7 +1065,7 @@ func (siw *ServerInterfaceWrapper) UpdateUser(w http.ResponseWriter, r *http.Req
 	_ = err
 
 	// ------------- Path parameter "username" -------------
-	var username string
+	var username Username
 
 	err = runtime.BindStyledParameterWithOptions("simple", "username", chi.URLParam(r, "username"), &username, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
 	if err != nil {
@@ -891,6 +1075,93 @@ func (siw *ServerInterfaceWrapper) UpdateUser(w http.ResponseWriter, r *http.Req
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.UpdateUser(w, r, username)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RevokeUserSessions operation middleware
+func (siw *ServerInterfaceWrapper) RevokeUserSessions(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "username" -------------
+	var username Username
+
+	err = runtime.BindStyledParameterWithOptions("simple", "username", chi.URLParam(r, "username"), &username, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "username", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RevokeUserSessions(w, r, username)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListUserSessions operation middleware
+func (siw *ServerInterfaceWrapper) ListUserSessions(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "username" -------------
+	var username Username
+
+	err = runtime.BindStyledParameterWithOptions("simple", "username", chi.URLParam(r, "username"), &username, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "username", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListUserSessions(w, r, username)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RevokeUserSession operation middleware
+func (siw *ServerInterfaceWrapper) RevokeUserSession(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "username" -------------
+	var username Username
+
+	err = runtime.BindStyledParameterWithOptions("simple", "username", chi.URLParam(r, "username"), &username, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "username", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "session_id" -------------
+	var sessionId SessionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "session_id", chi.URLParam(r, "session_id"), &sessionId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "session_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RevokeUserSession(w, r, username, sessionId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1036,6 +1307,24 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Patch(options.BaseURL+"/users/{username}", wrapper.UpdateUser)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/users/me/sessions", wrapper.RevokeMySessions)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/users/me/sessions", wrapper.ListMySessions)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/users/me/sessions/{session_id}", wrapper.RevokeMySession)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/users/{username}/sessions", wrapper.RevokeUserSessions)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/users/{username}/sessions", wrapper.ListUserSessions)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/users/{username}/sessions/{session_id}", wrapper.RevokeUserSession)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/revoke", wrapper.RevokeToken)
@@ -2399,8 +2688,314 @@ func (response ChangeCurrentUserPassword503ApplicationProblemPlusJSONResponse) V
 	return err
 }
 
+type RevokeMySessionsRequestObject struct {
+	Params RevokeMySessionsParams
+}
+
+type RevokeMySessionsResponseObject interface {
+	VisitRevokeMySessionsResponse(w http.ResponseWriter) error
+}
+
+type RevokeMySessions200JSONResponse SessionsRevoked
+
+func (response RevokeMySessions200JSONResponse) VisitRevokeMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySessions400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySessions400ApplicationProblemPlusJSONResponse) VisitRevokeMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySessions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySessions401ApplicationProblemPlusJSONResponse) VisitRevokeMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySessions403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySessions403ApplicationProblemPlusJSONResponse) VisitRevokeMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySessions500ApplicationProblemPlusJSONResponse Problem
+
+func (response RevokeMySessions500ApplicationProblemPlusJSONResponse) VisitRevokeMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySessions503ApplicationProblemPlusJSONResponse struct {
+	BusyApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySessions503ApplicationProblemPlusJSONResponse) VisitRevokeMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySessionsRequestObject struct {
+}
+
+type ListMySessionsResponseObject interface {
+	VisitListMySessionsResponse(w http.ResponseWriter) error
+}
+
+type ListMySessions200JSONResponse SessionList
+
+func (response ListMySessions200JSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySessions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySessions401ApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySessions403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySessions403ApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySessions500ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySessions500ApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMySessions503ApplicationProblemPlusJSONResponse struct {
+	BusyApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySessions503ApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySessionRequestObject struct {
+	SessionId SessionID `json:"session_id"`
+}
+
+type RevokeMySessionResponseObject interface {
+	VisitRevokeMySessionResponse(w http.ResponseWriter) error
+}
+
+type RevokeMySession204Response struct {
+}
+
+func (response RevokeMySession204Response) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type RevokeMySession401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySession401ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySession403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySession403ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySession404ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySession404ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySession500ApplicationProblemPlusJSONResponse Problem
+
+func (response RevokeMySession500ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySession503ApplicationProblemPlusJSONResponse struct {
+	BusyApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySession503ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteUserRequestObject struct {
-	Username string `json:"username"`
+	Username Username `json:"username"`
 }
 
 type DeleteUserResponseObject interface {
@@ -2498,7 +3093,7 @@ func (response DeleteUser500ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 }
 
 type GetUserRequestObject struct {
-	Username string `json:"username"`
+	Username Username `json:"username"`
 }
 
 type GetUserResponseObject interface {
@@ -2588,7 +3183,7 @@ func (response GetUser500ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 }
 
 type UpdateUserRequestObject struct {
-	Username string `json:"username"`
+	Username Username `json:"username"`
 	Body     *UpdateUserJSONRequestBody
 }
 
@@ -2725,6 +3320,328 @@ func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	return err
 }
 
+type RevokeUserSessionsRequestObject struct {
+	Username Username `json:"username"`
+}
+
+type RevokeUserSessionsResponseObject interface {
+	VisitRevokeUserSessionsResponse(w http.ResponseWriter) error
+}
+
+type RevokeUserSessions200JSONResponse SessionsRevoked
+
+func (response RevokeUserSessions200JSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions401ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions403ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions404ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions404ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions500ApplicationProblemPlusJSONResponse Problem
+
+func (response RevokeUserSessions500ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessions503ApplicationProblemPlusJSONResponse struct {
+	BusyApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSessions503ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserSessionsRequestObject struct {
+	Username Username `json:"username"`
+}
+
+type ListUserSessionsResponseObject interface {
+	VisitListUserSessionsResponse(w http.ResponseWriter) error
+}
+
+type ListUserSessions200JSONResponse SessionList
+
+func (response ListUserSessions200JSONResponse) VisitListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserSessions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListUserSessions401ApplicationProblemPlusJSONResponse) VisitListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserSessions403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListUserSessions403ApplicationProblemPlusJSONResponse) VisitListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserSessions404ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListUserSessions404ApplicationProblemPlusJSONResponse) VisitListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserSessions500ApplicationProblemPlusJSONResponse Problem
+
+func (response ListUserSessions500ApplicationProblemPlusJSONResponse) VisitListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListUserSessions503ApplicationProblemPlusJSONResponse struct {
+	BusyApplicationProblemPlusJSONResponse
+}
+
+func (response ListUserSessions503ApplicationProblemPlusJSONResponse) VisitListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSessionRequestObject struct {
+	Username  Username  `json:"username"`
+	SessionId SessionID `json:"session_id"`
+}
+
+type RevokeUserSessionResponseObject interface {
+	VisitRevokeUserSessionResponse(w http.ResponseWriter) error
+}
+
+type RevokeUserSession204Response struct {
+}
+
+func (response RevokeUserSession204Response) VisitRevokeUserSessionResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type RevokeUserSession401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSession401ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSession403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSession403ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSession404ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSession404ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSession500ApplicationProblemPlusJSONResponse Problem
+
+func (response RevokeUserSession500ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeUserSession503ApplicationProblemPlusJSONResponse struct {
+	BusyApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeUserSession503ApplicationProblemPlusJSONResponse) VisitRevokeUserSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJWKS Public keys that verify access tokens (RFC 7517)
@@ -2772,6 +3689,15 @@ type StrictServerInterface interface {
 	// ChangeCurrentUserPassword Change the current user's password
 	// (POST /users/me/password)
 	ChangeCurrentUserPassword(ctx context.Context, request ChangeCurrentUserPasswordRequestObject) (ChangeCurrentUserPasswordResponseObject, error)
+	// RevokeMySessions Log out everywhere, or everywhere else
+	// (DELETE /users/me/sessions)
+	RevokeMySessions(ctx context.Context, request RevokeMySessionsRequestObject) (RevokeMySessionsResponseObject, error)
+	// ListMySessions List your sessions
+	// (GET /users/me/sessions)
+	ListMySessions(ctx context.Context, request ListMySessionsRequestObject) (ListMySessionsResponseObject, error)
+	// RevokeMySession End one of your sessions
+	// (DELETE /users/me/sessions/{session_id})
+	RevokeMySession(ctx context.Context, request RevokeMySessionRequestObject) (RevokeMySessionResponseObject, error)
 	// DeleteUser Delete a user
 	// (DELETE /users/{username})
 	DeleteUser(ctx context.Context, request DeleteUserRequestObject) (DeleteUserResponseObject, error)
@@ -2781,6 +3707,15 @@ type StrictServerInterface interface {
 	// UpdateUser Change a user's scopes, disabled flag or password
 	// (PATCH /users/{username})
 	UpdateUser(ctx context.Context, request UpdateUserRequestObject) (UpdateUserResponseObject, error)
+	// RevokeUserSessions Log a user out everywhere
+	// (DELETE /users/{username}/sessions)
+	RevokeUserSessions(ctx context.Context, request RevokeUserSessionsRequestObject) (RevokeUserSessionsResponseObject, error)
+	// ListUserSessions List a user's sessions
+	// (GET /users/{username}/sessions)
+	ListUserSessions(ctx context.Context, request ListUserSessionsRequestObject) (ListUserSessionsResponseObject, error)
+	// RevokeUserSession End one of a user's sessions
+	// (DELETE /users/{username}/sessions/{session_id})
+	RevokeUserSession(ctx context.Context, request RevokeUserSessionRequestObject) (RevokeUserSessionResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error)
@@ -3240,8 +4175,84 @@ func (sh *strictHandler) ChangeCurrentUserPassword(w http.ResponseWriter, r *htt
 	}
 }
 
+// RevokeMySessions operation middleware
+func (sh *strictHandler) RevokeMySessions(w http.ResponseWriter, r *http.Request, params RevokeMySessionsParams) {
+	var request RevokeMySessionsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeMySessions(ctx, request.(RevokeMySessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeMySessions")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RevokeMySessionsResponseObject); ok {
+		if err := validResponse.VisitRevokeMySessionsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListMySessions operation middleware
+func (sh *strictHandler) ListMySessions(w http.ResponseWriter, r *http.Request) {
+	var request ListMySessionsRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMySessions(ctx, request.(ListMySessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMySessions")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListMySessionsResponseObject); ok {
+		if err := validResponse.VisitListMySessionsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RevokeMySession operation middleware
+func (sh *strictHandler) RevokeMySession(w http.ResponseWriter, r *http.Request, sessionId SessionID) {
+	var request RevokeMySessionRequestObject
+
+	request.SessionId = sessionId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeMySession(ctx, request.(RevokeMySessionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeMySession")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RevokeMySessionResponseObject); ok {
+		if err := validResponse.VisitRevokeMySessionResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // DeleteUser operation middleware
-func (sh *strictHandler) DeleteUser(w http.ResponseWriter, r *http.Request, username string) {
+func (sh *strictHandler) DeleteUser(w http.ResponseWriter, r *http.Request, username Username) {
 	var request DeleteUserRequestObject
 
 	request.Username = username
@@ -3267,7 +4278,7 @@ func (sh *strictHandler) DeleteUser(w http.ResponseWriter, r *http.Request, user
 }
 
 // GetUser operation middleware
-func (sh *strictHandler) GetUser(w http.ResponseWriter, r *http.Request, username string) {
+func (sh *strictHandler) GetUser(w http.ResponseWriter, r *http.Request, username Username) {
 	var request GetUserRequestObject
 
 	request.Username = username
@@ -3293,7 +4304,7 @@ func (sh *strictHandler) GetUser(w http.ResponseWriter, r *http.Request, usernam
 }
 
 // UpdateUser operation middleware
-func (sh *strictHandler) UpdateUser(w http.ResponseWriter, r *http.Request, username string) {
+func (sh *strictHandler) UpdateUser(w http.ResponseWriter, r *http.Request, username Username) {
 	var request UpdateUserRequestObject
 
 	request.Username = username
@@ -3325,105 +4336,198 @@ func (sh *strictHandler) UpdateUser(w http.ResponseWriter, r *http.Request, user
 	}
 }
 
+// RevokeUserSessions operation middleware
+func (sh *strictHandler) RevokeUserSessions(w http.ResponseWriter, r *http.Request, username Username) {
+	var request RevokeUserSessionsRequestObject
+
+	request.Username = username
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeUserSessions(ctx, request.(RevokeUserSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeUserSessions")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RevokeUserSessionsResponseObject); ok {
+		if err := validResponse.VisitRevokeUserSessionsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListUserSessions operation middleware
+func (sh *strictHandler) ListUserSessions(w http.ResponseWriter, r *http.Request, username Username) {
+	var request ListUserSessionsRequestObject
+
+	request.Username = username
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListUserSessions(ctx, request.(ListUserSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListUserSessions")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListUserSessionsResponseObject); ok {
+		if err := validResponse.VisitListUserSessionsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RevokeUserSession operation middleware
+func (sh *strictHandler) RevokeUserSession(w http.ResponseWriter, r *http.Request, username Username, sessionId SessionID) {
+	var request RevokeUserSessionRequestObject
+
+	request.Username = username
+	request.SessionId = sessionId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeUserSession(ctx, request.(RevokeUserSessionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeUserSession")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RevokeUserSessionResponseObject); ok {
+		if err := validResponse.VisitRevokeUserSessionResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Hzrcts4lv+rnOJ/qmLXULIsy05sV39I5z+zne5M2hU7laqNshZEHoloU4AGAK0oKe/r9Hv0k23hwjso",
-	"yWnHnWztJ1skruf6OwcH/BxEfLHkDJmSwdnnIEESozD/viBRgi84U4Knr/ml4gL14xhlJOhSUc6Cs+AN",
-	"yiVnEiVERIg1ZXNQ/AaZhEUmFTCuYIoQ6aFi2Hvzzxdw8nR0Cn/8ftw/3O8HYSCjBBdED4wsWwRn7wPG",
-	"e9JM9iEM1HqJwVkglaBsHtzdhcGFIPMFec3N6trr+ScX8NPV1cXBYX9gp5W7T2va+6a9CwORb1T3+TGT",
-	"a/034kwhU/pfslymNCJ6GQdLwacpLv7+m9Rr+lyZ7G8CZ8FZ8P8OSqof2Lfy4ML2stPVd3WVIEgUtyiA",
-	"Sphmcg0JkYmm9pJIueIilucgUIk1kJlCAZM3+kfvuf4xAYkRZ7HUG68wuNKkTchL2wUUhxWhmoszLtDO",
-	"oec1RD09PBzAH78fDvrD/lGDro6GlCmco9C7ugs1e6Y0jpE9NvVIFKGUVjYhJdGNBAIy4ksElVAJfInC",
-	"TA8C/51RgXLM9iaUyWw2oxFFpq5N60kIVpqO9caP+of7IXABykxh+lNppJ6kKV9h3B+zOtHfvXvXe56p",
-	"BJnSG+4QYfxIFssUYfIjEoECBJJ08cM4mBOFCc8kjoMQUAgufhgH7VXqt+afH8ZBJlHIs5WgCsfBxMuj",
-	"Us7vwuBXvbrhP/TYG5h0P+ZUx/QxyHBFEx6lAoG/YaRa5mK43xBfYwF6zkB1rcC1P/AZs8p2rxLBlUox",
-	"frwtc1gQtoYZoSnGkPI5ZRJmRpaoBM01RhYIhMVA4lho6d0bDU8LeRuzbRYB9o4HR/tnMFG4WHJBBE3X",
-	"1xkjt4SmZJriJByz7TajKcB/nuzhX2F5cvvwiHbnObMqCvbxFGMg0piP09HxU3DzQYyK0FT2NWF2kcOH",
-	"t4+5LK4Er8nPRmn8LvzNW0YylXBBPz0uSV/zmscxOksYUHZLUhqHgB+XVGCsHwu85Tf6X4Z9uNJ6PWn6",
-	"iAlYKhqMRVEad1N1Q1bOHsfXmB1cm23t4E/u8tdmQf+kmMaFa1kK7XUVtZhqpt+1V6idd+ERTBtNtCUR",
-	"ZIEKhZ6/MWsYLFBKMvds912yBqpgRWQxpmcAg/YMCIg1MLQLK0ct8SGf6jH0jD8hSVXS3pRURGXmP0dl",
-	"3evGt+ZbFJJa6evCfk8kuFYhzARfAFXa9NM0BspmXCyMMOsNlZMVTITbQV9j4r2j2TA6JNMQ5vywPzzp",
-	"P9vfSgG3C9/GX2rTLpcYKe/ia68hx9BWmZ+enAzhj9+H2rPDryxdw0RDqFucaJe2FCiRKWODjObYd1af",
-	"9B7rhLZvKzI45TxFwvQaSRZ7hDMMotQgJup/ix+XRiwNXa1hORmVpCrsTBhQonZtKaV3rt8U9T5n09mO",
-	"Ixu05x1DZlPvc0PIa/u4yTZnCiaW+hVDJkOYCJwJlIk1AbaJe+TaeHUydyE+M1GXNsfKrdL2xuLF7UJn",
-	"YWVd5mwUWJchs3q/Atq4QXGgxdi6f8GY3Gf6dl4S+jqhzLPeiaVwTlAumjQ+BwK6K3CWrrcbLLsPH/1+",
-	"fvdLe/rnsMymKY3g58tfX8M7nMIvuHbkOj58Cn/8PrJBz9Pjw2fwx+8n9tezwdFTDxFJOq+buzeXw+MT",
-	"H10icetXPO/Tmw41vVHr5nzPfbMxb+9MYr23pHNf74/e3uvtwqyXZxdvJwsNgTp4c4nKx56f3/0Cl6hq",
-	"LDn2kP4G1+YvVbiQ28CLFoW7YhlECLJuL14P6Fvra1yZ+OaFsaCG7XFM9YJJelFZ04ykEpvLrJndtqrR",
-	"WMOVGUVxDnNkOizHGFYJMuALqpzLXpCPr5DNtc89HD4LgwVlxe8wWBKlUOgR/+v9895/kt6nQe+0f/3f",
-	"vQ9//5tXFDmb2XlJalc1I1mqgjMlMgxbIAJVgjbmt3uBOSqTT8BI5HxycWtuadpeyVhs2eHvzbvqDAuy",
-	"zi3ZOWisbnMXVbJow4GLpTIWopCBtjlqctzH3bfSYvR7sLUwgW0JVpAikQqeQZQQQSKFQoZAFCy4VHA4",
-	"GI5gulYou0xqldmD4ajG7WcednaR9rIkq3ZHhqhThLkgTGF8DpP3C/wwaclaYR3eBwvjl3Ylbt3r1ddy",
-	"pL3JyahCEeAzIL1PIQx6pyE86T8J4cn1ExNyPek9OQeTFI0h5SsUvYhIrCM9ktII68Q6qZPqaJvjKFYb",
-	"ltT3qX8jRVTfmHlcQj0+M/S2DhRZvOTakflSO3Vxwnz0PD+bRx5OC7SMuydWRSoPDEO1wa1Ef2WrjMls",
-	"ueRCoWtpQVDZ3WKpMLCo+9quJAw6siiefHFoV39dI0yTTj9lC8J6AkmsR3FZAC90soNlgnp9N5mjDidT",
-	"QpnJvifoosGtOMFurJPBpXHfYL+3mtK24YsEapN+3UDNMVHYU9RI3waNvodhq+61XHRjicXYtYX5iHLh",
-	"VOJFQpgNLu/j9DIh9AKqVnInU9cGMri6/ygbDWaTVM2lNub00qbMrtUF9KKe5HJpnNGxDzraNh6LoqWb",
-	"2ey8ht50RiNtPW3iPrLrjbBbdzq8LGXLTNmcgnYKRMEKRZltCK0jIKzuUDeBqkp+w+MMKJOKsAi7khw2",
-	"TlkSlTS3pgNiMuWZ8u6xTDK0R/3p6uoCbAOIeFwlUiV6VFSlnmVdJlwokNliQcQ6t+R52lKP4l2OP6R8",
-	"Dm/fvNSBIrodWZi3zm1Wc9iKY9MbP5umhN14TVpLGN/gnEqFAuMmSE3TX2fB2fsdMveu013YYf0s1POS",
-	"bMVMnAacRehkqALkqARRrK+/y4Y+mC3dcpur7Ix6yyaNkHcwOO0Mebdgcfv6iayAci/LtxClNlQOkqtW",
-	"2L2VhnD794ustwTsNr36PQbrlwZ+/AsViYkiHo1y2MYZRnsYtHDNLe+fjQ5HmvcezpfIR14XeOg+Dlbb",
-	"s0qe5TrHdt6u/qbXGp5dL1AlPP7yVUiZ2WClnVZb3cgcN7Ve5gj1z9FAFFq3mQCedg+yewtevrS3lfaN",
-	"C683eYA1N+Tfsa+1lgr3wg5h3cBDrz7RuUbIv+C6jWlNzpEolA6VtiJ+lpe1SEWEgilqvyXpnGEMK5p7",
-	"7Btc1yzNRkzrMmWevNj98bE/O9ZM5xj0q6etTRLWd+8jnTmg7/Q89eP74mimXngz6h/1h6FxREcP5IrO",
-	"88Rl7j0kstj6Xs2Nb8lTVeLMtkfJO07quGfTeN3JFgslJc9EhMBXzBwb5c13Xm/NpXVNUsn5h1YJJuU+",
-	"f6h7xZ1nLg4yGrhqSSLsSdTSpTDOM2RO6DA+B5KmOUTNpNm1a9OZzgn8utSds/HSNm++3dVXhGCDklmL",
-	"5qFAZoDHLEsduKmfpjXq25rmrcQs/gzzVb1CyoZpg5Nn+/6oyhxfy2vqGe0VnaE2UzkzauNSVq0NKDhx",
-	"Ohj4wpItUvgcGK7qcnhupuQM8/NDHcbRmQ7iQpCKLyWsuLihbN7/88Ln8oa7yNSmw7bn6YqsZX783jAC",
-	"9uFW0aoxuDZdjVk+sctTvQ1r/AVOKKaSTF3tSn2L/9+9McoiISKMcQUpnwNl/uy4zw1cKpMpqzoAze2J",
-	"zKaThupvOIj8suTwV8sDvyrSuTVL0s7rbhaA/IApz98WSa2CKVvzW1oQLlzZRF0YGH5U11EmpC/fe0Gk",
-	"BCJhYhtMXNUQgu5l0pPnQKbmLJ/bSDgl0r7oPCje/RjLSO82jGmH7N6zipKt6bxG3YxLGnGITDaw2KLL",
-	"JklF1pooKsE1EIGeZFdFWdri/7AJvi/MnzaopYfBKBNUrS819e14XEcEQ29heMVPFggEIoEOSjkD2kSJ",
-	"+314bqzZmDnITQRqDyUrXgkMsbXU1aLgM3A1TONsMDiKbJGS/hcnY7ZXqZgy2RBTLjVL+ap1fuV8yluR",
-	"BmfBQW5VSyI6EHgmkMTG5Zmy1Tyrk2NEzfS8pam/NWSxrcyxTowpKqw2v8F1pS1XRGHl+ETaCCYPMxZ2",
-	"QBLDmmdCE1o7W55pyrDYSaZ9VwWAlqpnZUiufZC80TjJnGuS3FdLcDU3RemEQQO2oLi6dT2b/m0Np1uD",
-	"LNvmG3phDFCYr6xCgkbH3GPWGFAVSSt0pryMshlvi59J4sGwPyi23rPS5vIkTaEDHYdq2pZQqJC/Uuwc",
-	"zHX+gZE5LpCpPlzp4C/mUbZwKT7Ns1z+Z2OmRKaSM/s0L+USPFMowyJuMmdPNpejCaPKY2AkUTJm7Qp1",
-	"oxjlEbk5dSNxXhpmxVs7Dwcnrf8J/vXySjPGUDZRainPDg74Epldbp+L+YHrJA902zI9XBaTBZV6tcDU",
-	"lelmehSypMFZcNQf9I/MKaJKjMIc9FeYpr0bxlfsQAf2/bzUcu4Lw/5xi2KdR3c3uIZVwiUWN0vIGqSi",
-	"aar9c0pvMQTKojSLNf+IBoVjpjuZ/jLBGEiiCcNnhQYZNlLVh58uh8cnLtKzBGV4i2LMis6WjgX1X2qp",
-	"n6P6+d0vl0HjWshwMHiw+nFXDuIrK84LQvo1mxycvf8QBi5Zr/1yQT13uHGLgs7W9XKusqbEVAGSudT+",
-	"0qnXBz18jXPmRY9UTW7PCnSFlS1SNRKZX5FojZk23qR5IovjaGntJVmSKU2p9tCbSbtj5rWTpM7gd9Is",
-	"pVK9cG3+JLV2AlH1E48mEGjR0Gpny98Zsz0aHHbNVuzjoFaVbTodbe9UXh26C4NjS4bNPcr67BorS8zy",
-	"vu7IP9zVuNzh1StMzZ980IiN+w9lbHcJJD8AqlUHabADnvySqygaM2uZtJdQmWDo0luU2XxjkQLQ8uvq",
-	"QxLSZbUs/n+R10E4x/Mjj9cPpoCNwrC7OhJXIsO7lkAfPtjs/oO/DivQ4myYe4Ui80dnNd70H/4izCt3",
-	"KODPNTFcldnIt29ebb+8NbqXXjyauo4Gp/da1kOrtwWgDf0uoTgUtUFtza7Y64PPRY76zjJMY1dPtsM8",
-	"r5XvWYR8y280nHPms5K2MugTY1NgbM7464prJ6oobk1/Ru0V2KYOXMf9R+X06NvjtGUIkLbOdxnz4gzD",
-	"TLPzwThlJkxXSRDmcLtaeFS3hFVd3lzO2tR0vURtWVKVfNoEvNytlK8IuNwMHSZ2KbjBmlQakGSyrptw",
-	"1St6i0x3WAo+xQpv7F6dNlYD188dfvcK01QahrsozIG0zhg3NCqqbX+UErqQ/TH7h72jFeY3tEJYkHTG",
-	"xUIHFCyGjBlQDJUsBUnTMZt8Hrs7DGOXPbqb+NxxuY8rl2DYzSN/7K1Wq55eSC8TKbKIxzaNtBvLvHco",
-	"dnLUDyc29VtDHdJj6PrE5NKU58rQ17gMvJP7rN3s/e4Qbzv70zCWJW8KLSnzP10RjY4yD4TJV3UrpU3/",
-	"mEL5MpEVFmG6BKosskUd4V4CUaaGyoJbOmdyzBxCc5dOjYPVAG2eaZO+FNizOQMbmMWYkrW5U6lf3VKe",
-	"SZsYkIqsZSU9kDFFU6P8JjVtN50QmV/T9Gmv3WylpuAr4trKLB26opGiyQr+78d0lRRpQ3IvTWlGTbrA",
-	"sEnTqRRce6vFiK0O+9afOtNQb/TrsoLPBFhAmFyZgM5JpZvJOoCUk9geFrWcsR6Mau/21/hjuxfFrSfs",
-	"W44cfTFHGkjabW2z47Z+tNs+vHEAmbDGYTR1ZZOzTFa01Wmn3DeXq8esjqj3tDqvEp4izMiC6qBZ5p58",
-	"vw9vrfOu+nQuxoykRiTyi9qFb08l1yE5DAeDRlWlDuFdrmZsdCq/bA1E5gdejcsPWnLsfR69GlewYiYa",
-	"szIQUAkuvIbH9HpUyNCuPt0dL3SVZprPpEDK2RyFzX3DHhc2+worIvedLftih/wYX/FwcVaF7drvuE96",
-	"7E3qF1QmTcyy/Xq++XJNfXCzMqzGljLhWWrOXnbIDxwe3Zuex/fmwUZTYWS+jiwGg9NOZFHUfnQA/bZ6",
-	"8RlUUmxH/WEfLm1hoA3J6xU8Y7bpaNIdDuUHMnUTU7Q52Q/HbJXQKLH+BmW79Vm7MqVekBKOmZ7GvdVe",
-	"ReOcOaGsyBy0TJo9mXo6GIyZXunhyJiji7ICT/uk/Br9oucUPwdZ+cnTlMfr0J0y5ZfyNPDqw5tKvOwr",
-	"gqvZO4PNfrq6uhizH4mkkamNrtXbTfwVe5MiRp4ASTlDb7SkDeOjWr1a0eMjB0j1WjDfIVCtqso6DV8d",
-	"2APnK+3X17Z1rn+j7c9GVt+eIQ/ha3+ZKvxenMNoeLprn/LbRl/kVHbEq625Njijl1pv2nCzcAjGwHd6",
-	"pqJQqfMM761psSWdeEHmCJJ+wiKB+O8MxbrMIKZ0QVWNecX19OHAlALRRbYIzg4HA5M4dL/aBZV3oU+E",
-	"JpXqrkl5ycvGy0WZlm9hriKsI485PD7xZC6/os0s6tc8+v2r9rua0HxmaxB3R5ePf1ryUJFypVDHd7Rp",
-	"XofARWwc/HQNlfrBXOJd6VznAadJhpM0dQWTFhKZiMYVr1AFCU9jA14wncGeMqUcfKYfjFlN80yZggY5",
-	"eRmTrfJIiNw/ByI1SnLfA1oDV4kGb/YzCHlMPhocdR98mlLBr3bsaQsRH/e8s5yzzhT9HFy1Z8M1bT9w",
-	"dBW0/3fcuKn9Disy34jdqp3eRJZNlAIxvPAoY+F9DmxFcdf5zwt7k7sQ/K9oeLsSk+4yudnJ91ggsmgx",
-	"5yovEG9dblgRWR7kbmHbQbXc1G9aXyPG7hDZETHvE4INNqmEKMHoxiTFYrckSRY4ZsoBICAy/7YoZzA5",
-	"cNdW95YovF913D8DxfmYVb4HOc9QSpOW00YWRsNTd9mn+snHPtiqIEsJU/OY06nMu4V2N8ZdPJGmYNUW",
-	"7nXUq5gy0YoQX5QF0F/Dijc+8LCTMR/5C+JtPsGME3/LUGMn+H5/4P7QtrKthZZHNe1wjqt6uaxTAT/n",
-	"sr+xkKMBblytskE39iKLLUstkQ7RaKWCdsZsbzQ4slhlRSXun9tB8o8emOMmZOXdGNObsvmYTSr+YVIB",
-	"OKdNTQOPovm0ya7e7ws8UmwwxHdQQPJXHUNtcN9FuUmH+w47HfZf6akf20P/VZVC3VHRf6DaxLStRUHO",
-	"ABVudS8iEnuUSWSSKnqL+x01QpW4a6cSocZ3vQ69cfYyv9a00aa5qxj3sGmhBgebIj1bSiM5RITl5zk0",
-	"RmYiO75iLmiT0LCNfbgiJsSrmz5znaFpLMesai3NMksLeQ4CI35rynxSruFRj2cKYlymfG1uaGj8YhHK",
-	"i1cv+2Avkpboyt7N0gObOxULfmtvFthg02XjxwwrdrgwwoYEPvubLeOvG4SWd9keOVm90aqYXcdV6/KN",
-	"hozfktt5hBDTXcGq35XPRR9jmKVkbr+03Q2nOme2k5mSuy5j6QryVPPmlHkew3RdXFI6CPRobnL/tyfa",
-	"3xXcL61rflks9EKc/NJZ3RpLT/Or5h28Sh/zq92lcn5WXkgr7xHUSkR9/YuCyPyGXaXKojKAq7K4+3D3",
-	"PwEAAP//",
+	"7F39Uhu5ln8VlfdWBeq2jTGGBKj5g8md2WQmM0MFUtnaOIvl7mNbQ7fkK6lxnBT7OvMe82RbOlJ/q22T",
+	"AZLcvfkn0K3Wx9H5/Okc8akTimQhOHCtOiefOnOgEUj88TkN5/BccC1F/Ku40EKCeRyBCiVbaCZ456Tz",
+	"GtRCcAWKhFTKFeMzosU1cEWSVGnChSYTIKHpKiI7r398To6eDo/Jn38c9vZ3e52go8I5JNR0DDxNOifv",
+	"Olx0FQ72Pujo1QI6Jx2lJeOzzu1t0DmXdJbQXwXOrjmfH4UkLy4vz/f2e307rNp+WGzvG/Y26CyopAlo",
+	"R5sLUIoJ/vIfzRlczoEo+/qJIiwCrtmUgSQ7YxaNCePZWxIzpVVAxso9p2EISjn64SyZ6XBB9bwTdDhN",
+	"cE724ysWdYKOhH+mTELUOdEyhfKqEvrhFfCZnndOjoZBJ2E8+3XfR9U3CqQdwLecVIF8ovA/04jshFRB",
+	"l3EFXDHNbqBtstkX9zfVW9OTYznz8fepWpn/Q8E1cG1+pItFzEJq5r+3kGISQ/L335VZzKfSqH+TMO2c",
+	"dP5jr+D/PftW7Z3br+xwvt2VNyAJU2SSqhWZUzU3fL+gSi2FjNQpkaDlitCpBknGr80v3TPzy5goCAWP",
+	"lKFXSdRKTZo7cGE/IVqQJWVGnqZCgh3DjIvsfby/3yd//rHf7w16BzUOdzRkXMMMpFnVbWAEZcKiCPhj",
+	"U6/M5SSm4bUilKhQLIDoOVNELEDi8MSxjBrxnTHjKp1OWciA6ytsPQ6IletDs/CD3v5uQIQkGofA75lC",
+	"/UPjWCwh6o14lehv377tnqV6bgQ0pLpFmcAHmixiIOPvgUqQRAKNk+9GnRnVMBepglEnICClkN+NOs1Z",
+	"mrf4w3cjlAZ1spRMw6gz9u5Rwee3Qec3M7vBD6bvNZt0t80p9+nbINwVQ3hQmkj4HULdUNyD3Rr7oi7u",
+	"OlPRNgPXfs9nVkrLvZxLoXVsFMVjLVmQhPIVmVIWQ0RiMWNckSnyEitpPcojQqNIGu7dGQ6Oc34b8U0a",
+	"gewc9g92T8hYQ7IQkkoWr65STm8oi+kkhnEw4pt1Rp2B/zrZgy+heTL98Ih654xbESX28QQiQhWqj+Ph",
+	"4VPixiMRaMpi1TOE2YYP718/Zry4lKLCP2u58ZuwN284TfVcSPbxcUn6q6hYHJRZygnjNzRmUUDgw8K4",
+	"JeaxhBtxbX7k0COXRq7HdRsxJpaK6O0yUGhuymbI8tnj2BpcwRUuawt7cpu9xgn9yCCOctOykMbqamZ9",
+	"qql55/cEc4uAbQzRcr/YjF8bNegkoBSdeZb7dr4iTJMlVXmfng5uy37jOzexotfCUxcT04cZ8QXQ2PiO",
+	"9UUpTXWKPzkqm6+ufXO+AamY5b423++JIq5VQKZSJIRpo/pZHBHGp0ImyMxmQcVg+SaSm37PRCc7B9NB",
+	"uE8nAZmJ/d7gqPdsdyMF3Cp8C39pVLtaQKi9k6+8JpkPbYX56dHRgPz5x8BYdvIbj1dkbFyoGxgbk7aQ",
+	"oIBr1EEoOfadlSezxiqh7dsSD06EiIFyM0eaRh7mDDphjB4T87+FDwtkS6SrVSxHw4JUuZ4JOozqbVsq",
+	"5R3rd828z/lkumXP6O15+1DpxPscCXllH9e3zamCsaV+OUAMyFjCVIKaWxVgm7hHro1XJtNSrLee29xW",
+	"buS219Zf3Mx01q2s8pyNx6s8hLP3C6CNG7QgLO/bfJ9vTGYzfSsvCH01Z9wz37GlcEZQIes0PiWUmE+J",
+	"4PFqs8Ky6/DR76e3PzeHPyOLdBKzkPx08duv5C1MyM+wcuQ63H9K/vxjaIOep4f7z8iffxzZ3571D556",
+	"iEjjWVXdvb4YHB756BLKG7/geZ9et4jptV7Vxzvzjca9X6cKql8rNvN9/cH79WozM5vp2cnbwQIkUMve",
+	"XID2bc9Pb38mF6ArW3LoIf01rPB/piFRm5wXwwq3+TSolHTVnLzp0DfXX2GJ8c1z1KC47VHEzIRpfF6a",
+	"05TGCurTrKjdpqgV2NUpmQE3YTlEZDkHTkTCtDPZJfhmf/Csjt8sqNYgTY//8+6s+9+0+7HfPe5d/W/3",
+	"/d//5mVFwad2XBrbWU1pGusMNao7EaDnYGN+uxYyA414AoQy2ycXt2aapmmVUGOrFnuP78ojJHSVabJT",
+	"Ynx1i12UyWIUByQLjRoi54GmOqrvuG933yjro99hW3MV2ORgTWKgSpNnJJxTSUMNUgWEapIIpcl+fzAk",
+	"k5UG1aZSy5vdH1TRumee7Wwj7UVBVmOOkKgTIDNJuYbolIzfJfB+3OC1XDu86yRol7YlbtXqVedyYKzJ",
+	"0bBEESKmhHY/BqTfPQ7Ik96TgDy5eoIh15Puk1OC8HREYrEE2Q2pgqqnR2MWQpVYNWDzYJPhKAGnOfV9",
+	"4l+DiKoLw8eFqyemSG9rQIFHC2EMmQ/aqbITZL1nSHkWeTgpQOjXPrEiUnqAG2oUbin6K1qlXKWLhZAa",
+	"XEvrBBWfW18q6Fiv+8rOJOi0oCge5D6ws7+qEKZOpxdpQnlXAo1MLw4F8LpOtrNUMq/tpjMw4WRMGcdz",
+	"kDm4aHCjn2AX1rrBhXJfo783qtKm4gslGJV+VfOaI6qhqxly3xqJvoNiK6+1mHRtinnflYn5iHLuROL5",
+	"nHIbXN7F6KVSmgmUteRWqq7pyMDy7r2sVZh1UtWnWhvTS5sCXasy6HkV5HIwzvDQ5zraNh6NYribW3Te",
+	"uN5sykKjPS1wH9r5htAuOy1WlvFFqi2mYIwC1WQJskAbAmsIKK8a1HVOVQnf8BgDxpWmPIQ2kMPGKQuq",
+	"5/WlmYCYTkSqvWssQIZmry8uL8+JbUBCEZWJVIoeNdOxZ1oXcyE1UWmSULnKNHkGW5pevNPxh5Rn5M3r",
+	"lyZQBLci6+atMp1V77Zk2MzCTyYx5ddeldZgxtcwY0qDhKjupMbxb9POybstkHv30W3Qov2sq+cl2ZJj",
+	"nEYED8HxUMmRY4rIfH69bRb0Hpd0IyxW2Rr1Fk1qIW+/f9wa8m7wxe3ryoGyd8s3EKXSVeYkl7Wwe6uQ",
+	"cLt3i6w3BOwWXv0Wg/ULdD9+AU0jqqlHopxv4xSjPQxKXHO798+G+0Oz956dLzwfdZX7Q3cxsEaflXCW",
+	"q8y3837qb3pl3LOrBPRcRJ8/C6VSG6w0YbXltcr8psbLzEP9azSQudStJ4Cn3b2s3jovn/u15fa1E682",
+	"uYc51/jfbV9jLqXdC1qYdc0e+uUJc1heMeVxal2Cy/b4iYmQXY8b15h3vmZa6rU9B2pOTRYvahGEWNpz",
+	"u6x/678Aj2px66Bp82szzMbwTpDNTGTxM6yac0OslmpQzptvICU8S8xSmkpNJmDsvWIzDhFZsszTuYZV",
+	"RUOvjQUcwujBE+8eV/hRxToMhlGDGbYySFBdvY90mNjQarGraQ9FqlclOh72DnqDAA34wT2Z8NMM8M2s",
+	"rgIeWZ/F7MbXZOFL8XnTEmcfjqv+4rr+2kEq64IrkcoQiFhyPG7Lmm8934or0DZI6awksEIwLtb5XdWb",
+	"2Hrk/ACo5o8uaAhdBYa7NEQZsuiYDqJTQuM4c+1dxp1r0wqDdfyylK7N5mvQNmu+2UUqMcEaIbOWwEOB",
+	"FB22aRo7p7B6ClnL0Kyrt8LX8yPzl9XMMhve9o+e7fqjUTz2V1fM09srNgWjprLNqPSL+Zt5TkW+E8f9",
+	"vi+c28CFZ4TDssqHpzik4JCdu5rwl01N8BsQpcVCkaWQ14zPen+d+Rzeug1PrTukPIuXdKWytIWaErAP",
+	"N7JWZYMrw1U2y8d2GURe08afYYQipugk9ln4f7g3KCyKhJRzoUksZoRx/6mCzwxcaEQYywbA7PZYpZNx",
+	"TfTXHOB+Hqj+YPj5qxwGr2iSJh6+ngGyg7kM987BwHxTNuKChhHOXbpJlRk4fNBXYSqVDyc/p0oRqsjY",
+	"Nhi7bCsg5iuEdU8JnWAOhLAIQkyVfdF6wH4393Wj32q7bF+zDucbYdBavpED2wQJEUXNl+hQOKXpyhBF",
+	"z2FFqAQPSFgSlib73y8w+pm4s5daWazQ4IPfONjsTzz/QWYOHAnynH3Gb4BrIVc2e58w3eoHuuw8vxHO",
+	"EkmRm3DMkCaAyURV4dk/HvT6vUFvv7/GGVzvchYaIRazGUTGhum5FOlsTnbG1gMdZ+k9lAu+SkRq/EOb",
+	"11/y57CpP4OgrGx9sUdjCtuHGQ4G9/ZcnP/SOEbFWbHWE4gFn6kco3bbuL3GbqvmCJziZhEqbqarA1ed",
+	"g87BPwfdp8uz2j/fWo1muUpVCykvM93j2DTP99memGYTrujMS09cLEaHzhbhME8UMWLTPTMfufzH6vJ+",
+	"ER9ZHNO9w16f7PzX/v4pecV4+oF8eHZ0dTTc3U71V86FyrFdhSQFNzSVodESEKaS6dWFUa5WGgVN9Xzg",
+	"rVwqucF5gEFCCS5Scv5RPQjc7ZEz3OoRdxE1lWAcUFVyOgnqUmNUKuDgCXGpnaO03z8Ibe6m+RHGI75T",
+	"SiRFkBizSKexWDaO9d22v5Fx56SzlzlNhY50Md6JBBqhR4vZ/BnYnYWAvZzsriwByWJb4Wl3BDFoKDe/",
+	"hlWprdBUQ+lUWVmAIkMREtshjchKpNIQ2giJSA1leOQMj31Xju8sVU8KpNK4mOrahEEo7jRzxRVxqYh5",
+	"RhkqLFtnUV66Gc38blWQm4Mq2mYLeo58F2QzK5Gg9mHmEFc2oGxxLNNh1i3jU+ExNoYvyKDXz5fetdzm",
+	"4OM60xGmVGpoW0Q6Of8VbOeiWOf+cTqDBLjukUuj/CIRpok7+UCb5vh/OuJapnp+4iydy3CVItWgghwW",
+	"wSN5C3EbwugiOwZoOB/xZuEOCkaROYTqikZZxqxlb+MbumjRFY398vLSbAxSdq71Qp3s7YkFcDvdnpCz",
+	"PfeR2jNti1OzIse2U0rj7WC6rWlmeqELZhRyr987wOQKPUeB2estIY6711ws+d7vy2vVyzLQZz6U5Ycb",
+	"kKsMvLmGFVnOhYK89JGuiNIsjo37HbMbCAjjYZxGZv+oiflG3HyE36s5RIQatWq0biZBuI1M98iLi8Hh",
+	"kQNyLEE53IAc8fxjS8ec+i8N189A//T254tOrVpu0O/fW1mNy5LzVVtkeXK9ik7unLx7H3TcGaZxu3Pq",
+	"uTPfG5Bsuqra0SLVDs0InSljMJx4vTfdV3YOX3RpWeV2LUOXtrJBqtr5zgMSrTbS2gLDJyrP0lFWX9IF",
+	"nbCYGT9zPWm3PJBqJalT+K00M77vc9fmL1JrqxipehBc9/MbNLTS2bB3qLaH/f220fJ17FWKVfCjg80f",
+	"FRWVt0Hn0JJh/RdF2UplKwuf5V3VkL+/rexyi1UvbWr25L0JyIT/rNp+rgjNooVK0qRxdogHPnaJliNu",
+	"NZOxEjqVHBx6jREGHrA7hM/wr0ubm9M2rWXdvudZepgzPN+LaHVvAljLl72tuqJapnDbYOj9exvdnw/R",
+	"ogUaOxtkViEH9tm0sje9+68PfOXOSv3BAodlcdjw5vWrzTWtwzvJxaOJ67B/fKdp3bd4Wwe0Jt+FK07y",
+	"lMmmZJf09d6nPIi6tRtmfFcPmInPK1nN1kO+EdfGnXPqs4RKo/cJEdZdIOJRFVw7UElwK/IzbM7ANnXO",
+	"ddR71J0efn07bTeE0KbMtynz0m0U7+6QL+S5o6Ecd291SYMny78u6WaKRrPEev5xnePlivUe0OFyI7So",
+	"2IUU6GsiMiRv8FBlnV/1it0ANx8spJhAaW/sWp00lgPXTy129xLiWOGGuyjMOWmtMW6AImp0fxhTlqje",
+	"iP9gS1eDrHA1IAmNp0ImJqDgEUk5OsWkhFLQOB7x8aeRK+0aOXD4duwzx8U6Lh3AsJ1F/tBdLpddM5Fu",
+	"KmPgoYgsSrzdlnlLy7Yy1PfHNtViyhbuQbo+QahceyopH+KOhK3MZ+XCg2/O422iPzVlWexNLiUF/tMW",
+	"0Zgoc08iXtUulBb+wfqhAsgK8jBdEaatZwsmwr0gVGNqqXVu2YyrEXcemqvFRwNrHLRZalT6QkLXYgY2",
+	"MIsgpissNTevbphIlQUGlKYrVYIHUq5ZjMKP6K9d9JyqrHrdJ712saWUoQf0a0ujtMiK8RQRFfzX9+lK",
+	"EGmNcy8QW69wF8FtMnQqGNcW+yHbmrBv9bEVhnptXheJzRhgEcrVEgM6x5VuJGsAYkFdTlrDGJvOmLFu",
+	"X8Ye27VoYS1hz+7IwWfvSM2Tdktbb7itHW3XD6+dg0x5LdeEuWzyaapK0uqkU+3inRMjXvWod4w4L+ci",
+	"BjKlCTNBs8os+W6PvLHGu2zThRxxGiNLZPdX5LY9VsKE5GTQ79eSzU0I77CaEcpUdgcFoSo7z67VhBnO",
+	"sWWOZjYuHw0HGvEiENBzSLyKB796VJehmZS/vb/QlrGOt0eRWPAZSIt9kx0hLfpKllTtOl322Qb5MS43",
+	"cnFWaduN3XE3He2Mq3V747rPsvnWEjzKrnaOM4NybKnmIo3x7GULfGD/4M70PLzzHqxVFcjzVc+i3z9u",
+	"9Szy1K4WR78pXmJKShDbQW/QIxc2X9qG5NUEvRFfdzTpDoeyA5mqisnbHO0GI76cs3Bu7Q2oZuuTZuJZ",
+	"Nd8sGHEzjHtrrIrxc2aU8Rw5aKg0ezL1tN8fcTPT/SGqo/MiwdbYpOx2kaTrBD9zsrKTp4mIVoE7Zcpq",
+	"lY3j1SOvS/GyL8e1ou/QN3txeXk+4t9TxUIsGamk0479CbnjPEYeExoLDt5oySjGR9V6lZzmRw6Qqqme",
+	"vkOgStKkNRq+NM97xivt9aCbPq5eIvpXI6uvT5EH5KEv7Au+FeMwHBxv+01x5dtnGZUt/dXGWGuM0Usj",
+	"N013MzcIqOBbLVOeh9h6hvcGW2yAE8/pDIhiHyEHEP+ZglwVCGLMEqYrm5ff2jHoY6YfS9Kkc7Lf7yNw",
+	"6H7zlcL4WGhcSt4cF7WvNl7OszB9E3MJny045uDwyINcPqDOzNNTPfL9m7G7htBialOMt/cuH/+05L4i",
+	"5VKiju9oE18HRMgIDfxkRUrpwRnHu8zY1gPOyzw3EEMa6xJhROOSV5gmcxFH6LxAPCU7GlM5bFLfiFck",
+	"D9MUXK4fpjHZLI85VbunhCrjJbk8yhURem6cN3s7TBaTD/sH7QefmAn8YMeeNs/4cc87izGrm2KeE5fk",
+	"VzNNmw8cXYL8v48b17XfYkZ4dfZG6fQCWRYodTnSHmHMrc+eLRhoO/95bnM5c8Z/QMXbBky6dFJcybeY",
+	"IJI0Nie7sb1Zu7SkqjjI3bBte+V0U79q/RUgcofIjojZNwGxwSZTJJxDeI2gWOSmpGgCI66dA0Soyq5c",
+	"FpyM91w1/84CpPey290TooUY8dI1ubMUlEJYzihZMhwcu1q+8k24PWKzgiwlMOcxo1OBuwXVVHKx5C5x",
+	"ryVfBdNES0x8XtQ3PIQWr917s5UyH/rrXSyegP1EX7OrsZX7fnfH/b51ZVMK7R5VpMMZrnLt6DoBLBfC",
+	"t2Vy/MCjLF8jZjdFmYrzkstFEeiv7MRiRkSqRwhjrpZzkGDvMbedCA5kkuqmGBiBGvHxNcDiyq3nO8Nw",
+	"47xL6/DkFfC7eK7F6jeSjrjSYpFBSpUTNI3Nq9mfZljG7YV+Akuj3cyJBJSidgD6l1VWz78pwPkZYFEp",
+	"8vFQL59TW6xRpow/FnJlWPW6kwcNOepXGniM4Pq7C/5VgpAHk/NXjvsLeSrECX8lEKtywFJcQXEbrEsu",
+	"R3nOy9F80hxYJFRCCFzHGB1FZMqk0oE7iF6aeIWSBUglOOHWXgvzhZhxpoAwfYplj4ZrxySh8lplMLA1",
+	"kJvKqnzyFzOlK9L30OyNF4m0+XfZAsr6UfX+HzKqCamx1kYVO+NhSq8N2vtU/N2hWmrhWt27VTJgqcYO",
+	"XdSy6vkXyAl8sB39AQ0iQhVb7GvDCPqmUzTZK/7ElU3nszzxKfPJ1yaY1kAXV0OFqIutn7flMgUCQ+O4",
+	"gsKM+M6wf2BdiiVTsHtqO8nuqMM0GOBFST5+zfhsxMeluHVcAl6O6xEA8QQAPnVmZ++PUT3cjNjGN5DY",
+	"+qXSY9bACnkabAusELQCCV8SQXhs5OBLZTC3o7X/CXrdpt1N7+R/is6MschuNlirX1y55h30SzDi69Fg",
+	"m26rBAkpz3I+WAQc0V+x5A7YVaSmp3rkkmJkU1VDWPJYV1wjXtZcOM1CW52il3aDqcCxCK8h6ho3M4JF",
+	"LFZYxWlDMtPp81cve8TeJVMgMPZ6BtMx1l0m4sZWH1pA2p3YZ9FUBm9DoUyVTxemi+hhgeriOotHPtBe",
+	"K+G46qgs6V8prPw1mYBHgKFdmXb1uqyM9U0wFNOZ/SNFW0AuhWuzFfTyo8gLwl2ptVSn7myS3bAYZkAS",
+	"EQHe6TU+P7t8/oI0RhoT5Fh74b7Pky5dWPIYkdRfBAr+7a1vwbWvxMyxbA04uBNI8NDsl6UHfCVhvJPw",
+	"LxbEf/NMh9dg5IryXiPFkse2VpuuARG+sGr9N0zxGDxYwisenBODu+EbreuxS8DavLZSS1e5p+tXrODz",
+	"iExW+W0mexjTuHX676Bt/l2W3eKMIbtVJvBiDtntNNU/v608zV/Z89bi0KV6RtP4Y+O+Pi7rF/6o8lnI",
+	"yvdJKVm3uP2muLSgUo/qnXZWfZld51Mq6Sh14Eo6bt/f/l8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -117,3 +117,26 @@ func (a authority) missing(scopes []string) []string {
 	}
 	return out
 }
+
+// Manageable returns the user with that username when actor may manage it
+// (its scopes are all in the actor's authority), for operations on a
+// user's state other than its record, such as ending its sessions.
+// Returns ErrNotFound or a *ForbiddenError.
+func (s *Service) Manageable(ctx context.Context, actor Actor, username string) (*User, error) {
+	name, err := NormalizeUsername(username)
+	if err != nil {
+		return nil, ErrNotFound
+	}
+	auth, err := s.authority(ctx, actor)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.store.UserByUsername(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := auth.mayChange(u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}

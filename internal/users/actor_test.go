@@ -83,11 +83,3 @@ func TestService_the_last_enabled_manager_cannot_lose_users_write(t *testing.T) 
 		t.Errorf("CLI narrowing the last manager = %v", err)
 	}
 }
-
-func TestRegisterClient_the_public_client_id_is_reserved(t *testing.T) {
-	s, _, _ := newRevokingService(t)
-	for _, id := range []string{"public", "Public", "PUBLIC"} {
-		_, _, err := s.RegisterClient(t.Context(), NewClient{ID: id, Confidential: true})
-		wantValidation(t, err, "client_id", "RegisterClient("+id+")")
-	}
-}

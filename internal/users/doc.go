@@ -1,15 +1,10 @@
-// Package users owns gatehouse's persistent state behind the Store
-// interface: user accounts and their password hashes (argon2id, with bcrypt
-// accepted for imported accounts), the server's signing keys, refresh
-// tokens with their rotation and reuse detection (RFC 9700 §4.14), the
-// record of issued access tokens that revocation (RFC 7009) and the
-// deny-list read, and registered OAuth 2.0 clients. The embedded SQLite
-// store is the default; other engines implement the same Store and pass the
-// same conformance suite.
+// Package users owns gatehouse's accounts: usernames and their canonical
+// form, password hashing (argon2id, with bcrypt accepted for imported
+// accounts) and policy, the bounded hashing limiter, and Service, the
+// account business layer over a storage.UserStore: password checks for
+// the token endpoint, and account management under the privilege model
+// (Actor) for the HTTP API and the CLI.
 //
-// Service is the business layer over a Store: password and client
-// authentication for the token endpoint, account and client management for
-// the HTTP API, and the revocations that account events imply.
-//
-// users imports no other gatehouse package.
+// The stores themselves live in internal/storage; the client registry sits
+// next to the token endpoint in internal/auth.
 package users

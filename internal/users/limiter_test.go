@@ -3,7 +3,6 @@ package users
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
@@ -82,11 +81,7 @@ func TestHashLimiterQueuedCallerGivesUpWithItsContext(t *testing.T) {
 // hashing never exceeds its slots, and the calls that find the queue full
 // fail with ErrBusy instead of waiting.
 func TestLoginFloodIsBounded(t *testing.T) {
-	store, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "g.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openTestStore(t)
 	s, err := NewService(store, Options{Hasher: Hasher{Memory: 1024, Iterations: 2, Parallelism: 1}, HashConcurrency: 2, HashQueue: 4})
 	if err != nil {
 		t.Fatal(err)

@@ -3,10 +3,6 @@ package users
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -177,28 +173,35 @@ func (s *Service) KnownScopes() []string {
 }
 
 // Authenticate checks a username and password for the resource owner
-// password credentials grant (RFC 6749 §4.3.2). It returns
-// ErrInvalidCredentials for an unknown username and for a wrong password
-// alike, taking the same time for both so neither the answer nor its
-// timing reveals which usernames exist (OWASP Authentication Cheat Sheet),
-// and ErrDisabled only after the right password. A hash in an outdated format is upgraded on success; if
-// storing it fails the login still succeeds.
+// password credentials grant (RFC 6749 §4.3.2): Verify on the user with
+// that username.
 func (s *Service) Authenticate(ctx context.Context, username, password string) (*User, error) {
+	var u *User
+	if name, err := NormalizeUsername(username); err == nil {
+		u, err = s.store.UserByUsername(ctx, name)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("users: authenticate: %w", err)
+		}
+	}
+	return s.Verify(ctx, u, password)
+}
+
+// Verify checks password against u, the account a login names, already
+// read (nil when no account has that name). It returns
+// ErrInvalidCredentials for a missing account and for a wrong password
+// alike, taking the same time for both so neither the answer nor its
+// timing reveals which usernames exist (OWASP Authentication Cheat
+// Sheet), and ErrDisabled only after the right password. A hash in an
+// outdated format is upgraded on success; if storing it fails the login
+// still succeeds.
+func (s *Service) Verify(ctx context.Context, u *User, password string) (*User, error) {
 	// Bound the hashing work one request can cause; no stored password is
 	// that long, so this cannot reject a right one.
 	if len(password) > MaxPasswordBytes {
 		return nil, ErrInvalidCredentials
 	}
-	name, err := NormalizeUsername(username)
-	if err != nil {
+	if u == nil {
 		return nil, s.burn(ctx, password)
-	}
-	u, err := s.store.UserByUsername(ctx, name)
-	if errors.Is(err, ErrNotFound) {
-		return nil, s.burn(ctx, password)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("users: authenticate: %w", err)
 	}
 	ok, needsRehash, err := s.verify(ctx, u.PasswordHash, password)
 	if err != nil {
@@ -564,142 +567,4 @@ func (s *Service) Delete(ctx context.Context, actor Actor, username string) erro
 	}
 	s.revoked(ctx)
 	return nil
-}
-
-const (
-	maxClientIDLen = 128
-	// clientIDBytes and clientSecretBytes are the random bytes of a
-	// generated client_id and of a client secret (256 bits, so a fast hash
-	// of it cannot be brute-forced; see Client.SecretHash).
-	clientIDBytes     = 16
-	clientSecretBytes = 32
-)
-
-// NewClient is the input of RegisterClient.
-type NewClient struct {
-	// ID is the client_id: 1 to 128 characters from A-Z, a-z, 0-9, '.',
-	// '_', '~' and '-' (RFC 3986 unreserved, safe in a URL and a Basic
-	// auth user-id). Empty means generate one.
-	ID string
-	// Confidential clients get a secret (RFC 6749 §2.1).
-	Confidential bool
-	// Scopes must all be known; empty means the client may request any.
-	Scopes []string
-}
-
-// RegisterClient adds a client (RFC 6749 §2). An empty ID is replaced by
-// 16 random bytes in unpadded base64url. A confidential client gets a
-// 256-bit random secret, unpadded base64url, which is returned here once
-// and stored only as its hex SHA-256; a public client's secret is "".
-// Returns a *ValidationError for field "client_id" or "scopes", or
-// ErrClientExists.
-func (s *Service) RegisterClient(ctx context.Context, nc NewClient) (c *Client, secret string, err error) {
-	id := nc.ID
-	if id == "" {
-		id = randomBase64URL(clientIDBytes)
-	} else if err := checkClientID(id); err != nil {
-		return nil, "", err
-	} else if reservedClientID(id) {
-		return nil, "", &ValidationError{Field: "client_id", Message: fmt.Sprintf("%q is reserved", id)}
-	}
-	scopes, err := s.checkScopes(nc.Scopes)
-	if err != nil {
-		return nil, "", err
-	}
-	c = &Client{ID: id, Scopes: scopes, CreatedAt: s.now().UTC()}
-	if nc.Confidential {
-		secret = randomBase64URL(clientSecretBytes)
-		c.SecretHash = hashClientSecret(secret)
-	}
-	if err := s.store.CreateClient(ctx, c); err != nil {
-		return nil, "", err
-	}
-	return c, secret, nil
-}
-
-// AuthenticateClient checks a client's credentials (RFC 6749 §2.3.1). A
-// confidential client must present its secret, a public one none.
-// Returns ErrNotFound for an unknown (or impossible) client_id, and
-// ErrInvalidCredentials for a wrong, missing or unexpected secret.
-func (s *Service) AuthenticateClient(ctx context.Context, id, secret string) (*Client, error) {
-	if checkClientID(id) != nil {
-		return nil, ErrNotFound
-	}
-	c, err := s.store.ClientByID(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if !c.Confidential() {
-		if secret != "" {
-			return nil, ErrInvalidCredentials
-		}
-		return c, nil
-	}
-	// Both sides are hex SHA-256, so equally long: the comparison's time
-	// depends on neither secret.
-	if secret == "" || subtle.ConstantTimeCompare([]byte(hashClientSecret(secret)), []byte(c.SecretHash)) != 1 {
-		return nil, ErrInvalidCredentials
-	}
-	return c, nil
-}
-
-// ListClients returns every client ordered by ID.
-func (s *Service) ListClients(ctx context.Context) ([]*Client, error) {
-	return s.store.ListClients(ctx)
-}
-
-// DeleteClient revokes every token issued to the client, then removes it,
-// or returns ErrNotFound.
-func (s *Service) DeleteClient(ctx context.Context, id string) error {
-	if checkClientID(id) != nil {
-		return ErrNotFound
-	}
-	if _, err := s.store.ClientByID(ctx, id); err != nil {
-		return err
-	}
-	if err := s.store.RevokeClientTokens(ctx, id, s.now().UTC()); err != nil {
-		return fmt.Errorf("users: revoke tokens of client %s: %w", id, err)
-	}
-	s.revoked(ctx)
-	return s.store.DeleteClient(ctx, id)
-}
-
-// PublicClientID is the client_id gatehouse itself gives tokens requested
-// by a client that did not identify itself (RFC 6749 §2.1 public clients).
-// It is reserved: a registered client of that name would be confused with
-// every anonymous caller.
-const PublicClientID = "public"
-
-// reservedClientID reports whether id is one gatehouse uses itself,
-// compared case-insensitively so no look-alike can be registered either.
-func reservedClientID(id string) bool {
-	return strings.EqualFold(id, PublicClientID)
-}
-
-// checkClientID returns a *ValidationError for field "client_id" unless id
-// is 1 to 128 characters from A-Za-z0-9._~-.
-func checkClientID(id string) error {
-	if id == "" || len(id) > maxClientIDLen {
-		return &ValidationError{Field: "client_id", Message: fmt.Sprintf("must be 1 to %d characters long", maxClientIDLen)}
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("._~-", c) >= 0) {
-			return &ValidationError{Field: "client_id", Message: "may contain only letters, digits, '.', '_', '~' and '-'"}
-		}
-	}
-	return nil
-}
-
-// randomBase64URL returns n bytes from crypto/rand in unpadded base64url.
-func randomBase64URL(n int) string {
-	b := make([]byte, n)
-	rand.Read(b) // never returns an error; it crashes the program instead
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// hashClientSecret is the stored form of a client secret: hex SHA-256.
-func hashClientSecret(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
 }

@@ -20,7 +20,7 @@ var (
 // argon2 parameters and a fixed clock.
 func newTestService(t *testing.T) (*Service, Store) {
 	t.Helper()
-	store := openTestSQLite(t)
+	store := openTestStore(t)
 	return newTestServiceOn(t, store), store
 }
 
@@ -56,7 +56,7 @@ func wantValidation(t *testing.T, err error, field, call string) {
 }
 
 func TestNewService_rejects_bad_options(t *testing.T) {
-	store := openTestSQLite(t)
+	store := openTestStore(t)
 	tests := []struct {
 		name string
 		opts Options
@@ -189,7 +189,7 @@ func (f *failingUpdateStore) UpdateUser(context.Context, string, func(*User) err
 }
 
 func TestAuthenticate_failed_rehash_does_not_fail_the_login(t *testing.T) {
-	store := &failingUpdateStore{Store: openTestSQLite(t)}
+	store := &failingUpdateStore{Store: openTestStore(t)}
 	s := newTestServiceOn(t, store)
 	u := testUser(t, "imported")
 	u.PasswordHash = mustBcrypt(t, "imported-password")
@@ -389,7 +389,7 @@ func TestUpdate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := testNow
-			store := openTestSQLite(t)
+			store := openTestStore(t)
 			s, err := NewService(store, Options{Hasher: testHasher, Scopes: testScopes, Now: func() time.Time { return clock }})
 			if err != nil {
 				t.Fatalf("NewService() = %v", err)

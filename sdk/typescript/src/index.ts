@@ -15,6 +15,11 @@ export type RevocationRequest = Schemas["RevocationRequest"];
 export type OAuth2ErrorBody = Schemas["OAuth2Error"];
 export type OAuthErrorCode = OAuth2ErrorBody["error"];
 export type User = Schemas["User"];
+/** One login in a session list (`GET /users/me/sessions`, `GET /users/{username}/sessions`). */
+export type UserSession = Schemas["UserSession"];
+export type SessionList = Schemas["SessionList"];
+/** The answer of `DELETE /users/me/sessions` and `DELETE /users/{username}/sessions`. */
+export type SessionsRevoked = Schemas["SessionsRevoked"];
 export type Problem = Schemas["Problem"];
 
 /** Space-separated scopes (RFC 6749 §3.3), or a list of them. */

@@ -99,7 +99,7 @@ export interface paths {
             header?: never;
             path: {
                 /** @description The user's username (case-insensitive). */
-                username: string;
+                username: components["parameters"]["Username"];
             };
             cookie?: never;
         };
@@ -126,6 +126,108 @@ export interface paths {
          *     every token the user holds.
          */
         patch: operations["updateUser"];
+        trace?: never;
+    };
+    "/users/me/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List your sessions
+         * @description Every live login of the caller's account, most recently used first,
+         *     with what a person needs to recognise it; `current` marks the one
+         *     the caller's access token belongs to.
+         */
+        get: operations["listMySessions"];
+        put?: never;
+        post?: never;
+        /**
+         * Log out everywhere, or everywhere else
+         * @description Ends every live session of the caller's account (log out
+         *     everywhere), or every one but the caller's own with
+         *     `keep_current=true` (log out other sessions). Their refresh tokens
+         *     stop working at once and their access tokens within a second on
+         *     every replica.
+         */
+        delete: operations["revokeMySessions"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/me/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's identifier (`id` in session lists, `sid` in access tokens). */
+                session_id: components["parameters"]["SessionID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** End one of your sessions */
+        delete: operations["revokeMySession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{username}/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's username (case-insensitive). */
+                username: components["parameters"]["Username"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a user's sessions
+         * @description For account managers; the privilege model of `PATCH /users/{username}` applies.
+         */
+        get: operations["listUserSessions"];
+        put?: never;
+        post?: never;
+        /**
+         * Log a user out everywhere
+         * @description For account managers; the privilege model of `PATCH /users/{username}` applies.
+         */
+        delete: operations["revokeUserSessions"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{username}/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's username (case-insensitive). */
+                username: components["parameters"]["Username"];
+                /** @description The session's identifier (`id` in session lists, `sid` in access tokens). */
+                session_id: components["parameters"]["SessionID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End one of a user's sessions
+         * @description For account managers; the privilege model of `PATCH /users/{username}` applies.
+         */
+        delete: operations["revokeUserSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/revoke": {
@@ -408,6 +510,51 @@ export interface components {
             /** @description Why it was rejected. */
             message: string;
         };
+        /** @description One login of a user, as the session inventory lists it. */
+        UserSession: {
+            /**
+             * @description The session's identifier, the `sid` of its access tokens.
+             * @example 3q2-7wAAAAAAAAAAAAAAAA
+             */
+            id: string;
+            /**
+             * @description The client the user logged in through (`public` for an anonymous one).
+             * @example public
+             */
+            client_id: string;
+            /**
+             * Format: date-time
+             * @description When the user logged in.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description The last login or refresh.
+             */
+            last_used_at: string;
+            /**
+             * @description The address the login came from.
+             * @example 192.0.2.10
+             */
+            client_address?: string;
+            /**
+             * @description The start of the login's User-Agent header.
+             * @example Mozilla/5.0 (X11; Linux x86_64)
+             */
+            user_agent?: string;
+            /** @description Whether the caller's access token belongs to this session. */
+            current: boolean;
+        };
+        SessionList: {
+            sessions: components["schemas"]["UserSession"][];
+        };
+        SessionsRevoked: {
+            /**
+             * @description How many sessions were ended.
+             * @example 2
+             */
+            revoked: number;
+        };
         User: {
             /** @description Stable identifier; the `sub` of the user's tokens. */
             id: string;
@@ -674,7 +821,12 @@ export interface components {
             };
         };
     };
-    parameters: never;
+    parameters: {
+        /** @description The user's username (case-insensitive). */
+        Username: string;
+        /** @description The session's identifier (`id` in session lists, `sid` in access tokens). */
+        SessionID: string;
+    };
     requestBodies: never;
     headers: {
         /** @description Responses carrying tokens must not be cached (RFC 6749 §5.1). */
@@ -847,7 +999,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description The user's username (case-insensitive). */
-                username: string;
+                username: components["parameters"]["Username"];
             };
             cookie?: never;
         };
@@ -874,7 +1026,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description The user's username (case-insensitive). */
-                username: string;
+                username: components["parameters"]["Username"];
             };
             cookie?: never;
         };
@@ -900,7 +1052,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description The user's username (case-insensitive). */
-                username: string;
+                username: components["parameters"]["Username"];
             };
             cookie?: never;
         };
@@ -924,6 +1076,168 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            500: components["responses"]["Problem"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    listMySessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's live sessions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["Problem"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    revokeMySessions: {
+        parameters: {
+            query?: {
+                /** @description Keep the session of the caller's access token. */
+                keep_current?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description How many sessions were ended. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionsRevoked"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["Problem"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    revokeMySession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's identifier (`id` in session lists, `sid` in access tokens). */
+                session_id: components["parameters"]["SessionID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session was ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Problem"];
+            500: components["responses"]["Problem"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    listUserSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's username (case-insensitive). */
+                username: components["parameters"]["Username"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user's live sessions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Problem"];
+            500: components["responses"]["Problem"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    revokeUserSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's username (case-insensitive). */
+                username: components["parameters"]["Username"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description How many sessions were ended. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionsRevoked"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Problem"];
+            500: components["responses"]["Problem"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    revokeUserSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's username (case-insensitive). */
+                username: components["parameters"]["Username"];
+                /** @description The session's identifier (`id` in session lists, `sid` in access tokens). */
+                session_id: components["parameters"]["SessionID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session was ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Problem"];
             500: components["responses"]["Problem"];
             503: components["responses"]["Busy"];
         };

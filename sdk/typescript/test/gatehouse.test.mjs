@@ -342,3 +342,137 @@ test("rfc6749 3.2.1 a public client sends client_id in the form", async () => {
   assert.equal(headers.get("Authorization"), null);
   assert.equal(new URLSearchParams(body).get("client_id"), clientId);
 });
+
+// withUserAgent is a fetch sending every request, /token included, with the
+// User-Agent ua, so that each login is recognisable in the session list.
+function withUserAgent(ua) {
+  return (request) => {
+    request.headers.set("User-Agent", ua);
+    return fetch(request);
+  };
+}
+
+// sid is the session id an access token carries (its `sid` claim).
+function sid(accessToken) {
+  const claims = JSON.parse(Buffer.from(accessToken.split(".")[1], "base64url").toString());
+  assert.equal(typeof claims.sid, "string", `claims ${JSON.stringify(claims)}`);
+  return claims.sid;
+}
+
+// login logs user in as a client of its own with the User-Agent ua.
+async function login(user, ua) {
+  const gatehouse = createGatehouseClient({ baseUrl, fetch: withUserAgent(ua) });
+  const token = await gatehouse.passwordGrant({ ...user, scope: "me" });
+  return { gatehouse, token, sid: sid(token.access_token) };
+}
+
+function bearer(accessToken) {
+  return { Authorization: `Bearer ${accessToken}` };
+}
+
+// assertRefused checks an RFC 6750 3.1 invalid_token refusal of GET /users/me.
+async function assertRefused(gatehouse, accessToken) {
+  const { error, response } = await getMe(gatehouse, accessToken);
+  assert.equal(response.status, 401);
+  assert.ok(response.headers.get("WWW-Authenticate").includes('error="invalid_token"'), response.headers.get("WWW-Authenticate"));
+  assert.equal(error.status, 401);
+}
+
+function assertProblem404({ error, response }) {
+  assert.equal(response.status, 404);
+  assert.equal(response.headers.get("Content-Type"), "application/problem+json");
+  assert.equal(error.status, 404);
+}
+
+test("GET /users/me/sessions lists each login, current marking the caller's", async () => {
+  const user = await createUser();
+  const laptop = await login(user, "sdk-test laptop");
+  const phone = await login(user, "sdk-test phone");
+  assert.notEqual(laptop.sid, phone.sid);
+
+  const { data, error, response } = await laptop.gatehouse.GET("/users/me/sessions", { headers: bearer(laptop.token.access_token) });
+
+  assert.equal(response.status, 200, JSON.stringify(error));
+  const byId = new Map(data.sessions.map((s) => [s.id, s]));
+  assert.equal(byId.size, 2, JSON.stringify(data));
+  for (const [login, ua] of [[laptop, "sdk-test laptop"], [phone, "sdk-test phone"]]) {
+    const s = byId.get(login.sid);
+    assert.ok(s, `session ${login.sid} missing from ${JSON.stringify(data)}`);
+    assert.equal(s.user_agent, ua);
+    assert.equal(s.client_id, "public");
+    assert.ok(Date.parse(s.created_at) <= Date.parse(s.last_used_at), JSON.stringify(s));
+  }
+  assert.deepEqual(data.sessions.filter((s) => s.current).map((s) => s.id), [laptop.sid]);
+});
+
+test("DELETE /users/me/sessions?keep_current=true logs out elsewhere, then without it everywhere", async () => {
+  const user = await createUser();
+  const phone = await login(user, "sdk-test phone");
+  // The current session goes through bearerAuth, as an application would.
+  const laptop = await login(user, "sdk-test laptop");
+  const holder = new TokenHolder(laptop.token);
+  laptop.gatehouse.use(bearerAuth(laptop.gatehouse, holder));
+
+  const elsewhere = await laptop.gatehouse.DELETE("/users/me/sessions", { params: { query: { keep_current: true } } });
+
+  assert.equal(elsewhere.response.status, 200, JSON.stringify(elsewhere.error));
+  assert.deepEqual(elsewhere.data, { revoked: 1 });
+  await assertOAuthError(phone.gatehouse.refresh(phone.token.refresh_token), { status: 400, error: "invalid_grant" });
+  await assertRefused(phone.gatehouse, phone.token.access_token);
+  const me = await laptop.gatehouse.GET("/users/me");
+  assert.equal(me.response.status, 200);
+  assert.equal(me.data.username, user.username);
+  const left = await laptop.gatehouse.GET("/users/me/sessions");
+  assert.deepEqual(left.data.sessions.map((s) => [s.id, s.current]), [[laptop.sid, true]]);
+
+  const everywhere = await laptop.gatehouse.DELETE("/users/me/sessions");
+
+  assert.equal(everywhere.response.status, 200, JSON.stringify(everywhere.error));
+  assert.deepEqual(everywhere.data, { revoked: 1 });
+  // bearerAuth's refresh after the 401 is invalid_grant: the login is over.
+  const after = await laptop.gatehouse.GET("/users/me");
+  assert.equal(after.response.status, 401);
+  assert.ok(after.response.headers.get("WWW-Authenticate").includes('error="invalid_token"'));
+  assert.equal(holder.tokens, undefined);
+  await assertRefused(laptop.gatehouse, laptop.token.access_token);
+});
+
+test("DELETE /users/me/sessions/{session_id} ends one session, then is 404", async () => {
+  const user = await createUser();
+  const laptop = await login(user, "sdk-test laptop");
+  const phone = await login(user, "sdk-test phone");
+  const options = { params: { path: { session_id: phone.sid } }, headers: bearer(laptop.token.access_token) };
+
+  const { response } = await laptop.gatehouse.DELETE("/users/me/sessions/{session_id}", options);
+
+  assert.equal(response.status, 204);
+  await assertRefused(phone.gatehouse, phone.token.access_token);
+  await assertOAuthError(phone.gatehouse.refresh(phone.token.refresh_token), { status: 400, error: "invalid_grant" });
+  assert.equal((await getMe(laptop.gatehouse, laptop.token.access_token)).response.status, 200);
+  assertProblem404(await laptop.gatehouse.DELETE("/users/me/sessions/{session_id}", options));
+});
+
+test("an account manager lists and ends a user's sessions under /users/{username}/sessions", async () => {
+  const admin = await adminClient();
+  const user = await createUser();
+  const laptop = await login(user, "sdk-test laptop");
+  const phone = await login(user, "sdk-test phone");
+  const path = { username: user.username };
+
+  const listed = await admin.GET("/users/{username}/sessions", { params: { path } });
+
+  assert.equal(listed.response.status, 200, JSON.stringify(listed.error));
+  assert.deepEqual(listed.data.sessions.map((s) => s.id).sort(), [laptop.sid, phone.sid].sort());
+  assert.ok(listed.data.sessions.every((s) => !s.current), "the admin's token is none of the user's sessions");
+
+  const ended = await admin.DELETE("/users/{username}/sessions/{session_id}", { params: { path: { ...path, session_id: phone.sid } } });
+
+  assert.equal(ended.response.status, 204, JSON.stringify(ended.error));
+  await assertRefused(phone.gatehouse, phone.token.access_token);
+  assert.equal((await getMe(laptop.gatehouse, laptop.token.access_token)).response.status, 200);
+  const left = await admin.GET("/users/{username}/sessions", { params: { path } });
+  assert.deepEqual(left.data.sessions.map((s) => s.id), [laptop.sid]);
+  for (const session_id of ["no-such-session", phone.sid]) {
+    assertProblem404(await admin.DELETE("/users/{username}/sessions/{session_id}", { params: { path: { ...path, session_id } } }));
+  }
+});

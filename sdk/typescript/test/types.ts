@@ -6,8 +6,10 @@ import {
   bearerAuth,
   createGatehouseClient,
   type OAuthErrorCode,
+  type SessionsRevoked,
   type TokenResponse,
   type User,
+  type UserSession,
 } from "../dist/index.js";
 
 export async function typed(): Promise<void> {
@@ -29,6 +31,23 @@ export async function typed(): Promise<void> {
   await gatehouse.GET("/nope");
   // @ts-expect-error RFC 7009 hints are access_token and refresh_token
   await gatehouse.revoke("token", "id_token");
+
+  const sessions = await gatehouse.GET("/users/me/sessions");
+  if (sessions.data) {
+    const [first]: UserSession[] = sessions.data.sessions;
+    const current: boolean | undefined = first?.current;
+    void [current, first?.user_agent?.length];
+  }
+  const ended = await gatehouse.DELETE("/users/me/sessions", { params: { query: { keep_current: true } } });
+  if (ended.data) {
+    const revoked: SessionsRevoked = ended.data;
+    revoked.revoked.toFixed();
+  }
+  // @ts-expect-error keep_current is a boolean
+  await gatehouse.DELETE("/users/me/sessions", { params: { query: { keep_current: "yes" } } });
+  await gatehouse.DELETE("/users/{username}/sessions/{session_id}", { params: { path: { username: "bob", session_id: "sid" } } });
+  // @ts-expect-error session_id is a required path parameter
+  await gatehouse.DELETE("/users/{username}/sessions/{session_id}", { params: { path: { username: "bob" } } });
 
   try {
     await gatehouse.refresh("refresh-token");

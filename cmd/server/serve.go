@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/httpapi"
+	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/storage"
+	"github.com/gatehouse/gatehouse/internal/users"
+)
+
+func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg)
+	if cfg.Hasher.Memory < users.DefaultHasher().Memory || cfg.Hasher.Iterations < users.DefaultHasher().Iterations {
+		logger.Warn("argon2id parameters are below the OWASP minimum (m=19456 KiB, t=2)", "memory_kib", cfg.Hasher.Memory, "iterations", cfg.Hasher.Iterations)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if !cfg.IssuerSet {
+		cfg.Issuer = cfg.scheme() + "://" + ln.Addr().String()
+	}
+	var certs *certReloader
+	if cfg.TLSCertFile != "" {
+		if certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, logger); err != nil {
+			return err
+		}
+	}
+
+	a, err := open(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer a.store.Close()
+	if err := a.loadKeys(ctx); err != nil {
+		return err
+	}
+	if err := bootstrapAdmin(ctx, a, stderr, logger); err != nil {
+		return err
+	}
+	// The start-up hashes (dummy and bootstrap) left argon2id buffers in
+	// the heap: hand them back so the idle process stays small.
+	debug.FreeOSMemory()
+
+	handler, err := httpapi.NewHandler(httpapi.Deps{
+		Users:          a.users,
+		Tokens:         a.issuer,
+		Keys:           a.keys,
+		Clients:        a.clients,
+		Sessions:       a.issuer,
+		Issuer:         cfg.Issuer,
+		TrustedProxies: cfg.TrustedProxies,
+		CORSOrigins:    cfg.CORSOrigins,
+		Audit:          a.audit,
+		Requests:       a.metrics,
+		Version:        version(),
+		Metrics:        metricsOnMain(cfg, a.metrics),
+		Authenticate:   a.validator.Authenticate,
+		Throttle:       a.throttle,
+		Ready: func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return a.store.Ping(ctx)
+		},
+		Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if certs != nil {
+		srv.TLSConfig = certs.tlsConfig()
+		srv.Handler = strictTransportSecurity(handler)
+	}
+	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "scheme", cfg.scheme(), "issuer", cfg.Issuer,
+		"store", cfg.Database.String(), "signing_alg", a.keys.Algorithm(), "kid", a.keys.SigningKeyID())
+
+	// Background upkeep: key refresh, rotation and retirement; following
+	// the change log (what other processes revoked or changed), woken at
+	// once by PostgreSQL's NOTIFY and polled every SyncInterval; pruning
+	// what ended.
+	bg, stopBG := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wake := make(chan struct{}, 1)
+	wg.Go(func() { a.keys.Run(bg) })
+	wg.Go(func() { a.revocations.Run(bg, cfg.SyncInterval, wake, logger) })
+	wg.Go(func() { a.prune(bg, pruneInterval) })
+	if n, ok := a.store.(storage.Notifier); ok {
+		wg.Go(func() { a.listen(bg, n, wake) })
+	}
+	defer func() { stopBG(); wg.Wait() }()
+
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.metrics.Handler())
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = msrv.Serve(mln) }()
+		defer msrv.Close()
+		logger.Info("metrics listening", "addr", mln.Addr().String())
+	}
+
+	errc := make(chan error, 1)
+	go func() {
+		if certs != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// metricsOnMain is the /metrics handler of the API listener, or nil when
+// GATEHOUSE_METRICS_ADDR moves metrics to a listener of their own.
+func metricsOnMain(cfg *config, m *metrics.Metrics) http.Handler {
+	if cfg.MetricsAddr != "" {
+		return nil
+	}
+	return m.Handler()
+}
+
+// pruneInterval is how often ended sessions and expired log entries are
+// deleted.
+const pruneInterval = time.Hour
+
+func (a *app) prune(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		// Kept for the leeway past their end that validators still accept.
+		if err := a.store.PruneSessions(ctx, now.Add(-auth.DefaultLeeway)); err != nil && ctx.Err() == nil {
+			a.log.Warn("pruning ended sessions failed", "err", err)
+		}
+		if err := a.store.PruneChanges(ctx, now.Add(-auth.DefaultLeeway)); err != nil && ctx.Err() == nil {
+			a.log.Warn("pruning the change log failed", "err", err)
+		}
+		// Throttle state older than the "known address" memory is moot.
+		if err := a.store.PruneLoginAttempts(ctx, now.Add(-a.cfg.Throttle.KnownFor)); err != nil && ctx.Err() == nil {
+			a.log.Warn("pruning login attempts failed", "err", err)
+		}
+	}
+}
+
+// listen turns the store's announcements of new log entries into wakes
+// of the revocation follower; after the listening connection fails it
+// listens again, the follower's poll covering the gap.
+func (a *app) listen(ctx context.Context, n storage.Notifier, wake chan<- struct{}) {
+	for {
+		err := n.Listen(ctx, func() {
+			select {
+			case wake <- struct{}{}:
+			default: // a wake is pending already
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("listening for changes from other replicas failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func newLogger(w io.Writer, cfg *config) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: l}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

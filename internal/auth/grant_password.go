@@ -1,0 +1,158 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/storage"
+	"github.com/gatehouse/gatehouse/internal/users"
+)
+
+// passwordGrant handles RFC 6749 §4.3.2. A login costs two store calls:
+// the throttle's reservation, which also reads the account, and then the
+// new session together with the throttle's settlement, stored only while
+// the account is as the password check saw it (storage.ErrGrantStale).
+func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) (*TokenResponse, error) {
+	if req.Username == "" {
+		return nil, InvalidRequest("username is required")
+	}
+	if req.Password == "" {
+		return nil, InvalidRequest("password is required")
+	}
+	requested, err := i.parseScope(req.Scope)
+	if err != nil {
+		return nil, err
+	}
+	// A failed login's username may be junk or a mistyped password: the
+	// log gets its canonical form when valid, a bounded keyed hash if not.
+	who := []slog.Attr{slog.String("username", LogUsername(req.Username)), slog.String("client_id", c.id), slog.String("client_ip", req.ClientAddr)}
+	// Shed a login flood before it costs a throttle write in the store.
+	if s, ok := i.Users.(interface{ Saturated() bool }); ok && s.Saturated() {
+		i.Audit.Record(ctx, audit.Login, audit.Busy, who...)
+		return nil, Overloaded(users.ErrBusy)
+	}
+	var account *storage.User
+	if i.Throttle != nil {
+		if account, err = i.Throttle.Reserve(ctx, req.Username, req.ClientAddr); err != nil {
+			i.Audit.Record(ctx, audit.Login, audit.Throttled, who...)
+			return nil, err
+		}
+	} else if name, nerr := users.NormalizeUsername(req.Username); nerr == nil {
+		account, err = i.Users.Get(ctx, name)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, ServerError(err)
+		}
+	}
+	u, err := i.Users.Verify(ctx, account, req.Password)
+	switch {
+	case errors.Is(err, users.ErrInvalidCredentials):
+		// The reserved failure stays counted.
+		i.Audit.Record(ctx, audit.Login, audit.Failed, who...)
+		return nil, oauthError(CodeInvalidGrant, "invalid username or password")
+	case errors.Is(err, users.ErrDisabled):
+		i.settle(ctx, req, true)
+		i.Audit.Record(ctx, audit.Login, audit.Disabled, who...)
+		return nil, oauthError(CodeInvalidGrant, "the account is disabled")
+	case errors.Is(err, users.ErrBusy):
+		i.settle(ctx, req, false)
+		i.Audit.Record(ctx, audit.Login, audit.Busy, who...)
+		return nil, Overloaded(err)
+	case err != nil:
+		i.settle(ctx, req, false)
+		return nil, ServerError(err)
+	}
+	granted, err := grant(requested, u.Scopes, c)
+	if err != nil {
+		i.settle(ctx, req, true)
+		return nil, err
+	}
+
+	now := i.now()
+	secret := newRefreshSecret()
+	s := &storage.Session{
+		ID:            newSessionID(),
+		UserID:        u.ID,
+		ClientID:      c.id,
+		Scopes:        slices.Clone(granted),
+		CreatedAt:     now,
+		LastUsedAt:    now,
+		IdleExpiresAt: earliest(now.Add(i.cfg.RefreshTTL), now.Add(i.cfg.RefreshFamilyTTL)),
+		ExpiresAt:     now.Add(i.cfg.RefreshFamilyTTL),
+		SecretHash:    secretHash(secret),
+		RotatedAt:     now,
+		ClientAddr:    req.ClientAddr,
+		UserAgent:     truncateUserAgent(req.UserAgent),
+	}
+	var settle *storage.AttemptUpdate
+	if i.Throttle != nil {
+		up := i.Throttle.Success(req.Username, req.ClientAddr)
+		settle = &up
+	}
+	if i.testHookBeforeStore != nil {
+		i.testHookBeforeStore(ctx)
+	}
+	if err := i.Sessions.CreateSession(ctx, s, u.TokenEpoch, settle); err != nil {
+		if errors.Is(err, storage.ErrGrantStale) {
+			i.Audit.Record(ctx, audit.Login, audit.Stale, append(who, slog.String("sub", u.ID))...)
+			return nil, errGrantStale()
+		}
+		return nil, ServerError(err)
+	}
+	resp, err := i.issue(u, c, granted, s.ID, now)
+	if err != nil {
+		return nil, err
+	}
+	resp.RefreshToken = formatRefreshToken(s.ID, 0, secret)
+	i.Audit.Record(ctx, audit.Login, audit.Succeeded, append(who, slog.String("sub", u.ID), slog.String("sid", s.ID), slog.String("scope", resp.Scope))...)
+	return resp, nil
+}
+
+// settle books the outcome of a reserved password check that is not a
+// wrong password: right (even of a disabled account) clears the pair, a
+// check that never compared the password is taken back. A failure to
+// store it leaves the attempt counted, which the next Reserve sees.
+func (i *Issuer) settle(ctx context.Context, req TokenRequest, right bool) {
+	if i.Throttle == nil {
+		return
+	}
+	var err error
+	if right {
+		err = i.Throttle.Succeeded(ctx, req.Username, req.ClientAddr)
+	} else {
+		err = i.Throttle.Cancel(ctx, req.Username, req.ClientAddr)
+	}
+	if err != nil && i.Log != nil {
+		i.Log.WarnContext(ctx, "recording a login attempt failed", "err", err)
+	}
+}
+
+// errGrantStale answers a grant whose account changed while it was being
+// issued: the change (a new password, disabling, a scope taken away)
+// ended every session, and the grant stored nothing.
+func errGrantStale() *Error {
+	return oauthError(CodeInvalidGrant, "the account changed while the token was issued; authenticate again")
+}
+
+// maxUserAgent bounds what a session keeps of the User-Agent header.
+const maxUserAgent = 256
+
+// truncateUserAgent keeps the start of ua, cut at a character boundary,
+// without control characters (it is shown in session lists).
+func truncateUserAgent(ua string) string {
+	out := make([]rune, 0, min(len(ua), maxUserAgent))
+	n := 0
+	for _, r := range ua {
+		if r < 0x20 || r == 0x7f {
+			continue
+		}
+		n += len(string(r))
+		if n > maxUserAgent {
+			break
+		}
+		out = append(out, r)
+	}
+	return string(out)
+}

@@ -1,0 +1,98 @@
+package auth
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/users"
+)
+
+func TestRevocations_same_second_a_token_before_the_change_is_refused_and_one_after_it_accepted(t *testing.T) {
+	// The clock does not move: the old login, the password change and
+	// the new login all happen in one instant. Revocation is by session,
+	// not by comparing times, so the order is exact.
+	f := newFixture(t, AlgRS256, nil)
+	u := f.createUser(t, "dave", "correct horse", "me")
+	before := f.grant(t, TokenRequest{GrantType: GrantPassword, Username: "dave", Password: "correct horse"})
+	if err := f.users.ChangePassword(context.Background(), u.ID, "correct horse", "battery staple"); err != nil {
+		t.Fatal(err)
+	}
+	after := f.grant(t, TokenRequest{GrantType: GrantPassword, Username: "dave", Password: "battery staple"})
+	f.wantRevoked(t, before.AccessToken)
+	f.wantActive(t, after.AccessToken)
+	if _, err := f.refresh(after.RefreshToken, "", ""); err != nil {
+		t.Fatalf("refresh of the login after the change: %v", err)
+	}
+}
+
+func TestRevocations_another_process_learns_a_revocation_from_the_change_log(t *testing.T) {
+	f := newFixture(t, AlgRS256, nil)
+	f.createUser(t, "dave", "correct horse", "me")
+	r := f.grant(t, TokenRequest{GrantType: GrantPassword, Username: "dave", Password: "correct horse"})
+	// A second process over the same store, loaded before the revocation.
+	other := NewRevocations(f.store, RevocationsConfig{Now: func() time.Time { return f.now }})
+	if err := other.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	claims, err := f.validator.Verify(r.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.issuer.Revoke(context.Background(), RevocationRequest{Token: r.RefreshToken}); err != nil {
+		t.Fatal(err)
+	}
+	// This process refuses it as soon as Revoke returns.
+	f.wantRevoked(t, r.AccessToken)
+	if other.SessionRevoked(claims.SessionID) {
+		t.Fatal("the other process knew before reading the log")
+	}
+	if err := other.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !other.SessionRevoked(claims.SessionID) {
+		t.Error("the other process did not learn the revoked session from the change log")
+	}
+	// A fresh process loads it with the state.
+	fresh := NewRevocations(f.store, RevocationsConfig{Now: func() time.Time { return f.now }})
+	if err := fresh.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !fresh.SessionRevoked(claims.SessionID) {
+		t.Error("a process started after the revocation does not load it")
+	}
+}
+
+func TestRevocations_an_account_change_invalidates_the_user_view(t *testing.T) {
+	f := newFixture(t, AlgRS256, nil)
+	u := f.createUser(t, "dave", "correct horse", "me")
+	if got, err := f.view.Get(context.Background(), u.ID); err != nil || got == nil || got.Disabled {
+		t.Fatalf("view before: %+v, %v", got, err)
+	}
+	if _, err := f.users.Update(context.Background(), users.CLIActor(), "dave", users.Patch{Disabled: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.view.Get(context.Background(), u.ID); err != nil || got == nil || !got.Disabled {
+		t.Errorf("view after disabling: %+v, %v; want disabled", got, err)
+	}
+	if err := f.users.Delete(context.Background(), users.CLIActor(), "dave"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.view.Get(context.Background(), u.ID); err != nil || got != nil {
+		t.Errorf("view after deleting: %+v, %v; want none", got, err)
+	}
+}
+
+func TestVerify_a_token_without_a_session_is_refused(t *testing.T) {
+	// Tokens issued before sessions (an upgrade) carry no sid: nothing
+	// could revoke them, so they are refused.
+	f := newFixture(t, AlgRS256, nil)
+	kid, method, key := f.keys.Signer()
+	tok := forge(t, method, key, f.claims(func(c *Claims) { c.SessionID = "" }), map[string]any{"kid": kid})
+	_, err := f.validator.Verify(tok)
+	wantInvalidToken(t, err, "sid")
+	withSID := forge(t, method, key, f.claims(nil), map[string]any{"kid": kid})
+	if _, err := f.validator.Verify(withSID); err != nil {
+		t.Fatalf("the same token with a sid: %v", err)
+	}
+}

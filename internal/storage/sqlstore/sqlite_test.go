@@ -1,0 +1,130 @@
+package sqlstore
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/storage"
+)
+
+func TestOpenSQLite_creates_an_owner_only_directory_and_file(t *testing.T) {
+	_, path := openTestSQLite(t, sqliteTuning{})
+	for _, c := range []struct {
+		path string
+		want os.FileMode
+	}{{filepath.Dir(path), 0o700 | os.ModeDir}, {path, 0o600}} {
+		fi, err := os.Stat(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode() & (os.ModePerm | os.ModeDir); got != c.want {
+			t.Errorf("%s has mode %v, want %v", c.path, got, c.want)
+		}
+	}
+}
+
+func TestOpenSQLite_refuses_a_question_mark_in_the_path(t *testing.T) {
+	if s, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "g.db?mode=memory"), Options{}); err == nil {
+		s.Close()
+		t.Error("OpenSQLite of a path with '?' = nil error")
+	}
+	if s, err := OpenSQLite(t.Context(), "", Options{}); err == nil {
+		s.Close()
+		t.Error("OpenSQLite of an empty path = nil error")
+	}
+}
+
+func TestOpenSQLite_connections_use_wal_busy_timeout_foreign_keys_and_a_bounded_pool(t *testing.T) {
+	s, _ := openTestSQLite(t, sqliteTuning{})
+	ctx := t.Context()
+	var mode string
+	var fk, busy int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	if err := s.db.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+		t.Errorf("foreign_keys = %d, %v; want 1", fk, err)
+	}
+	if err := s.db.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&busy); err != nil || busy != int(sqliteBusyTimeout.Milliseconds()) {
+		t.Errorf("busy_timeout = %d, %v; want %d", busy, err, sqliteBusyTimeout.Milliseconds())
+	}
+	if got := s.db.Stats().MaxOpenConnections; got != sqliteMaxConns {
+		t.Errorf("MaxOpenConnections = %d, want %d", got, sqliteMaxConns)
+	}
+}
+
+func TestOpenSQLite_concurrent_openers_of_a_new_file_all_succeed_and_migrate_once(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			s, err := OpenSQLite(context.Background(), path, Options{})
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("opener %d: %v", i, err)
+		}
+	}
+	s := openSQLiteAt(t, path, sqliteTuning{})
+	var rows, distinct int
+	if err := s.db.QueryRowContext(t.Context(), `SELECT count(*), count(DISTINCT version) FROM schema_migrations`).Scan(&rows, &distinct); err != nil || rows != 5 || distinct != 5 {
+		t.Errorf("schema_migrations: %d rows, %d versions, %v; want 5 and 5", rows, distinct, err)
+	}
+}
+
+func TestOpenSQLite_is_no_Notifier(t *testing.T) {
+	s, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "g.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, ok := s.(storage.Notifier); ok {
+		t.Error("the SQLite store is a Notifier; one process owns the file, nothing to listen to")
+	}
+}
+
+// Options.Now is the store's clock, and ChangeRetention dates the entries.
+func TestOptions_clock_and_change_retention(t *testing.T) {
+	ctx := t.Context()
+	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	s, err := openSQLite(ctx, filepath.Join(t.TempDir(), "g.db"), Options{Now: func() time.Time { return at }, ChangeRetention: 2 * time.Hour}, sqliteTuning{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u := testUser("alice")
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if !u.CreatedAt.Equal(at) || !u.UpdatedAt.Equal(at) {
+		t.Errorf("CreateUser times %v %v, want the store's clock %v", u.CreatedAt, u.UpdatedAt, at)
+	}
+	if _, err := s.UpdateUser(ctx, "alice", func(u *storage.User) error { u.Disabled = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	exp := at.Add(time.Hour)
+	if err := s.RevokeToken(ctx, "jti", exp, at); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Changes(ctx, 0, 10)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("Changes = %v, %v", got, err)
+	}
+	if c := got[0]; c.Kind != storage.ChangeUser || !c.At.Equal(at) || !c.ExpiresAt.Equal(at.Add(2*time.Hour)) {
+		t.Errorf("user entry %+v, want At %v and ExpiresAt At+ChangeRetention", c, at)
+	}
+	if c := got[1]; c.Kind != storage.ChangeToken || !c.ExpiresAt.Equal(exp) {
+		t.Errorf("token entry %+v, want it to expire with the token at %v", c, exp)
+	}
+}
