@@ -96,3 +96,32 @@ func TestVerify_a_token_without_a_session_is_refused(t *testing.T) {
 		t.Fatalf("the same token with a sid: %v", err)
 	}
 }
+
+func TestRefreshGrant_rfc9700_4_14_2_a_token_forged_from_the_sid_is_unknown_and_revokes_nothing(t *testing.T) {
+	// Resource servers see the session id in every access token; with it
+	// alone an attacker can build a token of any "older generation", which
+	// must not pass for reuse and end the victim's login.
+	f := newFixture(t, AlgRS256, nil)
+	f.createUser(t, "dave", "correct horse", "me")
+	login := f.grant(t, TokenRequest{GrantType: GrantPassword, Username: "dave", Password: "correct horse"})
+	next, err := f.refresh(login.RefreshToken, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := decodeSegment(t, next.AccessToken, 1)["sid"].(string)
+	for _, gen := range []int64{0, 1, 2} {
+		forged := formatRefreshToken(sid, gen, newRefreshSecret())
+		_, err := f.refresh(forged, "", "")
+		wantOAuthError(t, err, CodeInvalidGrant, 400)
+		if err := f.issuer.Revoke(context.Background(), RevocationRequest{Token: forged}); err != nil {
+			t.Fatalf("revoking a forged token: %v", err)
+		}
+	}
+	if s, err := f.store.Session(context.Background(), sid); err != nil || !s.RevokedAt.IsZero() {
+		t.Fatalf("session after forged tokens = %+v, %v; want it live", s, err)
+	}
+	f.wantActive(t, next.AccessToken)
+	if _, err := f.refresh(next.RefreshToken, "", ""); err != nil {
+		t.Fatalf("the genuine holder's refresh after the forgeries: %v", err)
+	}
+}

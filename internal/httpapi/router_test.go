@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/httpapi"
 	"github.com/gatehouse/gatehouse/internal/storage"
 	"github.com/gatehouse/gatehouse/internal/storage/sqlstore"
+	"github.com/gatehouse/gatehouse/internal/storage/storetest"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
@@ -31,10 +32,11 @@ const (
 // testServer is the whole HTTP surface over a real SQLite store.
 type testServer struct {
 	*httptest.Server
-	users *users.Service
-	keys  *auth.Keys
-	calls *storeCalls
-	ready error
+	users  *users.Service
+	keys   *auth.Keys
+	calls  *storeCalls
+	faulty *storetest.Faulty
+	ready  error
 }
 
 const testIssuer = "http://gatehouse.test"
@@ -50,8 +52,10 @@ type stack struct {
 	view        *auth.UserView
 	validator   *auth.Validator
 	scopes      []string
-	// calls counts the store calls of everything above, per operation.
-	calls *storeCalls
+	// calls counts the store calls of everything above, per operation;
+	// faulty injects store faults below them.
+	calls  *storeCalls
+	faulty *storetest.Faulty
 	// deps and cfg make an Issuer; deps has no throttle.
 	deps auth.IssuerDeps
 	cfg  auth.IssuerConfig
@@ -91,9 +95,11 @@ func newStack(tb testing.TB, cacheSize int) *stack {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { raw.Close() })
-	// Every store call is counted, for the statement budget.
+	// Every store call is counted, for the statement budget, and may be
+	// made to fail, for the fault answers.
 	st.calls = &storeCalls{}
-	st.store = storage.Instrument(raw, st.calls.observe)
+	st.faulty = storetest.NewFaulty(raw)
+	st.store = storage.Instrument(st.faulty, st.calls.observe)
 	st.view = auth.NewUserView(st.store, 0)
 	st.revocations = auth.NewRevocations(st.store, auth.RevocationsConfig{Users: st.view})
 	sync := func(ctx context.Context) { _ = st.revocations.Sync(ctx) }
@@ -147,7 +153,7 @@ func newTestServer(t *testing.T, options ...func(*httpapi.Deps)) *testServer {
 	svc, keys, scopes := st.users, st.keys, st.scopes
 	issuerDeps := st.deps
 	issuerDeps.Throttle = auth.NewThrottle(st.store, auth.DefaultThrottle())
-	ts := &testServer{users: svc, keys: keys, calls: st.calls}
+	ts := &testServer{users: svc, keys: keys, calls: st.calls, faulty: st.faulty}
 	deps := st.handlerDeps(auth.NewIssuer(issuerDeps, st.cfg))
 	deps.Throttle = issuerDeps.Throttle
 	deps.Ready = func(context.Context) error { return ts.ready }
