@@ -155,9 +155,11 @@ func isSessionID(s string) bool {
 	return err == nil
 }
 
-// SecretStore keeps server secrets (storage.KeyStore.EnsureSecret).
+// SecretStore keeps server secrets (storage.KeyStore's EnsureSecret and
+// ReplaceSecret).
 type SecretStore interface {
 	EnsureSecret(ctx context.Context, name string, create func() ([]byte, error)) ([]byte, error)
+	ReplaceSecret(ctx context.Context, name string, old, next []byte) error
 }
 
 // RefreshKey is the key K of every login's refresh-token chain, shared by
@@ -166,14 +168,36 @@ type RefreshKey struct{ chain refreshChain }
 
 // LoadRefreshKey reads K from the store, creating it on the first start
 // (every replica gets the same). With encKey (GATEHOUSE_KEY_ENCRYPTION_KEY)
-// a new K is stored encrypted like the signing keys; an encrypted K needs
-// that key to open.
+// K is stored encrypted like the signing keys (one stored in plain before
+// the key was set is encrypted now); an encrypted K needs that key to
+// open.
 func LoadRefreshKey(ctx context.Context, store SecretStore, encKey []byte) (RefreshKey, error) {
 	stored, err := store.EnsureSecret(ctx, refreshKeySecret, func() ([]byte, error) {
 		return sealPrivateKey(encKey, refreshKeySecret, newRefreshSecret())
 	})
 	if err != nil {
 		return RefreshKey{}, fmt.Errorf("refresh token key: %w", err)
+	}
+	if len(encKey) > 0 && !isEnvelope(stored) {
+		// Stored before the key-encryption key was set: encrypt it at rest
+		// now, as LoadKeys does for signing keys. Another replica doing
+		// the same first is not an error.
+		sealed, err := sealPrivateKey(encKey, refreshKeySecret, stored)
+		if err != nil {
+			return RefreshKey{}, fmt.Errorf("refresh token key: %w", err)
+		}
+		switch err := store.ReplaceSecret(ctx, refreshKeySecret, stored, sealed); {
+		case err == nil:
+			stored = sealed
+		case errors.Is(err, storage.ErrNotFound):
+			if stored, err = store.EnsureSecret(ctx, refreshKeySecret, func() ([]byte, error) {
+				return nil, errors.New("the refresh token key vanished")
+			}); err != nil {
+				return RefreshKey{}, fmt.Errorf("refresh token key: %w", err)
+			}
+		default:
+			return RefreshKey{}, fmt.Errorf("refresh token key: encrypt at rest: %w", err)
+		}
 	}
 	key, err := openPrivateKey(encKey, refreshKeySecret, stored)
 	if err != nil {

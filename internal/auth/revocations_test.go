@@ -1,7 +1,9 @@
 package auth
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -123,5 +125,29 @@ func TestRefreshGrant_rfc9700_4_14_2_a_token_forged_from_the_sid_is_unknown_and_
 	f.wantActive(t, next.AccessToken)
 	if _, err := f.refresh(next.RefreshToken, "", ""); err != nil {
 		t.Fatalf("the genuine holder's refresh after the forgeries: %v", err)
+	}
+}
+
+func TestLoadRefreshKey_encrypts_a_plain_chain_key_at_rest_when_a_key_encryption_key_is_set(t *testing.T) {
+	ctx := context.Background()
+	store := openTestStore(t)
+	plain, err := LoadRefreshKey(ctx, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek := bytes.Repeat([]byte{7}, 32)
+	sealed, err := LoadRefreshKey(ctx, store, kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(plain.chain.key, sealed.chain.key) {
+		t.Fatal("encrypting at rest changed the chain key: every refresh token would break")
+	}
+	stored, err := store.EnsureSecret(ctx, refreshKeySecret, func() ([]byte, error) { return nil, errors.New("gone") })
+	if err != nil || !isEnvelope(stored) {
+		t.Fatalf("stored chain key: envelope %t, %v; want encrypted at rest", isEnvelope(stored), err)
+	}
+	if _, err := LoadRefreshKey(ctx, store, nil); !errors.Is(err, ErrKeyEncrypted) {
+		t.Errorf("loading the encrypted chain key without the key = %v, want ErrKeyEncrypted", err)
 	}
 }

@@ -113,6 +113,11 @@ func (in *instrumented) EnsureSecret(ctx context.Context, name string, create fu
 	return in.s.EnsureSecret(ctx, name, create)
 }
 
+func (in *instrumented) ReplaceSecret(ctx context.Context, name string, old, next []byte) (err error) {
+	defer in.done(ctx, "replace_secret", time.Now(), &err)
+	return in.s.ReplaceSecret(ctx, name, old, next)
+}
+
 func (in *instrumented) CreateSession(ctx context.Context, s *Session, epoch int64, settle *AttemptUpdate) (err error) {
 	defer in.done(ctx, "create_session", time.Now(), &err)
 	return in.s.CreateSession(ctx, s, epoch, settle)

@@ -74,6 +74,9 @@ func (f *fake) ReplaceSigningKeyPrivate(context.Context, string, []byte, []byte)
 func (f *fake) EnsureSecret(context.Context, string, func() ([]byte, error)) ([]byte, error) {
 	return nil, f.call("EnsureSecret")
 }
+func (f *fake) ReplaceSecret(context.Context, string, []byte, []byte) error {
+	return f.call("ReplaceSecret")
+}
 func (f *fake) CreateSession(context.Context, *storage.Session, int64, *storage.AttemptUpdate) error {
 	return f.call("CreateSession")
 }
@@ -162,6 +165,7 @@ var opNames = map[string]string{
 	"DeleteSigningKey":         "delete_signing_key",
 	"ReplaceSigningKeyPrivate": "replace_signing_key_private",
 	"EnsureSecret":             "ensure_secret",
+	"ReplaceSecret":            "replace_secret",
 	"CreateSession":            "create_session",
 	"Session":                  "session",
 	"UpdateSession":            "update_session",

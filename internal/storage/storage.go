@@ -246,6 +246,10 @@ type KeyStore interface {
 	// in other processes too, all get the same bytes. The bytes are opaque
 	// to the store (the auth package may encrypt them).
 	EnsureSecret(ctx context.Context, name string, create func() ([]byte, error)) ([]byte, error)
+	// ReplaceSecret swaps the secret called name from old to next (its
+	// encryption at rest) only while it is still old. Returns ErrNotFound
+	// otherwise.
+	ReplaceSecret(ctx context.Context, name string, old, next []byte) error
 }
 
 // SessionStore persists sessions. Every method that revokes a session

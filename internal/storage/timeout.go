@@ -141,6 +141,12 @@ func (t *timed) EnsureSecret(parent context.Context, name string, create func() 
 	return r, t.fault(parent, ctx, err)
 }
 
+func (t *timed) ReplaceSecret(parent context.Context, name string, old, next []byte) error {
+	ctx, cancel := context.WithTimeout(parent, t.d)
+	defer cancel()
+	return t.fault(parent, ctx, t.s.ReplaceSecret(ctx, name, old, next))
+}
+
 func (t *timed) CreateSession(parent context.Context, s *Session, epoch int64, settle *AttemptUpdate) error {
 	ctx, cancel := context.WithTimeout(parent, t.d)
 	defer cancel()

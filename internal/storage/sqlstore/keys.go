@@ -146,6 +146,13 @@ func (s *store) ReplaceSigningKeyPrivate(ctx context.Context, id string, old, ne
 	})
 }
 
+// ReplaceSecret implements storage.KeyStore: a compare and swap.
+func (s *store) ReplaceSecret(ctx context.Context, name string, old, next []byte) error {
+	return s.write(ctx, "replace secret", func(t *txn) error {
+		return oneRow(t.exec(ctx, `UPDATE secrets SET value = ? WHERE name = ? AND value = ?`, next, name, old))
+	})
+}
+
 const secretByName = `SELECT value FROM secrets WHERE name = ?`
 
 // EnsureSecret implements storage.KeyStore: read; when missing, create

@@ -30,6 +30,7 @@ const (
 	OpDeleteSigningKey         = "delete_signing_key"
 	OpReplaceSigningKeyPrivate = "replace_signing_key_private"
 	OpEnsureSecret             = "ensure_secret"
+	OpReplaceSecret            = "replace_secret"
 
 	OpCreateSession        = "create_session"
 	OpSession              = "session"
@@ -61,7 +62,7 @@ const (
 // ops is the table of operations, in the order of the Store interface.
 var ops = []string{
 	OpCreateUser, OpUserByUsername, OpUserByID, OpListUsers, OpCountUsers, OpCountEnabledWithScope, OpUpdateUser, OpDeleteUser,
-	OpSigningKeys, OpEnsureSigningKey, OpCreateSigningKey, OpDeleteSigningKey, OpReplaceSigningKeyPrivate, OpEnsureSecret,
+	OpSigningKeys, OpEnsureSigningKey, OpCreateSigningKey, OpDeleteSigningKey, OpReplaceSigningKeyPrivate, OpEnsureSecret, OpReplaceSecret,
 	OpCreateSession, OpSession, OpUpdateSession, OpListSessions, OpRevokeSessions, OpRevokeClientSessions, OpPruneSessions,
 	OpRevokeToken, OpLastChange, OpChanges, OpLiveRevocations, OpPruneChanges,
 	OpCreateClient, OpClientByID, OpListClients, OpDeleteClient,
@@ -236,6 +237,13 @@ func (f *Faulty) ReplaceSigningKeyPrivate(ctx context.Context, id string, old, n
 		return err
 	}
 	return f.Store.ReplaceSigningKeyPrivate(ctx, id, old, next)
+}
+
+func (f *Faulty) ReplaceSecret(ctx context.Context, name string, old, next []byte) error {
+	if err := f.fault(OpReplaceSecret); err != nil {
+		return err
+	}
+	return f.Store.ReplaceSecret(ctx, name, old, next)
 }
 
 func (f *Faulty) EnsureSecret(ctx context.Context, name string, create func() ([]byte, error)) ([]byte, error) {
@@ -511,6 +519,15 @@ func runFaultTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		}, func(t *testing.T, s storage.Store, fx fixture) bool {
 			keys := signingKeys(t, s)
 			return len(keys) == 1 && string(keys[0].Private) == "sealed"
+		}},
+		{OpReplaceSecret, func(t *testing.T, s storage.Store, fx fixture) error {
+			if _, err := s.EnsureSecret(t.Context(), "chain", func() ([]byte, error) { return []byte("plain"), nil }); err != nil {
+				return err
+			}
+			return s.ReplaceSecret(t.Context(), "chain", []byte("plain"), []byte("sealed"))
+		}, func(t *testing.T, s storage.Store, fx fixture) bool {
+			got, err := s.EnsureSecret(t.Context(), "chain", func() ([]byte, error) { return []byte("other"), nil })
+			return err == nil && string(got) == "sealed"
 		}},
 		{OpEnsureSecret, func(t *testing.T, s storage.Store, fx fixture) error {
 			_, err := s.EnsureSecret(t.Context(), "hmac", func() ([]byte, error) { return []byte("secret"), nil })

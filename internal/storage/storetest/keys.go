@@ -255,6 +255,27 @@ func runKeyTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		}
 	})
 
+	t.Run("replace_secret_swaps_only_the_expected_value", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		if _, err := s.EnsureSecret(ctx, "chain", func() ([]byte, error) { return []byte("plain"), nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReplaceSecret(ctx, "chain", []byte("stale"), []byte("sealed")); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("ReplaceSecret from a stale value = %v, want ErrNotFound", err)
+		}
+		if err := s.ReplaceSecret(ctx, "nope", []byte("plain"), []byte("sealed")); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("ReplaceSecret of an unknown name = %v, want ErrNotFound", err)
+		}
+		if err := s.ReplaceSecret(ctx, "chain", []byte("plain"), []byte("sealed")); err != nil {
+			t.Fatalf("ReplaceSecret = %v", err)
+		}
+		got, err := s.EnsureSecret(ctx, "chain", func() ([]byte, error) { return []byte("other"), nil })
+		if err != nil || string(got) != "sealed" {
+			t.Errorf("EnsureSecret after the swap = %q, %v; want sealed", got, err)
+		}
+	})
+
 	t.Run("ensure_secret_keeps_opaque_bytes_per_name", func(t *testing.T) {
 		ctx := t.Context()
 		s := newStore(t)
