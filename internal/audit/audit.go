@@ -11,7 +11,7 @@ import (
 
 // Event names.
 const (
-	Login         = "login"           // outcomes: succeeded, failed, throttled, busy, disabled, stale
+	Login         = "login"           // outcomes: succeeded, failed, throttled, busy, unavailable, disabled, stale
 	Refresh       = "refresh"         // outcomes: rotated, grace_replay, reuse_detected, failed, stale
 	TokenRevoked  = "token.revoked"   // outcome: ok
 	SessionEnded  = "session.revoked" // outcome: revoked
@@ -26,11 +26,14 @@ const (
 
 // Outcomes shared by several events.
 const (
-	OK            = "ok"
-	Succeeded     = "succeeded"
-	Failed        = "failed"
-	Throttled     = "throttled"
-	Busy          = "busy"
+	OK        = "ok"
+	Succeeded = "succeeded"
+	Failed    = "failed"
+	Throttled = "throttled"
+	Busy      = "busy"
+	// Unavailable: the store could not do the work (a fault); the
+	// request may succeed when it is back.
+	Unavailable   = "unavailable"
 	Disabled      = "disabled"
 	Rotated       = "rotated"
 	ReuseDetected = "reuse_detected"

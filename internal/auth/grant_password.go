@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"slices"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
@@ -37,7 +38,13 @@ func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) 
 	var account *storage.User
 	if i.Throttle != nil {
 		if account, err = i.Throttle.Reserve(ctx, req.Username, req.ClientAddr); err != nil {
-			i.Audit.Record(ctx, audit.Login, audit.Throttled, who...)
+			// A limit reached is throttling; a store that could not take
+			// the reservation is not, and must not look like guessing.
+			outcome := audit.Unavailable
+			if e, ok := errors.AsType[*Error](err); ok && e.Status == http.StatusTooManyRequests {
+				outcome = audit.Throttled
+			}
+			i.Audit.Record(ctx, audit.Login, outcome, who...)
 			return nil, err
 		}
 	} else if name, nerr := users.NormalizeUsername(req.Username); nerr == nil {

@@ -90,7 +90,13 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &valErr):
 		ew.badInput(w, r, http.StatusBadRequest, valErr.Error(), []FieldError{{Field: valErr.Field, Message: valErr.Message}})
 	case errors.As(err, &stErr):
-		if stErr.status >= 500 {
+		switch {
+		case stErr.status == http.StatusServiceUnavailable:
+			// Not ready (the store cannot take writes): expected while a
+			// dependency is down, so a warning; probes may retry.
+			ew.log.WarnContext(r.Context(), "request unavailable", "request_id", requestID(r.Context()), "method", r.Method, "route", routeOf(r), "err", err)
+			w.Header().Set("Retry-After", "1")
+		case stErr.status >= 500:
 			ew.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "method", r.Method, "route", routeOf(r), "status", stErr.status, "err", err)
 		}
 		if stErr.status < 500 {
@@ -148,8 +154,13 @@ func (ew errorWriter) badInput(w http.ResponseWriter, r *http.Request, status in
 
 // oauth writes an RFC 6749 §5.2 error. Causes are logged, never sent.
 func (ew errorWriter) oauth(w http.ResponseWriter, r *http.Request, e *auth.Error) {
-	if e.Status == http.StatusInternalServerError {
+	switch {
+	case e.Status == http.StatusInternalServerError:
 		ew.log.ErrorContext(r.Context(), "token request failed", "request_id", requestID(r.Context()), "err", e)
+	case e.Status == http.StatusServiceUnavailable && e.Cause != nil:
+		// Shed logins (the hashing queue) and store faults: the cause
+		// tells an operator which.
+		ew.log.WarnContext(r.Context(), "token request unavailable", "request_id", requestID(r.Context()), "err", e.Cause)
 	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")

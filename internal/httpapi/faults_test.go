@@ -18,6 +18,12 @@ func TestStoreFaults_are_503_with_retry_after_and_lose_nothing(t *testing.T) {
 	faults := []error{storage.ErrUnavailable, storage.ErrTimeout, storage.ErrFull, storage.ErrBusy, storage.ErrReadOnly}
 
 	for _, fault := range faults {
+		t.Run("login_reservation_"+fault.Error(), func(t *testing.T) {
+			ts.faulty.FailNext(storetest.OpReserveLogin, fault)
+			r := ts.do(t, "POST", "/token", form("grant_type", "password", "username", "alice", "password", userPassword), "Content-Type", formType)
+			wantOAuth(t, r, 503, "temporarily_unavailable")
+			ts.token(t, "alice", userPassword, "")
+		})
 		t.Run("login_"+fault.Error(), func(t *testing.T) {
 			ts.faulty.FailNext(storetest.OpCreateSession, fault)
 			r := ts.do(t, "POST", "/token", form("grant_type", "password", "username", "alice", "password", userPassword), "Content-Type", formType)

@@ -117,6 +117,9 @@ func TestPostgresFault_classifies_sqlstates_and_connection_failures(t *testing.T
 		{"lost_connection_eof", fmt.Errorf("read: %w", io.EOF), storage.ErrUnavailable},
 		{"dial_refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, storage.ErrUnavailable},
 		{"bad_conn", driver.ErrBadConn, storage.ErrUnavailable},
+		// pgx's own word for a connection cut under a transaction, from
+		// BeginTx or Commit (found by the fault run).
+		{"conn_closed", fmt.Errorf("commit: %w", pgconn.ErrConnClosed), storage.ErrUnavailable},
 		{"plain_error", errors.New("something else"), nil},
 	}
 	for _, tt := range tests {
