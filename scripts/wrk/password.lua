@@ -5,7 +5,8 @@
 -- succeeds (so parallel guesses cost as much as serial ones), each thread
 -- cycles through its own share of the users, keeping the logins in flight
 -- for one user and address under the free failures. 200, 503 (the hashing
--- limiter's queue is full) and 429 (throttled) are counted apart.
+-- limiter's queue is full; those with Retry-After counted too) and 429
+-- (throttled) are counted apart.
 dofile("scripts/wrk/report.lua")
 
 local function urlencode(s)
@@ -46,5 +47,5 @@ function request()
 end
 
 function response(status, headers, body)
-  count(status, body)
+  count(status, body, headers)
 end

@@ -1,8 +1,10 @@
 -- Shared by the wrk scripts of scripts/bench.sh: counts answers by status
 -- in each thread and prints one machine-readable RESULT line when wrk is
--- done. A script that defines response() must call count(status, body) in it;
--- without response() (the cheapest for wrk), statuses are split only into
--- 2xx/3xx and the rest (summary.errors.status).
+-- done. A script that defines response() must call count(status, body,
+-- headers) in it; without response() (the cheapest for wrk), statuses are
+-- split only into 2xx/3xx and the rest (summary.errors.status). A script
+-- may also add to the thread's `exhausted` (requests it had nothing to
+-- send for, as a refresh chain that broke).
 
 local threads = {}
 -- How many unexpected answers each thread shows on stderr.
@@ -16,7 +18,7 @@ function setup(thread)
 end
 
 function init(args)
-  ok, busy, throttled, other = 0, 0, 0, 0
+  ok, busy, throttled, other, retry_after, exhausted = 0, 0, 0, 0, 0, 0
   statuses = {}
   shown = 0
   if init_thread then
@@ -24,34 +26,54 @@ function init(args)
   end
 end
 
+-- has_header reports whether the answer carries header name (any case).
+local function has_header(headers, name)
+  if not headers then
+    return false
+  end
+  for k in pairs(headers) do
+    if string.lower(k) == name then
+      return true
+    end
+  end
+  return false
+end
+
 -- count records one answer: 200 is ok, 503 is busy (the hashing limiter
--- refusing a login), 429 is throttled (the login throttle), anything else
--- is other; the first few of those are shown on stderr with their body.
-function count(status, body)
+-- refusing a login; retry_after counts those with Retry-After, RFC 9110
+-- §10.2.3), 429 is throttled (the login throttle), anything else is other;
+-- the first few of those are shown on stderr with their body. status may
+-- be a string naming an answer the script judged wrong (as "200_inactive").
+function count(status, body, headers)
   statuses[status] = (statuses[status] or 0) + 1
   if status == 200 then
     ok = ok + 1
   elseif status == 503 then
     busy = busy + 1
+    if has_header(headers, "retry-after") then
+      retry_after = retry_after + 1
+    end
   elseif status == 429 then
     throttled = throttled + 1
   else
     other = other + 1
     if shown < show and body then
       shown = shown + 1
-      io.stderr:write(string.format("unexpected answer %d: %s\n", status, body))
+      io.stderr:write(string.format("unexpected answer %s: %s\n", tostring(status), body))
     end
   end
 end
 
 function done(summary, latency, requests)
-  local o, b, th, x = 0, 0, 0, 0
+  local o, b, th, x, ra, ex = 0, 0, 0, 0, 0, 0
   local all = {}
   for _, t in ipairs(threads) do
     o = o + (t:get("ok") or 0)
     b = b + (t:get("busy") or 0)
     th = th + (t:get("throttled") or 0)
     x = x + (t:get("other") or 0)
+    ra = ra + (t:get("retry_after") or 0)
+    ex = ex + (t:get("exhausted") or 0)
     for status, n in pairs(t:get("statuses") or {}) do
       all[status] = (all[status] or 0) + n
     end
@@ -69,7 +91,7 @@ function done(summary, latency, requests)
     hist = { "2xx/3xx:" .. o, "other:" .. x }
   end
   io.write(string.format(
-    "RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d max_us=%d ok=%d busy=%d throttled=%d other=%d connect_errors=%d read_errors=%d write_errors=%d timeouts=%d statuses=%s\n",
+    "RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d max_us=%d ok=%d busy=%d throttled=%d other=%d retry_after=%d exhausted=%d connect_errors=%d read_errors=%d write_errors=%d timeouts=%d statuses=%s\n",
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
-    o, b, th, x, e.connect, e.read, e.write, e.timeout, table.concat(hist, ",")))
+    o, b, th, x, ra, ex, e.connect, e.read, e.write, e.timeout, table.concat(hist, ",")))
 end
