@@ -7,7 +7,7 @@ RACE ?= $(shell CC=$$($(GO) env CC); command -v $${CC%% *} >/dev/null 2>&1 && [ 
 
 GENERATED := internal/httpapi/server.gen.go client/client.gen.go
 
-.PHONY: run build test test-postgres e2e fuzz bench sdk-ts-generate sdk-ts-test generate verify lint-spec vet ci clean
+.PHONY: run build test test-postgres e2e fuzz bench scale sdk-ts-generate sdk-ts-test generate verify lint-spec vet ci clean
 
 run: ## serve gatehouse with the embedded SQLite store under ./data/
 	$(GO) run ./cmd/server
@@ -45,8 +45,19 @@ sdk-ts-generate: ## regenerate sdk/typescript/src/schema.d.ts from api/openapi.y
 sdk-ts-test: ## test the TypeScript SDK against a real server on 127.0.0.1 (needs Node.js and npm)
 	GO='$(GO)' bash sdk/typescript/scripts/test-against-server.sh
 
-bench: ## load-test the real server on 127.0.0.1 with wrk (installs Debian's wrk when missing) and print a markdown table; BENCH_DURATION=… seconds per row
+bench: ## load-test the real server on 127.0.0.1 with wrk, pinned one core each beside a bare chi baseline (installs Debian's wrk when missing), and print each target with its ratio and pass/fail; BENCH_DURATION=… seconds per row per round (default 5, 3 rounds)
 	GO='$(GO)' bash scripts/bench.sh
+
+SCALE_FLAGS ?=
+
+scale: ## seed 100,000 users and sessions and 400,000 revocations through the store API, measure the real server on it against an empty store (loopback only, 3 to 4 minutes) and print a markdown table; SCALE_FLAGS=… (-postgres URL, -h for the rest)
+	$(GO) run ./tools/scale -go '$(GO)' $(SCALE_FLAGS)
+
+FAULTRUN_FLAGS ?=
+
+.PHONY: faultrun
+faultrun: ## fault-inject the real server on 127.0.0.1 (PostgreSQL at POSTGRES_URL restarted, stopped and frozen through a TCP proxy; SQLite's disk filled on a tmpfs, as root only) and print the table of RELIABILITY.md (about 3 minutes); FAULTRUN_FLAGS=… (-h for them)
+	GO='$(GO)' $(GO) run ./tools/faultrun -postgres '$(POSTGRES_URL)' $(FAULTRUN_FLAGS)
 
 FUZZTIME ?= 30s
 
