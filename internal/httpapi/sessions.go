@@ -55,11 +55,7 @@ func (h *Handlers) RevokeMySession(ctx context.Context, req RevokeMySessionReque
 }
 
 func (h *Handlers) ListUserSessions(ctx context.Context, req ListUserSessionsRequestObject) (ListUserSessionsResponseObject, error) {
-	c, err := claims(ctx)
-	if err != nil {
-		return nil, err
-	}
-	u, err := h.users.Manageable(ctx, tokenActor(c), req.Username)
+	c, u, err := h.managed(ctx, req.Username)
 	if err != nil {
 		return nil, err
 	}
@@ -71,11 +67,7 @@ func (h *Handlers) ListUserSessions(ctx context.Context, req ListUserSessionsReq
 }
 
 func (h *Handlers) RevokeUserSessions(ctx context.Context, req RevokeUserSessionsRequestObject) (RevokeUserSessionsResponseObject, error) {
-	c, err := claims(ctx)
-	if err != nil {
-		return nil, err
-	}
-	u, err := h.users.Manageable(ctx, tokenActor(c), req.Username)
+	_, u, err := h.managed(ctx, req.Username)
 	if err != nil {
 		return nil, err
 	}
@@ -87,11 +79,7 @@ func (h *Handlers) RevokeUserSessions(ctx context.Context, req RevokeUserSession
 }
 
 func (h *Handlers) RevokeUserSession(ctx context.Context, req RevokeUserSessionRequestObject) (RevokeUserSessionResponseObject, error) {
-	c, err := claims(ctx)
-	if err != nil {
-		return nil, err
-	}
-	u, err := h.users.Manageable(ctx, tokenActor(c), req.Username)
+	_, u, err := h.managed(ctx, req.Username)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +100,20 @@ func (h *Handlers) revokeOne(ctx context.Context, userID, sid string) error {
 		return &statusError{status: http.StatusNotFound, detail: "no such live session"}
 	}
 	return nil
+}
+
+// managed is the validated token's claims and the user with that
+// username, when the caller may manage it (the privilege model).
+func (h *Handlers) managed(ctx context.Context, username string) (*auth.Claims, *users.User, error) {
+	c, err := claims(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := h.users.Manageable(ctx, tokenActor(c), username)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, u, nil
 }
 
 // caller is the validated token's claims and account.
