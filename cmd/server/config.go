@@ -25,6 +25,7 @@ type config struct {
 	TrustedProxies  []netip.Prefix
 	HashConcurrency int
 	HashQueue       int
+	HashWait        time.Duration
 	PasswordPolicy  users.PasswordPolicy
 	TLSCertFile     string
 	TLSKeyFile      string
@@ -88,7 +89,8 @@ var envDoc = []struct{ name, def, doc string }{
 	{"GATEHOUSE_THROTTLE_USER_FAILURES", "50", "failed logins per username per hour, all addresses together, before addresses the user never logged in from must wait"},
 	{"GATEHOUSE_TRUSTED_PROXIES", "", "comma-separated IPs or CIDRs of proxies whose X-Forwarded-For names the client"},
 	{"GATEHOUSE_HASH_CONCURRENCY", "GOMAXPROCS", "password hashes computed at once"},
-	{"GATEHOUSE_HASH_QUEUE", "8 per slot", "logins that may wait for a hashing slot; beyond that /token answers 503"},
+	{"GATEHOUSE_HASH_QUEUE", "1024 per slot", "logins that may wait for a hashing slot; beyond that /token answers 503 at once"},
+	{"GATEHOUSE_HASH_WAIT", "1s", "longest a login waits for a hashing slot before /token answers 503 (10ms to 10s)"},
 	{"GATEHOUSE_TOKEN_CACHE_SIZE", "10000", "verified access tokens remembered so each signature is checked once (0: off); expiry and revocation are still checked on every request"},
 	{"GATEHOUSE_PASSWORD_MIN_LENGTH", "8", "shortest password accepted, in characters (at least 8)"},
 	{"GATEHOUSE_PASSWORD_DENYLIST_FILE", "", "file of common passwords to refuse, one per line"},
@@ -251,6 +253,9 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	if v := get("GATEHOUSE_HASH_QUEUE", ""); v != "" {
 		c.HashQueue = int(uintVar("GATEHOUSE_HASH_QUEUE", 0, 1<<20))
 	}
+	// A queued login must still hash and store within the HTTP write
+	// timeout (15s).
+	c.HashWait = duration("GATEHOUSE_HASH_WAIT", "1s", 10*time.Millisecond, 10*time.Second)
 	for _, p := range strings.Split(getenv("GATEHOUSE_TRUSTED_PROXIES"), ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue

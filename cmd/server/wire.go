@@ -41,6 +41,10 @@ type app struct {
 	validator   *auth.Validator
 	// throttle limits password guessing on every path that checks one.
 	throttle *auth.Throttle
+	// load follows the requests other than POST /token; while there are
+	// any, password hashing leaves them CPU (users.Options.Contended).
+	// The HTTP layer keeps it.
+	load httpapi.Load
 }
 
 // changeRetention is how long the change log keeps session and user
@@ -87,6 +91,8 @@ func open(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) {
 		Logger:          logger,
 		HashConcurrency: cfg.HashConcurrency,
 		HashQueue:       cfg.HashQueue,
+		HashWait:        cfg.HashWait,
+		Contended:       a.load.Busy,
 		PasswordPolicy:  cfg.PasswordPolicy,
 		ObserveHash:     m.ObserveHash,
 		AfterRevoke:     afterRevoke,

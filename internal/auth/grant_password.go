@@ -16,6 +16,8 @@ import (
 // the throttle's reservation, which also reads the account, and then the
 // new session together with the throttle's settlement, stored only while
 // the account is as the password check saw it (storage.ErrGrantStale).
+// It takes its hashing slot before either, so a login shed for load costs
+// none.
 func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) (*TokenResponse, error) {
 	if req.Username == "" {
 		return nil, InvalidRequest("username is required")
@@ -30,46 +32,9 @@ func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) 
 	// A failed login's username may be junk or a mistyped password: the
 	// log gets its canonical form when valid, a bounded keyed hash if not.
 	who := []slog.Attr{slog.String("username", LogUsername(req.Username)), slog.String("client_id", c.id), slog.String("client_ip", req.ClientAddr)}
-	// Shed a login flood before it costs a throttle write in the store.
-	if s, ok := i.Users.(interface{ Saturated() bool }); ok && s.Saturated() {
-		i.Audit.Record(ctx, audit.Login, audit.Busy, who...)
-		return nil, Overloaded(users.ErrBusy)
-	}
-	var account *storage.User
-	if i.Throttle != nil {
-		if account, err = i.Throttle.Reserve(ctx, req.Username, req.ClientAddr); err != nil {
-			// A limit reached is throttling; a store that could not take
-			// the reservation is not, and must not look like guessing.
-			outcome := audit.Unavailable
-			if e, ok := errors.AsType[*Error](err); ok && e.Status == http.StatusTooManyRequests {
-				outcome = audit.Throttled
-			}
-			i.Audit.Record(ctx, audit.Login, outcome, who...)
-			return nil, err
-		}
-	} else if name, nerr := users.NormalizeUsername(req.Username); nerr == nil {
-		account, err = i.Users.Get(ctx, name)
-		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return nil, ServerError(err)
-		}
-	}
-	u, err := i.Users.Verify(ctx, account, req.Password)
-	switch {
-	case errors.Is(err, users.ErrInvalidCredentials):
-		// The reserved failure stays counted.
-		i.Audit.Record(ctx, audit.Login, audit.Failed, who...)
-		return nil, oauthError(CodeInvalidGrant, "invalid username or password")
-	case errors.Is(err, users.ErrDisabled):
-		i.settle(ctx, req, true)
-		i.Audit.Record(ctx, audit.Login, audit.Disabled, who...)
-		return nil, oauthError(CodeInvalidGrant, "the account is disabled")
-	case errors.Is(err, users.ErrBusy):
-		i.settle(ctx, req, false)
-		i.Audit.Record(ctx, audit.Login, audit.Busy, who...)
-		return nil, Overloaded(err)
-	case err != nil:
-		i.settle(ctx, req, false)
-		return nil, ServerError(err)
+	u, err := i.checkPassword(ctx, req, who)
+	if err != nil {
+		return nil, err
 	}
 	granted, err := grant(requested, u.Scopes, c)
 	if err != nil {
@@ -115,6 +80,85 @@ func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) 
 	resp.RefreshToken = formatRefreshToken(s.ID, 0, secret)
 	i.Audit.Record(ctx, audit.Login, audit.Succeeded, append(who, slog.String("sub", u.ID), slog.String("sid", s.ID), slog.String("scope", resp.Scope))...)
 	return resp, nil
+}
+
+// admitter is a UserSource that hands out hashing slots ahead of the
+// password check (users.Service).
+type admitter interface {
+	Admit(ctx context.Context) (*users.Slot, error)
+}
+
+// checkPassword takes a hashing slot, reserves the attempt with the
+// throttle (which reads the account) and checks the password in that
+// slot, in that order: a login refused for load (queue full, or no slot
+// within the wait) is answered 503 having made no store call, so a flood
+// is shed without the store writes of a reservation and its
+// cancellation. A pair the throttle remembers as blocked is refused
+// before it queues. The slot is released once the password is checked,
+// before any settlement or session write; a refused reservation hashed
+// nothing, so its slot never rests. Every refusal is an *Error.
+func (i *Issuer) checkPassword(ctx context.Context, req TokenRequest, who []slog.Attr) (*storage.User, error) {
+	if i.Throttle != nil {
+		if err := i.Throttle.Blocked(req.Username, req.ClientAddr); err != nil {
+			i.Audit.Record(ctx, audit.Login, audit.Throttled, who...)
+			return nil, err
+		}
+	}
+	verify, release := i.Users.Verify, func() {}
+	if a, ok := i.Users.(admitter); ok {
+		slot, err := a.Admit(ctx)
+		if errors.Is(err, users.ErrBusy) {
+			i.Audit.Record(ctx, audit.Login, audit.Busy, who...)
+			return nil, Overloaded(err)
+		}
+		if err != nil {
+			return nil, ServerError(err) // the request's context ended
+		}
+		verify, release = slot.Verify, slot.Release
+		defer release() // a second call does nothing
+	}
+	var account *storage.User
+	var err error
+	if i.Throttle != nil {
+		if account, err = i.Throttle.Reserve(ctx, req.Username, req.ClientAddr); err != nil {
+			// A limit reached is throttling; a store that could not take
+			// the reservation is not, and must not look like guessing.
+			outcome := audit.Unavailable
+			if e, ok := errors.AsType[*Error](err); ok && e.Status == http.StatusTooManyRequests {
+				outcome = audit.Throttled
+			}
+			i.Audit.Record(ctx, audit.Login, outcome, who...)
+			return nil, err
+		}
+	} else if name, nerr := users.NormalizeUsername(req.Username); nerr == nil {
+		account, err = i.Users.Get(ctx, name)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, ServerError(err)
+		}
+	}
+	u, err := verify(ctx, account, req.Password)
+	// The settlement and the session write need no slot.
+	release()
+	switch {
+	case errors.Is(err, users.ErrInvalidCredentials):
+		// The reserved failure stays counted.
+		i.Audit.Record(ctx, audit.Login, audit.Failed, who...)
+		return nil, oauthError(CodeInvalidGrant, "invalid username or password")
+	case errors.Is(err, users.ErrDisabled):
+		i.settle(ctx, req, true)
+		i.Audit.Record(ctx, audit.Login, audit.Disabled, who...)
+		return nil, oauthError(CodeInvalidGrant, "the account is disabled")
+	case errors.Is(err, users.ErrBusy):
+		// Only from a UserSource without slots of its own to give: the
+		// password was never compared, so the reservation is taken back.
+		i.settle(ctx, req, false)
+		i.Audit.Record(ctx, audit.Login, audit.Busy, who...)
+		return nil, Overloaded(err)
+	case err != nil:
+		i.settle(ctx, req, false)
+		return nil, ServerError(err)
+	}
+	return u, nil
 }
 
 // settle books the outcome of a reserved password check that is not a

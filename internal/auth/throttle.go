@@ -225,6 +225,19 @@ func (t *Throttle) Reserve(ctx context.Context, username, addr string) (*storage
 	return u, nil
 }
 
+// Blocked returns the 429 *Error Reserve would answer from a remembered
+// block of the pair, without a store call, or nil: the token endpoint
+// asks before it queues for a hashing slot, so a guesser hammering a
+// blocked pair takes no place in the queue.
+func (t *Throttle) Blocked(username, addr string) error {
+	now := t.cfg.Now()
+	keys, _ := throttleKeys(username, addr)
+	if until := t.remembered(keys[0], now); !until.IsZero() {
+		return throttled(until.Sub(now))
+	}
+	return nil
+}
+
 // Succeeded clears the pair after the right password, takes the reserved
 // failure back from the username's count, and marks addr as one the user
 // logs in from. No password is right for a username that cannot be valid;

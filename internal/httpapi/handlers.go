@@ -121,7 +121,7 @@ func (h *Handlers) ChangeCurrentUserPassword(ctx context.Context, req ChangeCurr
 			return nil, rerr
 		}
 		inner := change
-		change = func() error { return h.throttle.Guard(ctx, u.Username, clientAddr(r, h.proxies), inner) }
+		change = func() error { return h.throttle.Guard(ctx, u.Username, requestAddr(r, h.proxies), inner) }
 	}
 	if err := change(); err != nil {
 		if errors.Is(err, users.ErrInvalidCredentials) {

@@ -22,19 +22,16 @@ type KeyPublisher interface {
 	Rotate(ctx context.Context) (storage.SigningKey, error)
 }
 
-type requestKey struct{}
-
-// keepRequest gives strict handlers the *http.Request: the form endpoints
+// requestFrom gives strict handlers the *http.Request: the form endpoints
 // must see the body apart from the query string, and the Authorization
-// header, which the generated binding merges or drops.
-func keepRequest(f StrictHandlerFunc, _ string) StrictHandlerFunc {
-	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error) {
-		return f(context.WithValue(ctx, requestKey{}, r), w, r, request)
-	}
-}
-
+// header, which the generated binding merges or drops. It is the request
+// the outer handler made; the middleware after it replace its body (the
+// size bound, kin-openapi's re-readable copy) in place, never the request.
 func requestFrom(ctx context.Context) (*http.Request, error) {
-	r, _ := ctx.Value(requestKey{}).(*http.Request)
+	var r *http.Request
+	if s := stateOf(ctx); s != nil {
+		r = s.req
+	}
 	if r == nil {
 		return nil, errors.New("form endpoint called without its request")
 	}
@@ -53,7 +50,7 @@ func (h *Handlers) IssueToken(ctx context.Context, _ IssueTokenRequestObject) (I
 	if err != nil {
 		return nil, err
 	}
-	req.ClientAddr = clientAddr(r, h.proxies)
+	req.ClientAddr = requestAddr(r, h.proxies)
 	req.UserAgent = r.UserAgent()
 	tok, err := h.tokens.Token(ctx, req)
 	if err != nil {

@@ -1,29 +1,18 @@
 package httpapi
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"log/slog"
 	"net/http"
 	"net/netip"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/gatehouse/gatehouse/internal/auth"
 )
 
 // RequestObserver counts finished requests (Prometheus in production).
 type RequestObserver interface {
 	ObserveRequest(route, method string, status int, d time.Duration)
-}
-
-type requestIDKey struct{}
-
-// requestID returns the request's id, "" outside a request.
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
 }
 
 // validRequestID accepts a caller's X-Request-Id only when it is short and
@@ -41,53 +30,85 @@ func validRequestID(id string) bool {
 	return true
 }
 
-func newRequestID() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+// server is the outermost handler. It gives each request its state (an id,
+// the caller's X-Request-Id when acceptable, echoed back; chi's route
+// context; the claims holder of the bearer validator), runs the router,
+// then writes one access-log record and counts the request. The record
+// names the route pattern, never the raw path or query, which may carry
+// secrets sent by mistake.
+type server struct {
+	mux     *chi.Mux
+	access  AccessLogger
+	obs     RequestObserver
+	proxies []netip.Prefix
+	// load follows the requests other than those to the token endpoint;
+	// nil follows nothing.
+	load *Load
 }
 
-// accessLog gives each request an id (the caller's X-Request-Id when
-// acceptable, echoed back), then writes one log record per request and
-// counts it. It records the route pattern, never the raw path or query,
-// which may carry secrets sent by mistake.
-func accessLog(log *slog.Logger, obs RequestObserver, proxies []netip.Prefix) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			start := time.Now()
-			id := r.Header.Get("X-Request-Id")
-			if !validRequestID(id) {
-				id = newRequestID()
-			}
-			w.Header().Set("X-Request-Id", id)
-			r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
-			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-			next.ServeHTTP(ww, r)
+// requestIDHeader is X-Request-Id in canonical form, to skip the
+// canonicalisation of Header.Set on every request.
+const requestIDHeader = "X-Request-Id"
 
-			d := time.Since(start)
-			status := ww.Status()
-			if status == 0 {
-				status = http.StatusOK
-			}
-			route := routeOf(r)
-			if obs != nil {
-				obs.ObserveRequest(route, r.Method, status, d)
-			}
-			log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-				slog.String("request_id", id),
-				slog.String("method", r.Method),
-				slog.String("route", route),
-				slog.Int("status", status),
-				slog.Int("bytes", ww.BytesWritten()),
-				slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-				slog.String("client_ip", clientAddr(r, proxies)),
-			)
-		})
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if s.load != nil && r.URL.Path != "/token" {
+		s.load.start(start)
+		defer s.load.done()
 	}
+	st := &reqState{Context: auth.WithClaimsHolder(r.Context())}
+	id := r.Header.Get(requestIDHeader)
+	if !validRequestID(id) {
+		id = newRequestID()
+	}
+	st.id = id
+	w.Header()[requestIDHeader] = []string{id}
+	st.rctx.Routes = s.mux
+	st.w.ResponseWriter = w
+	r = r.WithContext(st)
+	st.req = r
+	s.mux.ServeHTTP(&st.w, r)
+
+	d := time.Since(start)
+	status := st.w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	route := st.routePattern()
+	if s.obs != nil {
+		s.obs.ObserveRequest(route, r.Method, status, d)
+	}
+	st.rec = AccessRecord{
+		Time:      start,
+		RequestID: id,
+		Method:    r.Method,
+		Route:     route,
+		Status:    status,
+		Bytes:     st.w.bytes,
+		Duration:  d,
+		ClientIP:  requestAddr(r, s.proxies),
+	}
+	s.access.LogRequest(st, &st.rec)
 }
 
-// routeOf is the matched route pattern, never the raw path.
+// routePattern is the route chi matched, or the operation the validator
+// matched when the request was refused before chi routed it; never the
+// raw path.
+func (s *reqState) routePattern() string {
+	if p := s.rctx.RoutePattern(); p != "" {
+		return p
+	}
+	if s.route != nil {
+		return s.route.Path
+	}
+	return "unmatched"
+}
+
+// routeOf is the matched route pattern of r, never the raw path.
 func routeOf(r *http.Request) string {
+	if s := stateOf(r.Context()); s != nil {
+		return s.routePattern()
+	}
 	if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePattern() != "" {
 		return rctx.RoutePattern()
 	}

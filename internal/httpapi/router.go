@@ -54,10 +54,17 @@ type Deps struct {
 	// Throttle limits password guessing on the paths other than the
 	// token endpoint that check a password; nil means none.
 	Throttle PasswordThrottle
+	// Load, when set, follows the requests other than those to the token
+	// endpoint: what a password hash competes with for the CPU
+	// (users.Options.Contended).
+	Load *Load
 	// Ready reports whether the server can serve (store reachable, keys
 	// loaded).
 	Ready  func(ctx context.Context) error
 	Logger *slog.Logger
+	// AccessLog writes a record per request; nil writes "request"
+	// records to Logger.
+	AccessLog AccessLogger
 }
 
 var loadSpec = sync.OnceValues(func() (*openapi3.T, error) {
@@ -101,7 +108,7 @@ func NewHandler(d Deps) (http.Handler, error) {
 
 	r := chi.NewRouter()
 	validator := newSpecValidator(doc, r, d.Authenticate, ew, MaxBodyBytes)
-	r.Use(accessLog(d.Logger, d.Requests, d.TrustedProxies), recoverer(ew))
+	r.Use(recoverer(ew))
 	if len(d.CORSOrigins) > 0 {
 		// Before validation: preflight requests carry no token.
 		r.Use(cors.Handler(cors.Options{
@@ -148,7 +155,7 @@ func NewHandler(d Deps) (http.Handler, error) {
 		audit:    d.Audit,
 		version:  d.Version,
 	}
-	strict := NewStrictHandlerWithOptions(h, []StrictMiddlewareFunc{keepRequest}, StrictHTTPServerOptions{
+	strict := NewStrictHandlerWithOptions(h, nil, StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  ew.write,
 		ResponseErrorHandlerFunc: ew.write,
 	})
@@ -156,7 +163,11 @@ func NewHandler(d Deps) (http.Handler, error) {
 		BaseRouter:       r,
 		ErrorHandlerFunc: ew.write,
 	})
-	return r, nil
+	access := d.AccessLog
+	if access == nil {
+		access = slogAccessLog{d.Logger}
+	}
+	return &server{mux: r, access: access, obs: d.Requests, proxies: d.TrustedProxies, load: d.Load}, nil
 }
 
 var routableMethods = []string{
@@ -186,14 +197,24 @@ func serveBytes(contentType string, b []byte) http.HandlerFunc {
 	}
 }
 
+// The values of securityHeaders, shared by every response rather than
+// allocated for each: net/http only reads them, and Header.Set replaces
+// the slice rather than writing into it. Full slices (len == cap), so an
+// Add appends to a copy.
+var (
+	nosniff      = []string{"nosniff"}
+	noReferrer   = []string{"no-referrer"}
+	noStoreValue = []string{"no-store"}
+)
+
 // securityHeaders sets headers every response should carry. API responses
 // hold tokens or user data, so none may be cached.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cache-Control", "no-store")
+		h["X-Content-Type-Options"] = nosniff
+		h["Referrer-Policy"] = noReferrer
+		h["Cache-Control"] = noStoreValue
 		next.ServeHTTP(w, r)
 	})
 }

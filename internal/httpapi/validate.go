@@ -1,7 +1,7 @@
 package httpapi
 
 import (
-	"context"
+	"errors"
 	"net/http"
 	"sync"
 
@@ -9,8 +9,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/go-chi/chi/v5"
-
-	"github.com/gatehouse/gatehouse/internal/auth"
 )
 
 // oauthOperations are the operationIds of the form-encoded OAuth 2.0
@@ -23,17 +21,30 @@ var oauthOperations = map[string]bool{"issueToken": true, "revokeToken": true, "
 // gets 401, not 400), then parameters and body.
 type specValidator struct {
 	mux     *chi.Mux
-	routes  map[string]*routers.Route // "METHOD pattern" → operation
+	routes  map[opKey]*operation
 	options *openapi3filter.Options
 	errors  errorWriter
 	maxBody int64
 }
 
 func newSpecValidator(doc *openapi3.T, mux *chi.Mux, authn openapi3filter.AuthenticationFunc, ew errorWriter, maxBody int64) *specValidator {
-	routes := make(map[string]*routers.Route)
+	routes := make(map[opKey]*operation)
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
-			routes[method+" "+path] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
+			o := &operation{route: &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}}
+			o.security = op.Security
+			if o.security == nil {
+				o.security = &doc.Security
+			}
+			if len(op.Parameters) > 0 || len(item.Parameters) > 0 || op.RequestBody != nil {
+				// The same operation without its security requirements:
+				// kin-openapi's ValidateRequest over it checks the
+				// parameters and the body only.
+				rest := *op
+				rest.Security = &openapi3.SecurityRequirements{}
+				o.rest = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: &rest}
+			}
+			routes[opKey{method, path}] = o
 		}
 	}
 	options := &openapi3filter.Options{AuthenticationFunc: authn}
@@ -41,14 +52,30 @@ func newSpecValidator(doc *openapi3.T, mux *chi.Mux, authn openapi3filter.Authen
 	return &specValidator{mux: mux, routes: routes, options: options, errors: ew, maxBody: maxBody}
 }
 
-type routeKey struct{}
-
 // isOAuthEndpoint reports whether r was matched to /token, /revoke or
 // /introspect, whose errors take the RFC 6749 §5.2 format.
 func isOAuthEndpoint(r *http.Request) bool {
-	route, _ := r.Context().Value(routeKey{}).(*routers.Route)
-	return route != nil && oauthOperations[route.Operation.OperationID]
+	s := stateOf(r.Context())
+	return s != nil && s.route != nil && oauthOperations[s.route.Operation.OperationID]
 }
+
+// operation is one operation of the spec, as the validator checks it: its
+// security requirements first, with kin-openapi's
+// ValidateSecurityRequirements, then, when it has parameters or a body,
+// kin-openapi's ValidateRequest over rest, the operation without its
+// security. Done in one ValidateRequest, the security step would read
+// the whole body into memory to hand each AuthenticationFunc a copy,
+// and the body step read it again; the bearer validator reads headers
+// only, so the body is kept from the security step, and a request that
+// fails it is refused without its body being read at all.
+type operation struct {
+	route    *routers.Route
+	security *openapi3.SecurityRequirements
+	rest     *routers.Route // nil: nothing but security to check
+}
+
+// opKey names an operation: its method and the path template chi routes.
+type opKey struct{ method, pattern string }
 
 // routeContexts recycles the chi contexts the middleware looks operations
 // up with: one per request otherwise.
@@ -56,11 +83,11 @@ var routeContexts = sync.Pool{New: func() any { return chi.NewRouteContext() }}
 
 // find returns the operation chi will route the request to, and the path
 // parameters chi will bind (nil when there are none).
-func (v *specValidator) find(method, path string) (*routers.Route, map[string]string) {
+func (v *specValidator) find(method, path string) (*operation, map[string]string) {
 	rctx := routeContexts.Get().(*chi.Context)
 	defer routeContexts.Put(rctx)
 	rctx.Reset()
-	route := v.routes[method+" "+v.mux.Find(rctx, method, path)]
+	route := v.routes[opKey{method, v.mux.Find(rctx, method, path)}]
 	if route == nil || len(rctx.URLParams.Keys) == 0 {
 		return route, nil
 	}
@@ -80,37 +107,56 @@ func (v *specValidator) middleware(next http.Handler) http.Handler {
 		if path == "" {
 			path = r.URL.Path
 		}
-		route, params := v.find(r.Method, path)
-		if route == nil {
+		op, params := v.find(r.Method, path)
+		if op == nil {
 			// Not an operation of the spec: a 404, a 405, or one of the
 			// few unversioned routes (/openapi.yaml, …) chi serves itself.
 			next.ServeHTTP(w, r)
 			return
 		}
 
-		ctx := context.WithValue(auth.WithClaimsHolder(r.Context()), routeKey{}, route)
-		r = r.WithContext(ctx)
-		// kin-openapi reads the whole body before authenticating: bound it.
-		if r.ContentLength > v.maxBody {
-			v.errors.write(w, r, &http.MaxBytesError{Limit: v.maxBody})
+		// The state the server's outer handler gave the request carries
+		// the operation (for the error format) and the claims holder the
+		// bearer validator fills.
+		ctx := r.Context()
+		st := stateOf(ctx)
+		if st == nil {
+			v.errors.write(w, r, errors.New("request without the server's state"))
 			return
 		}
-		// A request without a body (net/http gives it http.NoBody) has
-		// nothing to bound; wrapping it would also make kin-openapi read
-		// and replace it.
-		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = http.MaxBytesReader(w, r.Body, v.maxBody)
-		}
+		st.route = op.route
 
 		input := &openapi3filter.RequestValidationInput{
 			Request:    r,
 			PathParams: params,
-			Route:      route,
+			Route:      op.route,
 			Options:    v.options,
 		}
-		if err := openapi3filter.ValidateRequest(ctx, input); err != nil {
+		body := r.Body
+		r.Body = http.NoBody
+		err := openapi3filter.ValidateSecurityRequirements(ctx, input, *op.security)
+		r.Body = body
+		if err != nil {
 			v.errors.write(w, r, err)
 			return
+		}
+		if op.rest != nil {
+			// kin-openapi reads the whole body: bound it.
+			if r.ContentLength > v.maxBody {
+				v.errors.write(w, r, &http.MaxBytesError{Limit: v.maxBody})
+				return
+			}
+			// A request without a body (net/http gives it http.NoBody)
+			// has nothing to bound; wrapping it would also make
+			// kin-openapi read and replace it.
+			if r.Body != nil && r.Body != http.NoBody {
+				r.Body = http.MaxBytesReader(w, r.Body, v.maxBody)
+			}
+			input.Route = op.rest
+			if err := openapi3filter.ValidateRequest(ctx, input); err != nil {
+				v.errors.write(w, r, err)
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	})

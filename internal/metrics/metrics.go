@@ -6,6 +6,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,23 @@ type Metrics struct {
 	hashDuration  prometheus.Histogram
 	hashWait      prometheus.Histogram
 	storeDuration *prometheus.HistogramVec
+
+	// requestSeries holds the children of httpRequests and httpDuration
+	// by requestKey, resolved once: the label hashing and lookup of
+	// WithLabelValues and the status's strconv would otherwise run on
+	// every request. Routes are patterns and statuses a few dozen, so it
+	// stays small.
+	requestSeries sync.Map
+}
+
+type requestKey struct {
+	route, method string
+	status        int
+}
+
+type requestSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // New registers every instrument on a new registry.
@@ -92,9 +110,25 @@ func (m *Metrics) Handler() http.Handler {
 // ObserveRequest counts one HTTP request. route is the matched pattern
 // (never the raw path, which would make labels unbounded).
 func (m *Metrics) ObserveRequest(route, method string, status int, d time.Duration) {
-	code := strconv.Itoa(status)
-	m.httpRequests.WithLabelValues(route, method, code).Inc()
-	m.httpDuration.WithLabelValues(route, code).Observe(d.Seconds())
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+	default:
+		// Any token is a method to net/http: one label for the rest keeps
+		// the series bounded.
+		method = "OTHER"
+	}
+	k := requestKey{route, method, status}
+	v, ok := m.requestSeries.Load(k)
+	if !ok {
+		code := strconv.Itoa(status)
+		v, _ = m.requestSeries.LoadOrStore(k, &requestSeries{
+			count:    m.httpRequests.WithLabelValues(route, method, code),
+			duration: m.httpDuration.WithLabelValues(route, code),
+		})
+	}
+	rs := v.(*requestSeries)
+	rs.count.Inc()
+	rs.duration.Observe(d.Seconds())
 }
 
 // CountAudit turns audit events into counters: every event by name and

@@ -6,40 +6,37 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestHashLimiter asserts the bounds through the limiter's counters, with
 // holders that release only when told: no timing is involved.
 func TestHashLimiter(t *testing.T) {
 	const slots, queue = 2, 3
-	l := newHashLimiter(slots, queue)
+	l := newHashLimiter(slots, queue, time.Hour, nil)
 	ctx := context.Background()
 
-	var releases []func()
 	for range slots {
-		release, err := l.acquire(ctx)
-		if err != nil {
+		if err := l.acquire(ctx); err != nil {
 			t.Fatal(err)
 		}
-		releases = append(releases, release)
 	}
 	// The next callers queue; wait until all of them do.
 	var wg sync.WaitGroup
-	got := make(chan func(), queue)
+	got := make(chan struct{}, queue)
 	for range queue {
 		wg.Go(func() {
-			release, err := l.acquire(ctx)
-			if err != nil {
+			if err := l.acquire(ctx); err != nil {
 				t.Error(err)
 				return
 			}
-			got <- release
+			got <- struct{}{}
 		})
 	}
 	for l.stats().Waiting != queue {
 		runtime.Gosched() // until the goroutines are parked in the queue
 	}
-	if _, err := l.acquire(ctx); !errors.Is(err, ErrBusy) {
+	if err := l.acquire(ctx); !errors.Is(err, ErrBusy) {
 		t.Fatalf("with %d running and %d queued: got %v, want ErrBusy", slots, queue, err)
 	}
 	st := l.stats()
@@ -48,11 +45,12 @@ func TestHashLimiter(t *testing.T) {
 	}
 	// Release the holders: every queued caller gets a slot, never more
 	// than `slots` at once.
-	for _, r := range releases {
-		r()
+	for range slots {
+		l.release(0)
 	}
 	for range queue {
-		(<-got)()
+		<-got
+		l.release(0)
 	}
 	wg.Wait()
 	if st := l.stats(); st.Peak != slots || st.Running != 0 || st.Waiting != 0 {
@@ -61,15 +59,14 @@ func TestHashLimiter(t *testing.T) {
 }
 
 func TestHashLimiterQueuedCallerGivesUpWithItsContext(t *testing.T) {
-	l := newHashLimiter(1, 1)
-	release, err := l.acquire(context.Background())
-	if err != nil {
+	l := newHashLimiter(1, 1, time.Hour, nil)
+	if err := l.acquire(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer release()
+	defer l.release(0)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := l.acquire(ctx); !errors.Is(err, context.Canceled) {
+	if err := l.acquire(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 	if st := l.stats(); st.Waiting != 0 {

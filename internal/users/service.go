@@ -35,9 +35,19 @@ type Options struct {
 	Logger *slog.Logger
 	// HashConcurrency bounds how many passwords are hashed at once
 	// (0: GOMAXPROCS); HashQueue how many more calls may wait for a slot
-	// (0: 8 per slot). Calls beyond both fail at once with ErrBusy.
+	// (0: DefaultHashQueue per slot), and HashWait for how long (0:
+	// DefaultHashWait). Calls beyond the queue fail at once with ErrBusy,
+	// calls that wait longer fail then.
 	HashConcurrency int
 	HashQueue       int
+	HashWait        time.Duration
+	// Contended, when set, reports whether requests other than logins are
+	// in flight. While it does, each hashing slot rests after hashing for
+	// three times as long as the hashing ran (wall time) before the next
+	// hash may start, so hashing leaves about three quarters of its
+	// slots' CPU to those requests; while it does not, hashing runs at
+	// full rate. nil: never.
+	Contended func() bool
 	// PasswordPolicy applies to every new password.
 	PasswordPolicy PasswordPolicy
 	// ObserveHash, when set, hears how long each password hash waited for
@@ -49,6 +59,18 @@ type Options struct {
 	// It runs synchronously on the caller's goroutine and should be quick.
 	AfterRevoke func(ctx context.Context)
 }
+
+// Hashing queue defaults. A waiter costs its parked goroutine (a
+// connection's, there anyway) and a timer, never an argon2id buffer, so
+// the queue is sized to hold a flood's connections: a login shed at once
+// is resent at once, and those answers eat the core the queue was meant
+// to protect, while one that waited comes back at most once per
+// DefaultHashWait. The wait bounds the latency a queued login adds, well
+// inside the HTTP write timeout.
+const (
+	DefaultHashQueue = 1024
+	DefaultHashWait  = time.Second
+)
 
 // Service is the user business layer: password and client checks for the
 // token endpoint, account and client management for the HTTP API, and the
@@ -74,39 +96,38 @@ type Service struct {
 func (s *Service) HashStats() HashStats { return s.limiter.stats() }
 
 // Saturated reports whether a password check would be refused with
-// ErrBusy right now, so a login flood can be shed before it costs a store
-// write.
+// ErrBusy at once right now. Admit answers the same without a race
+// between the check and the taking.
 func (s *Service) Saturated() bool { return s.limiter.saturated() }
 
-// hash and verify run the hasher under the limiter.
-func (s *Service) hash(ctx context.Context, password string) (hash string, err error) {
-	if lerr := s.limited(ctx, func() { hash, err = s.hasher.Hash(password) }); lerr != nil {
+// hash and verify run the hasher in sl, or in a slot of their own when
+// sl is nil.
+func (s *Service) hash(ctx context.Context, sl *Slot, password string) (hash string, err error) {
+	if lerr := s.limited(ctx, sl, func() { hash, err = s.hasher.Hash(password) }); lerr != nil {
 		return "", lerr
 	}
 	return hash, err
 }
 
-func (s *Service) verify(ctx context.Context, hash, password string) (ok, needsRehash bool, err error) {
-	lerr := s.limited(ctx, func() { ok, needsRehash, err = s.hasher.Verify(hash, password) })
+func (s *Service) verify(ctx context.Context, sl *Slot, hash, password string) (ok, needsRehash bool, err error) {
+	lerr := s.limited(ctx, sl, func() { ok, needsRehash, err = s.hasher.Verify(hash, password) })
 	if lerr != nil {
 		return false, false, lerr
 	}
 	return ok, needsRehash, err
 }
 
-// limited runs one hashing job in a limiter slot, timing the wait and the run.
-func (s *Service) limited(ctx context.Context, job func()) error {
-	start := time.Now()
-	release, err := s.limiter.acquire(ctx)
-	if err != nil {
-		return err
+// limited runs one hashing job in sl, or when sl is nil (or released
+// already) in a slot taken and released around it.
+func (s *Service) limited(ctx context.Context, sl *Slot, job func()) error {
+	if sl == nil || sl.released {
+		var err error
+		if sl, err = s.Admit(ctx); err != nil {
+			return err
+		}
+		defer sl.Release()
 	}
-	defer release()
-	acquired := time.Now()
-	job()
-	if s.observeHash != nil {
-		s.observeHash(acquired.Sub(start), time.Since(acquired))
-	}
+	sl.run(job)
 	return nil
 }
 
@@ -150,12 +171,16 @@ func NewService(store Store, opts Options) (*Service, error) {
 	}
 	queue := opts.HashQueue
 	if queue <= 0 {
-		queue = 8 * slots
+		queue = DefaultHashQueue * slots
+	}
+	wait := opts.HashWait
+	if wait <= 0 {
+		wait = DefaultHashWait
 	}
 	return &Service{
 		policy:      opts.PasswordPolicy,
 		observeHash: opts.ObserveHash,
-		limiter:     newHashLimiter(slots, queue),
+		limiter:     newHashLimiter(slots, queue, wait, opts.Contended),
 		store:       store,
 		hasher:      h,
 		scopes:      scopes,
@@ -193,17 +218,23 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 // timing reveals which usernames exist (OWASP Authentication Cheat
 // Sheet), and ErrDisabled only after the right password. A hash in an
 // outdated format is upgraded on success; if storing it fails the login
-// still succeeds.
+// still succeeds. The hashing takes a slot of its own; a login that
+// took one with Admit uses Slot.Verify.
 func (s *Service) Verify(ctx context.Context, u *User, password string) (*User, error) {
+	return s.verifyUser(ctx, nil, u, password)
+}
+
+// verifyUser is Verify with its hashing in sl (nil: a slot per hash).
+func (s *Service) verifyUser(ctx context.Context, sl *Slot, u *User, password string) (*User, error) {
 	// Bound the hashing work one request can cause; no stored password is
 	// that long, so this cannot reject a right one.
 	if len(password) > MaxPasswordBytes {
 		return nil, ErrInvalidCredentials
 	}
 	if u == nil {
-		return nil, s.burn(ctx, password)
+		return nil, s.burn(ctx, sl, password)
 	}
-	ok, needsRehash, err := s.verify(ctx, u.PasswordHash, password)
+	ok, needsRehash, err := s.verify(ctx, sl, u.PasswordHash, password)
 	if err != nil {
 		return nil, fmt.Errorf("users: authenticate user %s: %w", u.ID, err)
 	}
@@ -214,7 +245,7 @@ func (s *Service) Verify(ctx context.Context, u *User, password string) (*User, 
 		return nil, ErrDisabled
 	}
 	if needsRehash {
-		if nu, err := s.rehash(ctx, u, password); err != nil {
+		if nu, err := s.rehash(ctx, sl, u, password); err != nil {
 			s.log.WarnContext(ctx, "users: storing upgraded password hash failed", "user_id", u.ID, "error", err)
 		} else {
 			u = nu
@@ -226,8 +257,8 @@ func (s *Service) Verify(ctx context.Context, u *User, password string) (*User, 
 // burn spends the time of one password check on the dummy hash, under the
 // same limiter, and returns what a wrong password would: ErrInvalidCredentials,
 // or ErrBusy when a real check would have been refused too.
-func (s *Service) burn(ctx context.Context, password string) error {
-	if _, _, err := s.verify(ctx, s.dummyHash, password); err != nil {
+func (s *Service) burn(ctx context.Context, sl *Slot, password string) error {
+	if _, _, err := s.verify(ctx, sl, s.dummyHash, password); err != nil {
 		return err
 	}
 	return ErrInvalidCredentials
@@ -238,9 +269,11 @@ func (s *Service) burn(ctx context.Context, password string) error {
 var errPasswordChanged = errors.New("users: password changed concurrently")
 
 // rehash stores a hash of password with the current parameters, unless
-// u's password hash changed meanwhile.
-func (s *Service) rehash(ctx context.Context, u *User, password string) (*User, error) {
-	hash, err := s.hash(ctx, password)
+// u's password hash changed meanwhile. The new hash runs in sl, so a
+// login's rehash does not queue behind other logins (nor, with one slot,
+// behind its own).
+func (s *Service) rehash(ctx context.Context, sl *Slot, u *User, password string) (*User, error) {
+	hash, err := s.hash(ctx, sl, password)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +325,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, nu NewUser) (*User, e
 	if err != nil {
 		return nil, fmt.Errorf("users: create: %w", err)
 	}
-	hash, err := s.hash(ctx, nu.Password)
+	hash, err := s.hash(ctx, nil, nu.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -407,7 +440,7 @@ func (s *Service) Update(ctx context.Context, actor Actor, username string, p Pa
 		}
 		// Hash before the store's transaction: argon2 takes tens of
 		// milliseconds that the write lock should not be held for.
-		if hash, err = s.hash(ctx, *p.Password); err != nil {
+		if hash, err = s.hash(ctx, nil, *p.Password); err != nil {
 			return nil, err
 		}
 	}
@@ -499,17 +532,7 @@ func (s *Service) ChangePassword(ctx context.Context, id, current, next string) 
 	if len(current) > MaxPasswordBytes {
 		return ErrInvalidCredentials
 	}
-	ok, _, err := s.verify(ctx, u.PasswordHash, current)
-	if err != nil {
-		return fmt.Errorf("users: change password of user %s: %w", u.ID, err)
-	}
-	if !ok {
-		return ErrInvalidCredentials
-	}
-	if u.Disabled {
-		return ErrDisabled
-	}
-	hash, err := s.hash(ctx, next)
+	hash, err := s.checkAndHash(ctx, u, current, next)
 	if err != nil {
 		return err
 	}
@@ -530,6 +553,28 @@ func (s *Service) ChangePassword(ctx context.Context, id, current, next string) 
 	}
 	s.revoked(ctx)
 	return nil
+}
+
+// checkAndHash verifies current against u and hashes next, both in one
+// slot, so the change queues once and rests once. It returns ErrBusy,
+// ErrInvalidCredentials or ErrDisabled as ChangePassword does.
+func (s *Service) checkAndHash(ctx context.Context, u *User, current, next string) (string, error) {
+	sl, err := s.Admit(ctx)
+	if err != nil {
+		return "", fmt.Errorf("users: change password of user %s: %w", u.ID, err)
+	}
+	defer sl.Release()
+	ok, _, err := s.verify(ctx, sl, u.PasswordHash, current)
+	if err != nil {
+		return "", fmt.Errorf("users: change password of user %s: %w", u.ID, err)
+	}
+	if !ok {
+		return "", ErrInvalidCredentials
+	}
+	if u.Disabled {
+		return "", ErrDisabled
+	}
+	return s.hash(ctx, sl, next)
 }
 
 // Delete removes the user with that username on behalf of actor, who may
