@@ -14,6 +14,9 @@
 #                  else: the reference of the three rows below
 #   healthz        GET /healthz                        ≥ 0.85 × base
 #   me             GET /users/me, bearer              ≥ 0.6 × base (stretch 0.8)
+#   me_shape       GET /users/me of tools/benchbase, with the same bearer
+#                  header: gatehouse's headers and a body of /users/me's
+#                  size, no work; the ceiling of the me row
 #   introspect     POST /introspect of a valid access token  ≥ 0.5 × base
 #   argon2         one argon2id check at the default parameters and the
 #                  server's hashing concurrency (BenchmarkArgon2id)
@@ -152,9 +155,9 @@ forget() {
 trap 'exit 130' INT TERM
 
 chains=$(( CONNS + CONNS / 8 + 4 * THREADS ))
-# Rough: 7 wrk rows and about 2 rows of Go benchmarks per round, the chain
+# Rough: 8 wrk rows and about 2 rows of Go benchmarks per round, the chain
 # logins (about 40 ms each on a busy core), warm-ups, the flood, the build.
-expected=$(( ROUNDS * (9 * DURATION + 2 + 2 * chains * 40 / 1000) + 5 * WARMUP + 2 * DURATION + 6 + 30 ))
+expected=$(( ROUNDS * (10 * DURATION + 2 + 2 * chains * 40 / 1000) + 5 * WARMUP + 2 * DURATION + 6 + 30 ))
 log "expected duration: about ${expected} s ($(( (expected + 59) / 60 )) min); $pinning"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -386,6 +389,7 @@ run_row() {
 	base) wrk_row base "$2" "$base_pid" -c"$CONNS" -s scripts/wrk/get.lua "$base_url/" ;;
 	healthz) wrk_row healthz "$2" "$rs_pid" -c"$CONNS" -s scripts/wrk/get.lua "$rs_url/healthz" ;;
 	me) BENCH_ACCESS_TOKEN=$access_token wrk_row me "$2" "$rs_pid" -c"$CONNS" -s scripts/wrk/get.lua "$rs_url/users/me" ;;
+	me_shape) BENCH_ACCESS_TOKEN=$access_token wrk_row me_shape "$2" "$base_pid" -c"$CONNS" -s scripts/wrk/get.lua "$base_url/users/me" ;;
 	introspect)
 		BENCH_ACCESS_TOKEN=$introspector_token BENCH_INTROSPECT_TOKEN=$access_token \
 			wrk_row introspect "$2" "$rs_pid" -c"$CONNS" -s scripts/wrk/introspect.lua "$rs_url/introspect"
@@ -402,7 +406,7 @@ run_row() {
 }
 
 export BENCH_THREADS=$THREADS
-rows=(base healthz me introspect argon2 password sign refresh refresh_eddsa)
+rows=(base healthz me me_shape introspect argon2 password sign refresh refresh_eddsa)
 for r in $(seq "$ROUNDS"); do
 	log "round $r of $ROUNDS: ${rows[*]}, ${DURATION} s each"
 	for row in "${rows[@]}"; do
@@ -592,6 +596,7 @@ server environment: ${BENCH_SERVER_ENV:-the defaults}.
 $(line "bare chi JSON handler, GET / (tools/benchbase)" base "" "" "")
 $(line "GET /healthz" healthz base "≥ 0.85×" 0.85)
 $(line "GET /users/me, $alg bearer" me base "≥ 0.6× ($stretch)" 0.6)
+$(line "bare chi handler, /users/me's request and answer shape (tools/benchbase)" me_shape base "the ceiling of /users/me" "")
 $(line "POST /introspect, valid access token" introspect base "≥ 0.5×" 0.5)
 $(line "argon2id check, $slots at once (BenchmarkArgon2id)" argon2 "" "" "")
 $(line "POST /token, password grant" password argon2 "≥ 0.9×" 0.9)
@@ -655,7 +660,7 @@ done
 printf '| during the flood, per answer of its POST /token | %s | %s | %s | |\n' "$(get $fl requests)" "$per" "${by:-none}"
 
 printf '\nAnswers by status over the rounds / socket errors and timeouts:\n'
-for row in base healthz me introspect password refresh refresh_eddsa; do
+for row in base healthz me me_shape introspect password refresh refresh_eddsa; do
 	printf -- '- %s: %s / %s' "$row" "$(statuses "$row")" "$(round_errs "$row")"
 	case $row in
 	refresh | refresh_eddsa)

@@ -1,6 +1,7 @@
 // Command benchbase is the baseline of `make bench` (scripts/bench.sh): a
 // bare chi router with one JSON handler, GET / answering {"status":"ok"},
-// and no middleware, served on 127.0.0.1 only. The script pins it to the
+// and no middleware, served on 127.0.0.1 only; and GET /users/me, the
+// shape of gatehouse's answer with no work behind it. The script pins it to the
 // server's core and measures it in the same run as gatehouse, so the
 // ratios of /healthz, /users/me and /introspect are against what chi and
 // net/http cost on this machine at that moment.
@@ -24,6 +25,10 @@ import (
 
 	"github.com/go-chi/chi/v5"
 )
+
+// meShape is a user as gatehouse's /users/me returns it (235 bytes with
+// the newline, as for the bootstrap admin).
+var meShape = []byte(`{"created_at":"2026-12-02T01:05:32.714443753Z","disabled":false,"id":"d9d61b93-4d28-429d-83dd-aa95c8129ea1","scopes":["clients:read","clients:write","keys:write","me","tokens:introspect","users:read","users:write"],"username":"admin"}` + "\n")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -52,6 +57,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		_ = json.NewEncoder(w).Encode(struct {
 			Status string `json:"status"`
 		}{"ok"})
+	})
+	// GET /users/me answers what gatehouse's /users/me answers, in shape:
+	// its headers (the no-store, nosniff, no-referrer and X-Request-Id
+	// every gatehouse response carries) and a body of the same size, with
+	// no work behind it. Sent gatehouse's request (a bearer header of an
+	// RS256 token), it is the ceiling of /users/me on this machine: what
+	// net/http and the kernel cost for those bytes.
+	r.Get("/users/me", func(w http.ResponseWriter, _ *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Type", "application/json")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Request-Id", "0123456789abcdef01234567")
+		_, _ = w.Write(meShape)
 	})
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
 	fmt.Fprintln(stdout, "listening", ln.Addr().String())
