@@ -155,6 +155,9 @@ func NewHandler(d Deps) (http.Handler, error) {
 		audit:    d.Audit,
 		version:  d.Version,
 	}
+	if h.health, err = newHealth(d.Version); err != nil {
+		return nil, fmt.Errorf("encode the health answer: %w", err)
+	}
 	strict := NewStrictHandlerWithOptions(h, nil, StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  ew.write,
 		ResponseErrorHandlerFunc: ew.write,
