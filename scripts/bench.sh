@@ -17,6 +17,8 @@
 #   me_shape       GET /users/me of tools/benchbase, with the same bearer
 #                  header: gatehouse's headers and a body of /users/me's
 #                  size, no work; the ceiling of the me row
+#   introspect_shape  POST /introspect of tools/benchbase: the same for
+#                  the introspect row
 #   introspect     POST /introspect of a valid access token  ≥ 0.5 × base
 #   argon2         one argon2id check at the default parameters and the
 #                  server's hashing concurrency (BenchmarkArgon2id)
@@ -155,9 +157,9 @@ forget() {
 trap 'exit 130' INT TERM
 
 chains=$(( CONNS + CONNS / 8 + 4 * THREADS ))
-# Rough: 8 wrk rows and about 2 rows of Go benchmarks per round, the chain
+# Rough: 9 wrk rows and about 2 rows of Go benchmarks per round, the chain
 # logins (about 40 ms each on a busy core), warm-ups, the flood, the build.
-expected=$(( ROUNDS * (10 * DURATION + 2 + 2 * chains * 40 / 1000) + 5 * WARMUP + 2 * DURATION + 6 + 30 ))
+expected=$(( ROUNDS * (11 * DURATION + 2 + 2 * chains * 40 / 1000) + 5 * WARMUP + 2 * DURATION + 6 + 30 ))
 log "expected duration: about ${expected} s ($(( (expected + 59) / 60 )) min); $pinning"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -394,6 +396,10 @@ run_row() {
 		BENCH_ACCESS_TOKEN=$introspector_token BENCH_INTROSPECT_TOKEN=$access_token \
 			wrk_row introspect "$2" "$rs_pid" -c"$CONNS" -s scripts/wrk/introspect.lua "$rs_url/introspect"
 		;;
+	introspect_shape)
+		BENCH_ACCESS_TOKEN=$introspector_token BENCH_INTROSPECT_TOKEN=$access_token \
+			wrk_row introspect_shape "$2" "$base_pid" -c"$CONNS" -s scripts/wrk/introspect.lua "$base_url/introspect"
+		;;
 	argon2) argon2_row "$2" ;;
 	password)
 		BENCH_USERNAMES=$bench_users BENCH_PASSWORD=$bench_password \
@@ -406,7 +412,7 @@ run_row() {
 }
 
 export BENCH_THREADS=$THREADS
-rows=(base healthz me me_shape introspect argon2 password sign refresh refresh_eddsa)
+rows=(base healthz me me_shape introspect introspect_shape argon2 password sign refresh refresh_eddsa)
 for r in $(seq "$ROUNDS"); do
 	log "round $r of $ROUNDS: ${rows[*]}, ${DURATION} s each"
 	for row in "${rows[@]}"; do
@@ -598,6 +604,7 @@ $(line "GET /healthz" healthz base "≥ 0.85×" 0.85)
 $(line "GET /users/me, $alg bearer" me base "≥ 0.6× ($stretch)" 0.6)
 $(line "bare chi handler, /users/me's request and answer shape (tools/benchbase)" me_shape base "the ceiling of /users/me" "")
 $(line "POST /introspect, valid access token" introspect base "≥ 0.5×" 0.5)
+$(line "bare chi handler, /introspect's request and answer shape (tools/benchbase)" introspect_shape base "the ceiling of /introspect" "")
 $(line "argon2id check, $slots at once (BenchmarkArgon2id)" argon2 "" "" "")
 $(line "POST /token, password grant" password argon2 "≥ 0.9×" 0.9)
 $(line "RS256 signature, one core (BenchmarkSign)" sign_RS256 "" "" "")
@@ -660,7 +667,7 @@ done
 printf '| during the flood, per answer of its POST /token | %s | %s | %s | |\n' "$(get $fl requests)" "$per" "${by:-none}"
 
 printf '\nAnswers by status over the rounds / socket errors and timeouts:\n'
-for row in base healthz me me_shape introspect password refresh refresh_eddsa; do
+for row in base healthz me me_shape introspect introspect_shape password refresh refresh_eddsa; do
 	printf -- '- %s: %s / %s' "$row" "$(statuses "$row")" "$(round_errs "$row")"
 	case $row in
 	refresh | refresh_eddsa)

@@ -1,7 +1,8 @@
 // Command benchbase is the baseline of `make bench` (scripts/bench.sh): a
 // bare chi router with one JSON handler, GET / answering {"status":"ok"},
 // and no middleware, served on 127.0.0.1 only; and GET /users/me, the
-// shape of gatehouse's answer with no work behind it. The script pins it to the
+// shape of gatehouse's answer with no work behind it, and POST
+// /introspect the same for an introspection. The script pins it to the
 // server's core and measures it in the same run as gatehouse, so the
 // ratios of /healthz, /users/me and /introspect are against what chi and
 // net/http cost on this machine at that moment.
@@ -29,6 +30,10 @@ import (
 // meShape is a user as gatehouse's /users/me returns it (235 bytes with
 // the newline, as for the bootstrap admin).
 var meShape = []byte(`{"created_at":"2026-12-02T01:05:32.714443753Z","disabled":false,"id":"d9d61b93-4d28-429d-83dd-aa95c8129ea1","scopes":["clients:read","clients:write","keys:write","me","tokens:introspect","users:read","users:write"],"username":"admin"}` + "\n")
+
+// introspectShape is an active token's introspection as gatehouse
+// answers it for the bootstrap admin (347 bytes with the newline).
+var introspectShape = []byte(`{"active":true,"aud":"gatehouse","client_id":"public","exp":1796177578,"iat":1796176678,"iss":"http://127.0.0.1:18080","jti":"GefcktLHkwr5BLz_6Fe3oQ","nbf":1796176678,"scope":"clients:read clients:write keys:write me tokens:introspect users:read users:write","sub":"1292f2ea-695c-406d-9cab-5a8d14b6565f","token_type":"Bearer","username":"admin"}` + "\n")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -72,6 +77,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Request-Id", "0123456789abcdef01234567")
 		_, _ = w.Write(meShape)
+	})
+	// POST /introspect likewise: it reads the body (an RS256 token in a
+	// form) and answers the headers and the size of an active token's
+	// RFC 7662 answer: the ceiling of gatehouse's /introspect.
+	r.Post("/introspect", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Type", "application/json")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Request-Id", "0123456789abcdef01234567")
+		_, _ = w.Write(introspectShape)
 	})
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
 	fmt.Fprintln(stdout, "listening", ln.Addr().String())
