@@ -95,11 +95,6 @@ type Service struct {
 // HashStats reports the password-hashing limiter's counters.
 func (s *Service) HashStats() HashStats { return s.limiter.stats() }
 
-// Saturated reports whether a password check would be refused with
-// ErrBusy at once right now. Admit answers the same without a race
-// between the check and the taking.
-func (s *Service) Saturated() bool { return s.limiter.saturated() }
-
 // hash and verify run the hasher in sl, or in a slot of their own when
 // sl is nil.
 func (s *Service) hash(ctx context.Context, sl *Slot, password string) (hash string, err error) {
