@@ -27,10 +27,12 @@ type clientCredentials struct {
 // parameters come from the body (never the URI, where credentials would be
 // logged, §2.3.1) and none is repeated.
 func readForm(r *http.Request, params []string) (url.Values, error) {
-	query := r.URL.Query()
-	for _, name := range params {
-		if query.Has(name) {
-			return nil, InvalidRequest(name + " must be sent in the request body, not the URL")
+	if r.URL.RawQuery != "" {
+		query := r.URL.Query()
+		for _, name := range params {
+			if query.Has(name) {
+				return nil, InvalidRequest(name + " must be sent in the request body, not the URL")
+			}
 		}
 	}
 	for name, values := range r.PostForm {

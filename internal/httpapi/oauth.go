@@ -118,7 +118,7 @@ func (h *Handlers) IntrospectToken(ctx context.Context, _ IntrospectTokenRequest
 			body.Jti = &in.Jti
 		}
 	}
-	return IntrospectToken200JSONResponse{Body: body, Headers: IntrospectToken200ResponseHeaders{CacheControl: &noStore}}, nil
+	return encodedIntrospection{body}, nil
 }
 
 // GetServerMetadata serves RFC 8414 §3.

@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"errors"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -110,7 +112,7 @@ func formSchema(op *openapi3.Operation) (*openapi3.Schema, *openapi3.RequestBody
 // the endpoint (RFC 6749 §3.2).
 func (v *specValidator) validateForm(input *openapi3filter.RequestValidationInput, op *operation) error {
 	r := input.Request
-	if err := r.ParseForm(); err != nil {
+	if err := parseFormBody(r); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return err
 		}
@@ -123,10 +125,36 @@ func (v *specValidator) validateForm(input *openapi3filter.RequestValidationInpu
 	for name, vs := range r.PostForm {
 		values[name] = vs[0]
 	}
-	if err := op.form.VisitJSON(values, openapi3.VisitAsRequest(), openapi3.SetSchemaErrorMessageCustomizer(schemaReason)); err != nil {
+	if err := op.form.VisitJSON(values, formVisitOptions...); err != nil {
 		return &openapi3filter.RequestError{Input: input, RequestBody: op.formBody, Reason: "doesn't match schema", Err: err}
 	}
 	return nil
+}
+
+// formVisitOptions are kin-openapi's options for a form body's values, made
+// once.
+var formVisitOptions = []openapi3.SchemaValidationOption{openapi3.VisitAsRequest(), openapi3.SetSchemaErrorMessageCustomizer(schemaReason)}
+
+// parseFormBody sets r.PostForm and r.Form (what r.ParseForm sets, so a
+// later ParseForm does nothing) from r's form-encoded body. A body of
+// declared length without a query string, the OAuth endpoints' usual
+// request, is read into one buffer of that length and decoded by
+// url.ParseQuery, r.Form being the same values (nothing else would be
+// in it); ParseForm read it through io.ReadAll's growing buffers and
+// copied the values into r.Form. Any other request goes to ParseForm
+// itself. The caller has checked the media type and bounded the body.
+func parseFormBody(r *http.Request) error {
+	if r.ContentLength < 0 || r.URL.RawQuery != "" || r.Body == nil {
+		return r.ParseForm()
+	}
+	body := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, body); err != nil {
+		r.PostForm, r.Form = url.Values{}, url.Values{}
+		return err
+	}
+	values, err := url.ParseQuery(string(body))
+	r.PostForm, r.Form = values, values
+	return err
 }
 
 // schemaReason is how schema errors read: their reason alone, never the
