@@ -13,6 +13,9 @@
 #   base           GET / of tools/benchbase: chi, one JSON handler, nothing
 #                  else: the reference of the three rows below
 #   healthz        GET /healthz                        ≥ 0.85 × base
+#   healthz_shape  GET /healthz of tools/benchbase: gatehouse's headers and
+#                  a body of /healthz's size, no work; the ceiling of the
+#                  healthz row
 #   me             GET /users/me, bearer              ≥ 0.6 × base (stretch 0.8)
 #   me_shape       GET /users/me of tools/benchbase, with the same bearer
 #                  header: gatehouse's headers and a body of /users/me's
@@ -157,9 +160,9 @@ forget() {
 trap 'exit 130' INT TERM
 
 chains=$(( CONNS + CONNS / 8 + 4 * THREADS ))
-# Rough: 9 wrk rows and about 2 rows of Go benchmarks per round, the chain
+# Rough: 10 wrk rows and about 2 rows of Go benchmarks per round, the chain
 # logins (about 40 ms each on a busy core), warm-ups, the flood, the build.
-expected=$(( ROUNDS * (11 * DURATION + 2 + 2 * chains * 40 / 1000) + 5 * WARMUP + 2 * DURATION + 6 + 30 ))
+expected=$(( ROUNDS * (12 * DURATION + 2 + 2 * chains * 40 / 1000) + 6 * WARMUP + 2 * DURATION + 6 + 30 ))
 log "expected duration: about ${expected} s ($(( (expected + 59) / 60 )) min); $pinning"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -391,6 +394,7 @@ run_row() {
 	base) wrk_row base "$2" "$base_pid" -c"$CONNS" -s scripts/wrk/get.lua "$base_url/" ;;
 	healthz) wrk_row healthz "$2" "$rs_pid" -c"$CONNS" -s scripts/wrk/get.lua "$rs_url/healthz" ;;
 	me) BENCH_ACCESS_TOKEN=$access_token wrk_row me "$2" "$rs_pid" -c"$CONNS" -s scripts/wrk/get.lua "$rs_url/users/me" ;;
+	healthz_shape) wrk_row healthz_shape "$2" "$base_pid" -c"$CONNS" -s scripts/wrk/get.lua "$base_url/healthz" ;;
 	me_shape) BENCH_ACCESS_TOKEN=$access_token wrk_row me_shape "$2" "$base_pid" -c"$CONNS" -s scripts/wrk/get.lua "$base_url/users/me" ;;
 	introspect)
 		BENCH_ACCESS_TOKEN=$introspector_token BENCH_INTROSPECT_TOKEN=$access_token \
@@ -412,7 +416,7 @@ run_row() {
 }
 
 export BENCH_THREADS=$THREADS
-rows=(base healthz me me_shape introspect introspect_shape argon2 password sign refresh refresh_eddsa)
+rows=(base healthz healthz_shape me me_shape introspect introspect_shape argon2 password sign refresh refresh_eddsa)
 for r in $(seq "$ROUNDS"); do
 	log "round $r of $ROUNDS: ${rows[*]}, ${DURATION} s each"
 	for row in "${rows[@]}"; do
@@ -601,6 +605,7 @@ server environment: ${BENCH_SERVER_ENV:-the defaults}.
 |---|---|---|---|---|---|---|---|
 $(line "bare chi JSON handler, GET / (tools/benchbase)" base "" "" "")
 $(line "GET /healthz" healthz base "≥ 0.85×" 0.85)
+$(line "bare chi handler, /healthz's answer shape (tools/benchbase)" healthz_shape base "the ceiling of /healthz" "")
 $(line "GET /users/me, $alg bearer" me base "≥ 0.6× ($stretch)" 0.6)
 $(line "bare chi handler, /users/me's request and answer shape (tools/benchbase)" me_shape base "the ceiling of /users/me" "")
 $(line "POST /introspect, valid access token" introspect base "≥ 0.5×" 0.5)
@@ -667,7 +672,7 @@ done
 printf '| during the flood, per answer of its POST /token | %s | %s | %s | |\n' "$(get $fl requests)" "$per" "${by:-none}"
 
 printf '\nAnswers by status over the rounds / socket errors and timeouts:\n'
-for row in base healthz me me_shape introspect introspect_shape password refresh refresh_eddsa; do
+for row in base healthz healthz_shape me me_shape introspect introspect_shape password refresh refresh_eddsa; do
 	printf -- '- %s: %s / %s' "$row" "$(statuses "$row")" "$(round_errs "$row")"
 	case $row in
 	refresh | refresh_eddsa)

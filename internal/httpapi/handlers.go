@@ -55,7 +55,7 @@ type Handlers struct {
 	version  string
 	userJSON userJSON
 	// health is /healthz's answer, encoded once (newHealth).
-	health encodedHealth
+	health *encodedHealth
 }
 
 var _ StrictServerInterface = (*Handlers)(nil)

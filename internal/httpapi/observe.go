@@ -61,8 +61,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !validRequestID(id) {
 		id = newRequestID()
 	}
-	st.id = id
-	w.Header()[requestIDHeader] = []string{id}
+	st.id, st.idHdr[0] = id, id
+	w.Header()[requestIDHeader] = st.idHdr[:]
 	st.rctx.Routes = s.mux
 	st.w.ResponseWriter = w
 	r = r.WithContext(st)

@@ -21,7 +21,8 @@ import (
 type reqState struct {
 	context.Context
 	id    string
-	addr  string // the client address, once worked out (requestAddr)
+	idHdr [1]string // the X-Request-Id header's value: id
+	addr  string    // the client address, once worked out (requestAddr)
 	route *routers.Route
 	req   *http.Request
 	rctx  chi.Context

@@ -35,6 +35,19 @@ var meShape = []byte(`{"created_at":"2026-12-02T01:05:32.714443753Z","disabled":
 // answers it for the bootstrap admin (347 bytes with the newline).
 var introspectShape = []byte(`{"active":true,"aud":"gatehouse","client_id":"public","exp":1796177578,"iat":1796176678,"iss":"http://127.0.0.1:18080","jti":"GefcktLHkwr5BLz_6Fe3oQ","nbf":1796176678,"scope":"clients:read clients:write keys:write me tokens:introspect users:read users:write","sub":"1292f2ea-695c-406d-9cab-5a8d14b6565f","token_type":"Bearer","username":"admin"}` + "\n")
 
+// healthShape is gatehouse's /healthz answer as a development build gives
+// it (57 bytes with the newline).
+var healthShape = []byte(`{"status":"ok","version":"gatehouse (devel) (go1.26.8)"}` + "\n")
+
+// shapeHeaders sets the headers of a gatehouse JSON answer.
+func shapeHeaders(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "application/json")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Request-Id", "0123456789abcdef01234567")
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -63,6 +76,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			Status string `json:"status"`
 		}{"ok"})
 	})
+	// GET /healthz answers gatehouse's /healthz in shape: the headers every
+	// gatehouse response carries (no-store, nosniff, no-referrer and
+	// X-Request-Id) and a body of the same size, with no work behind it:
+	// the ceiling of gatehouse's /healthz on this machine.
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		shapeHeaders(w.Header())
+		_, _ = w.Write(healthShape)
+	})
 	// GET /users/me answers what gatehouse's /users/me answers, in shape:
 	// its headers (the no-store, nosniff, no-referrer and X-Request-Id
 	// every gatehouse response carries) and a body of the same size, with
@@ -70,12 +91,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	// RS256 token), it is the ceiling of /users/me on this machine: what
 	// net/http and the kernel cost for those bytes.
 	r.Get("/users/me", func(w http.ResponseWriter, _ *http.Request) {
-		h := w.Header()
-		h.Set("Cache-Control", "no-store")
-		h.Set("Content-Type", "application/json")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Request-Id", "0123456789abcdef01234567")
+		shapeHeaders(w.Header())
 		_, _ = w.Write(meShape)
 	})
 	// POST /introspect likewise: it reads the body (an RS256 token in a
@@ -83,12 +99,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	// RFC 7662 answer: the ceiling of gatehouse's /introspect.
 	r.Post("/introspect", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		h := w.Header()
-		h.Set("Cache-Control", "no-store")
-		h.Set("Content-Type", "application/json")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Request-Id", "0123456789abcdef01234567")
+		shapeHeaders(w.Header())
 		_, _ = w.Write(introspectShape)
 	})
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
