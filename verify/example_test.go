@@ -101,7 +101,7 @@ func ExampleVerifier_Verify() {
 	fmt.Println(err)
 	// Output:
 	// admin [me] true
-	// verify: invalid_token: the access token is malformed
+	// bearer: invalid_token: the access token is malformed
 }
 
 // Routes that must see a revocation at once ask gatehouse on every request

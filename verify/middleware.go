@@ -5,52 +5,30 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
+
+	"github.com/gatehouse/gatehouse/bearer"
 )
 
-// Error codes of RFC 6750 §3.1.
+// Error codes of RFC 6750 §3.1: package bearer's.
 const (
 	// CodeInvalidRequest: the request is malformed (400).
-	CodeInvalidRequest = "invalid_request"
+	CodeInvalidRequest = bearer.InvalidRequest
 	// CodeInvalidToken: the token is expired, revoked, malformed or
 	// invalid for other reasons (401).
-	CodeInvalidToken = "invalid_token"
+	CodeInvalidToken = bearer.InvalidToken
 	// CodeInsufficientScope: the token lacks a scope the resource needs
 	// (403).
-	CodeInsufficientScope = "insufficient_scope"
+	CodeInsufficientScope = bearer.InsufficientScope
 )
 
 // Error is a refused request to a protected resource (RFC 6750 §3), the
-// error Verify returns and Middleware answers with. Code is empty when the
-// request carried no token (or no Bearer one), whose challenge then names
+// error Verify returns and Middleware answers with: package bearer's
+// Error, which gatehouse's own validator returns too. Code is empty when
+// the request carried no usable credentials, whose challenge then names
 // no error (§3.1).
-type Error struct {
-	// Status is the HTTP status: 400, 401 or 403.
-	Status int
-	// Code is an RFC 6750 §3.1 error code, or empty.
-	Code string
-	// Description is a short reason safe to send (error_description).
-	Description string
-	// Scope lists the scopes the resource needs (insufficient_scope).
-	Scope string
-	// Err is the cause, for errors.Is and logs; never sent.
-	Err error
-}
+type Error = bearer.Error
 
-// Error implements error.
-func (e *Error) Error() string {
-	if e.Code == "" {
-		return "verify: " + e.Description
-	}
-	return "verify: " + e.Code + ": " + e.Description
-}
-
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Err }
-
-func invalidToken(description string, cause error) *Error {
-	return &Error{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: description, Err: cause}
-}
+func invalidToken(description string, cause error) *Error { return bearer.Invalid(description, cause) }
 
 // asError is err as an *Error; anything else refuses the token.
 func asError(err error) *Error {
@@ -61,60 +39,23 @@ func asError(err error) *Error {
 	return invalidToken("the access token is invalid", err)
 }
 
-func invalidRequest(description string) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Description: description}
-}
-
-// BearerToken extracts the access token from the Authorization header as
-// gatehouse does (RFC 6750 §2.1): the scheme name is case-insensitive and
-// the token must be a b64token. Tokens in the query string (§2.3) are
-// refused with invalid_request, since they end up in logs and browser
-// history; so are a repeated header and an empty token. A request without
-// credentials, or with another scheme, gets an *Error without Code.
+// BearerToken extracts the access token from the Authorization header by
+// the rule gatehouse follows (package bearer, RFC 6750 §2.1 and §3.1):
+// the scheme name is case-insensitive and the token must be a b64token.
+// A request without usable credentials (no header, another scheme, an
+// empty token, or a token only in the access_token query parameter,
+// which gatehouse does not accept) gets an *Error without Code (401); a
+// repeated header, or a token both in the header and in the query, gets
+// invalid_request (400); a token that is not a b64token, invalid_token.
 func BearerToken(r *http.Request) (string, error) {
-	if r.URL.Query().Has("access_token") {
-		return "", invalidRequest("access tokens are accepted only in the Authorization header")
+	token, err := bearer.Token(r)
+	if err != nil {
+		return "", err
 	}
-	values := r.Header.Values("Authorization")
-	switch len(values) {
-	case 0:
-		return "", &Error{Status: http.StatusUnauthorized, Description: "an access token is required"}
-	case 1:
-	default:
-		return "", invalidRequest("more than one Authorization header")
-	}
-	scheme, token, _ := strings.Cut(values[0], " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return "", &Error{Status: http.StatusUnauthorized, Description: "the Authorization header must use the Bearer scheme"}
-	}
-	token = strings.TrimLeft(token, " ")
-	if token == "" {
-		return "", invalidRequest("the bearer token is empty")
-	}
-	if !isB64Token(token) {
+	if !bearer.ValidSyntax(token) {
 		return "", invalidToken("the access token is malformed", nil)
 	}
 	return token, nil
-}
-
-// isB64Token checks the b64token syntax of RFC 6750 §2.1.
-func isB64Token(s string) bool {
-	end := len(s)
-	for end > 0 && s[end-1] == '=' {
-		end--
-	}
-	if end == 0 {
-		return false
-	}
-	for i := 0; i < end; i++ {
-		c := s[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 type contextKey struct{}
@@ -168,12 +109,7 @@ func (v *Verifier) Middleware(scopes ...string) func(http.Handler) http.Handler 
 			}
 			for _, s := range scopes {
 				if !claims.HasScope(s) {
-					v.writeError(w, &Error{
-						Status:      http.StatusForbidden,
-						Code:        CodeInsufficientScope,
-						Description: "the access token lacks a required scope",
-						Scope:       strings.Join(scopes, " "),
-					})
+					v.writeError(w, bearer.Insufficient(scopes))
 					return
 				}
 			}
@@ -186,36 +122,8 @@ func (v *Verifier) Middleware(scopes ...string) func(http.Handler) http.Handler 
 // writeError answers e with its RFC 6750 §3 challenge and a problem
 // details body, as gatehouse's own error mapper does.
 func (v *Verifier) writeError(w http.ResponseWriter, e *Error) {
-	w.Header().Set("WWW-Authenticate", v.challenge(e))
+	w.Header().Set("WWW-Authenticate", bearer.Challenge(v.cfg.Realm, e))
 	writeProblem(w, e.Status, e.Description)
-}
-
-// challenge builds the WWW-Authenticate value of RFC 6750 §3. A request
-// without credentials gets no error attribute (§3.1).
-func (v *Verifier) challenge(e *Error) string {
-	var b strings.Builder
-	b.WriteString(`Bearer realm="` + v.cfg.Realm + `"`)
-	if e.Code != "" {
-		b.WriteString(`, error="` + e.Code + `"`)
-		if e.Description != "" {
-			b.WriteString(`, error_description="` + quoteSafe(e.Description) + `"`)
-		}
-	}
-	if e.Scope != "" {
-		b.WriteString(`, scope="` + quoteSafe(e.Scope) + `"`)
-	}
-	return b.String()
-}
-
-// quoteSafe keeps only the characters RFC 6750 §3 allows in attribute
-// values (%x20-21 / %x23-5B / %x5D-7E).
-func quoteSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
-			return -1
-		}
-		return r
-	}, s)
 }
 
 // problem is an RFC 9457 problem details object of type about:blank, whose

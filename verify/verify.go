@@ -38,6 +38,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
 
+	"github.com/gatehouse/gatehouse/bearer"
 	"github.com/gatehouse/gatehouse/jwtdate"
 )
 
@@ -195,7 +196,7 @@ func (c Config) check() (Config, error) {
 	if c.Realm == "" {
 		c.Realm = DefaultRealm
 	}
-	if c.Realm != quoteSafe(c.Realm) {
+	if c.Realm != bearer.Sanitize(c.Realm) {
 		errs = append(errs, fmt.Errorf("Realm %q must be printable ASCII without quotes or backslashes (RFC 6750 §3)", c.Realm))
 	}
 	if in := c.Introspection; in != nil && (in.Token == "") == (in.TokenSource == nil) {

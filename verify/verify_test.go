@@ -343,9 +343,10 @@ func TestMiddleware(t *testing.T) {
 			{"rfc6750_3.1_no_token_gets_a_plain_challenge", "/users/me", "me", nil, 401},
 			{"rfc6750_3_other_scheme_gets_a_plain_challenge", "/users/me", "me", []string{"Authorization", "Basic YWRtaW46eA=="}, 401},
 			{"rfc6750_2.1_scheme_is_case_insensitive", "/users/me", "me", []string{"Authorization", "bEaReR " + alice}, 200},
-			{"rfc6750_2.3_token_in_the_query_is_invalid_request", "/users/me?access_token=" + alice, "me", nil, 400},
+			{"rfc6750_2.3_token_only_in_the_query_gets_a_plain_challenge", "/users/me?access_token=" + alice, "me", nil, 401},
+			{"rfc6750_3.1_token_in_the_query_and_the_header_is_invalid_request", "/users/me?access_token=" + alice, "me", bearer(alice), 400},
 			{"rfc6750_3.1_two_authorization_headers_are_invalid_request", "/users/me", "me", append(bearer(alice), bearer(alice)...), 400},
-			{"rfc6750_3.1_empty_token_is_invalid_request", "/users/me", "me", []string{"Authorization", "Bearer "}, 400},
+			{"rfc6750_3.1_empty_token_gets_a_plain_challenge", "/users/me", "me", []string{"Authorization", "Bearer "}, 401},
 			{"rfc6750_2.1_non_b64token_is_invalid_token", "/users/me", "me", []string{"Authorization", "Bearer a,b"}, 401},
 			{"rfc6750_3.1_tampered_token_is_invalid_token", "/users/me", "me", bearer(strings.Join(tampered, ".")), 401},
 			{"rfc6750_3.1_insufficient_scope_names_the_scope", "/users", "users:read", bearer(alice), 403},
@@ -787,13 +788,13 @@ func TestContextWithClaims(t *testing.T) {
 func TestErrorString(t *testing.T) {
 	t.Parallel()
 	e := &verify.Error{Status: 401, Code: verify.CodeInvalidToken, Description: "the access token expired", Err: io.EOF}
-	if got, want := e.Error(), "verify: invalid_token: the access token expired"; got != want {
+	if got, want := e.Error(), "bearer: invalid_token: the access token expired"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	if !errors.Is(e, io.EOF) {
 		t.Error("the cause is not unwrapped")
 	}
-	if got, want := fmt.Sprint(&verify.Error{Status: 401, Description: "an access token is required"}), "verify: an access token is required"; got != want {
+	if got, want := fmt.Sprint(&verify.Error{Status: 401, Description: "an access token is required"}), "bearer: an access token is required"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/gatehouse/gatehouse/bearer"
 	"github.com/gatehouse/gatehouse/internal/storage"
 )
 
@@ -125,7 +126,7 @@ func (v *Validator) Verify(token string) (*Claims, error) {
 // verify is Verify without the cache; it also returns the kid of the key
 // that checked the signature.
 func (v *Validator) verify(token string) (*Claims, string, error) {
-	if !isB64Token(token) {
+	if !bearer.ValidSyntax(token) {
 		return nil, "", invalidToken("the access token is malformed")
 	}
 	claims := &Claims{}
@@ -208,7 +209,7 @@ func (v *Validator) Authenticate(ctx context.Context, input *openapi3filter.Auth
 	// only: a token in the cache was verified, so its syntax is sound,
 	// and checking an RS256 token byte by byte cost a tenth of a cached
 	// request.
-	token, err := bearerCredentials(input.RequestValidationInput.Request)
+	token, err := bearer.Token(input.RequestValidationInput.Request)
 	if err != nil {
 		return err
 	}
@@ -232,12 +233,7 @@ func (v *Validator) Authenticate(ctx context.Context, input *openapi3filter.Auth
 		h.user = u
 	}
 	if !hasScopes(claims.Scope, input.Scopes) {
-		return &BearerError{
-			Status:      http.StatusForbidden,
-			Code:        BearerInsufficientScope,
-			Description: "the access token lacks a required scope",
-			Scope:       strings.Join(input.Scopes, " "),
-		}
+		return bearer.Insufficient(input.Scopes)
 	}
 	h.claims = claims
 	return nil
@@ -266,71 +262,18 @@ func hasScope(granted, s string) bool {
 	return false
 }
 
-// BearerToken extracts the token from the Authorization header
-// (RFC 6750 §2.1). The scheme name is case-insensitive. Tokens in the query
-// string (§2.3) are refused: they end up in logs and browser history.
+// BearerToken extracts the token from the Authorization header and checks
+// its syntax, by package bearer's rule (RFC 6750 §2.1, §3.1).
 func BearerToken(r *http.Request) (string, error) {
-	token, err := bearerCredentials(r)
+	token, err := bearer.Token(r)
 	if err != nil {
 		return "", err
 	}
-	if !isB64Token(token) {
+	if !bearer.ValidSyntax(token) {
 		return "", invalidToken("the access token is malformed")
 	}
 	return token, nil
 }
-
-// bearerCredentials is BearerToken without the token's syntax check.
-func bearerCredentials(r *http.Request) (string, error) {
-	// Parsing the query costs a map per request: only when there is one.
-	if r.URL.RawQuery != "" && r.URL.Query().Has("access_token") {
-		return "", invalidBearerRequest("access tokens are accepted only in the Authorization header")
-	}
-	values := r.Header.Values("Authorization")
-	switch len(values) {
-	case 0:
-		return "", missingToken()
-	case 1:
-	default:
-		return "", invalidBearerRequest("more than one Authorization header")
-	}
-	scheme, token, _ := strings.Cut(values[0], " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return "", &BearerError{Status: http.StatusUnauthorized, Description: "the Authorization header must use the Bearer scheme"}
-	}
-	token = strings.TrimLeft(token, " ")
-	if token == "" {
-		return "", invalidBearerRequest("the bearer token is empty")
-	}
-	return token, nil
-}
-
-// isB64Token checks the b64token syntax of RFC 6750 §2.1.
-func isB64Token(s string) bool {
-	end := len(s)
-	for end > 0 && s[end-1] == '=' {
-		end--
-	}
-	if end == 0 {
-		return false
-	}
-	for i := 0; i < end; i++ {
-		if !b64TokenChars[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// b64TokenChars are the characters of RFC 6750 §2.1 b64token before the
-// trailing '=': a table, as every request's token is checked byte by byte.
-var b64TokenChars = func() (t [256]bool) {
-	for c := range t {
-		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
-	}
-	return t
-}()
 
 type holderKey struct{}
 

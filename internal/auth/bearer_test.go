@@ -241,10 +241,10 @@ func TestAuthenticate(t *testing.T) {
 	}{
 		{"rfc6750_3.1_no_credentials_has_no_error_code", request("/users/me"), []string{"me"}, 401, "", ""},
 		{"rfc6750_2.1_other_scheme_is_no_bearer_credentials", request("/users/me", "Basic Og=="), []string{"me"}, 401, "", ""},
-		{"rfc6750_2.3_token_in_query_is_invalid_request", request("/users/me?access_token=" + token), []string{"me"}, 400, BearerInvalidRequest, ""},
+		{"rfc6750_2.3_token_only_in_query_is_no_usable_credentials", request("/users/me?access_token=" + token), []string{"me"}, 401, "", ""},
 		{"rfc6750_2.3_token_in_query_beside_header_is_invalid_request", request("/users/me?access_token="+token, "Bearer "+token), []string{"me"}, 400, BearerInvalidRequest, ""},
 		{"rfc6750_3.1_two_authorization_headers_is_invalid_request", request("/users/me", "Bearer "+token, "Bearer "+token), []string{"me"}, 400, BearerInvalidRequest, ""},
-		{"rfc6750_2.1_empty_token_is_invalid_request", request("/users/me", "Bearer "), []string{"me"}, 400, BearerInvalidRequest, ""},
+		{"rfc6750_3.1_empty_token_is_no_usable_credentials", request("/users/me", "Bearer "), []string{"me"}, 401, "", ""},
 		{"rfc6750_2.1_token_outside_b64token_is_invalid_token", request("/users/me", "Bearer a b"), []string{"me"}, 401, BearerInvalidToken, ""},
 		{"rfc6750_3.1_missing_scope_is_insufficient_scope", request("/users", "Bearer "+token), []string{"users:read"}, 403, BearerInsufficientScope, "users:read"},
 	} {

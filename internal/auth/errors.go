@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/gatehouse/gatehouse/bearer"
 	"github.com/gatehouse/gatehouse/internal/storage"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
@@ -87,42 +88,20 @@ func ServerError(cause error) *Error {
 	return e
 }
 
-// Error codes of RFC 6750 §3.1.
+// Error codes of RFC 6750 §3.1 (package bearer's).
 const (
-	BearerInvalidRequest    = "invalid_request"
-	BearerInvalidToken      = "invalid_token"
-	BearerInsufficientScope = "insufficient_scope"
+	BearerInvalidRequest    = bearer.InvalidRequest
+	BearerInvalidToken      = bearer.InvalidToken
+	BearerInsufficientScope = bearer.InsufficientScope
 )
 
-// BearerError is a rejected request to a protected resource (RFC 6750 §3).
-// Code is empty when the request carried no credentials at all, in which
-// case the challenge names no error (§3.1).
-type BearerError struct {
-	Status      int
-	Code        string
-	Description string
-	// Scope lists the scopes the operation requires (insufficient_scope).
-	Scope string
-}
+// BearerError is a rejected request to a protected resource (RFC 6750 §3):
+// package bearer's Error, which the verify package returns too.
+type BearerError = bearer.Error
 
-func (e *BearerError) Error() string {
-	if e.Code == "" {
-		return "bearer: " + e.Description
-	}
-	return "bearer: " + e.Code + ": " + e.Description
-}
+func missingToken() *BearerError { return bearer.NoCredentials("an access token is required") }
 
-func missingToken() *BearerError {
-	return &BearerError{Status: http.StatusUnauthorized, Description: "an access token is required"}
-}
-
-func invalidToken(description string) *BearerError {
-	return &BearerError{Status: http.StatusUnauthorized, Code: BearerInvalidToken, Description: description}
-}
-
-func invalidBearerRequest(description string) *BearerError {
-	return &BearerError{Status: http.StatusBadRequest, Code: BearerInvalidRequest, Description: description}
-}
+func invalidToken(description string) *BearerError { return bearer.Invalid(description, nil) }
 
 // InvalidToken is the RFC 6750 §3.1 invalid_token error, for handlers that
 // find a validated token's user gone or disabled.

@@ -320,8 +320,17 @@ func FuzzBearerToken(f *testing.F) {
 			if !isNQSChars(e.Description) {
 				t.Errorf("got error_description %q, outside RFC 6750 §3 syntax", e.Description)
 			}
-			if q.Has("access_token") && (e.Status != http.StatusBadRequest || e.Code != BearerInvalidRequest) {
-				t.Errorf("access_token in the query: got %d %q, want 400 invalid_request (RFC 6750 §2.3 refused)", e.Status, e.Code)
+			if q.Has("access_token") {
+				// RFC 6750 §2.3 is not accepted: alone it is no usable
+				// credential (401, no code); beside a header token it is a
+				// second method (400 invalid_request, §3.1).
+				beside := len(values) == 1 && bearerHeader.MatchString(values[0])
+				if beside && (e.Status != http.StatusBadRequest || e.Code != BearerInvalidRequest) {
+					t.Errorf("access_token in the query beside %q: got %d %q, want 400 invalid_request", values[0], e.Status, e.Code)
+				}
+				if len(values) == 0 && (e.Status != http.StatusUnauthorized || e.Code != "") {
+					t.Errorf("access_token only in the query: got %d %q, want 401 without a code", e.Status, e.Code)
+				}
 			}
 			if len(values) == 0 && !q.Has("access_token") && e.Code != "" {
 				t.Errorf("no credentials: got code %q, want none (RFC 6750 §3.1)", e.Code)

@@ -12,6 +12,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 
+	"github.com/gatehouse/gatehouse/bearer"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/storage"
 	"github.com/gatehouse/gatehouse/internal/users"
@@ -172,7 +173,7 @@ func (ew errorWriter) oauth(w http.ResponseWriter, r *http.Request, e *auth.Erro
 		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	body := OAuth2Error{Error: OAuth2ErrorError(e.Code)}
-	if desc := quoteSafe(e.Description); desc != "" {
+	if desc := bearer.Sanitize(e.Description); desc != "" {
 		body.ErrorDescription = &desc
 	}
 	writeJSON(w, e.Status, "application/json", body)
@@ -180,42 +181,8 @@ func (ew errorWriter) oauth(w http.ResponseWriter, r *http.Request, e *auth.Erro
 
 // bearer writes an RFC 6750 §3 challenge with a problem body.
 func (ew errorWriter) bearer(w http.ResponseWriter, e *auth.BearerError) {
-	w.Header().Set("WWW-Authenticate", challenge(e))
+	w.Header().Set("WWW-Authenticate", bearer.Challenge(realm, e))
 	writeProblem(w, e.Status, e.Description, nil)
-}
-
-// challenge builds the WWW-Authenticate value of RFC 6750 §3. A request
-// without credentials gets no error attribute (§3.1).
-func challenge(e *auth.BearerError) string {
-	var b strings.Builder
-	b.WriteString(`Bearer realm="` + realm + `"`)
-	if e.Code != "" {
-		b.WriteString(`, error="` + e.Code + `"`)
-		if e.Description != "" {
-			b.WriteString(`, error_description="` + quoteSafe(e.Description) + `"`)
-		}
-	}
-	if e.Scope != "" {
-		b.WriteString(`, scope="` + quoteSafe(e.Scope) + `"`)
-	}
-	return b.String()
-}
-
-// quoteSafe keeps only the characters RFC 6750 §3 and RFC 6749 §5.2 allow
-// in error descriptions (%x20-21 / %x23-5B / %x5D-7E): quotes become
-// apostrophes, backslashes slashes, anything else outside is dropped.
-func quoteSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '"':
-			return '\''
-		case r == '\\':
-			return '/'
-		case r < 0x20 || r > 0x7e:
-			return -1
-		}
-		return r
-	}, s)
 }
 
 // writeProblem writes RFC 9457 problem details with type about:blank, whose

@@ -416,8 +416,29 @@ func TestBearerValidation(t *testing.T) {
 			t.Errorf("got WWW-Authenticate %q", got)
 		}
 	})
-	t.Run("rfc6750_2.3_token_in_query_is_refused", func(t *testing.T) {
+	t.Run("rfc6750_2.3_token_only_in_query_gets_a_plain_challenge", func(t *testing.T) {
+		// The query is not a method gatehouse accepts: no usable
+		// credentials, so 401 and a challenge without an error (§3.1).
 		r := ts.do(t, "GET", "/users/me?access_token="+alice, "")
+		wantProblem(t, r, 401)
+		if got := r.header.Get("WWW-Authenticate"); got != `Bearer realm="gatehouse"` {
+			t.Errorf("got WWW-Authenticate %q", got)
+		}
+	})
+	t.Run("rfc6750_3.1_token_in_query_and_header_is_invalid_request", func(t *testing.T) {
+		r := ts.do(t, "GET", "/users/me?access_token="+alice, "", bearer(alice)...)
+		wantProblem(t, r, 400)
+		wantChallenge(t, r, 400, `Bearer realm="gatehouse", error="invalid_request"`)
+	})
+	t.Run("rfc6750_3.1_empty_token_gets_a_plain_challenge", func(t *testing.T) {
+		r := ts.do(t, "GET", "/users/me", "", "Authorization", "Bearer ")
+		wantProblem(t, r, 401)
+		if got := r.header.Get("WWW-Authenticate"); got != `Bearer realm="gatehouse"` {
+			t.Errorf("got WWW-Authenticate %q", got)
+		}
+	})
+	t.Run("rfc6750_3.1_two_authorization_headers_is_invalid_request", func(t *testing.T) {
+		r := ts.do(t, "GET", "/users/me", "", append(bearer(alice), bearer(alice)...)...)
 		wantProblem(t, r, 400)
 		wantChallenge(t, r, 400, `Bearer realm="gatehouse", error="invalid_request"`)
 	})
