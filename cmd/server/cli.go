@@ -126,7 +126,11 @@ func openForCLI(ctx context.Context, getenv func(string) string, stderr io.Write
 	if err != nil {
 		return nil, err
 	}
-	return open(ctx, cfg, newLogger(stderr, cfg))
+	logger := newLogger(stderr, cfg)
+	for _, w := range append(cfg.Warnings, unknownSettings(settingNames(getenv))...) {
+		logger.Warn(w)
+	}
+	return open(ctx, cfg, logger)
 }
 
 // openWithKeys also loads the key set.

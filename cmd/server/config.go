@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +59,9 @@ type config struct {
 	AdminPassword string
 	Hasher        users.Hasher
 	LogLevel      string
+	// Warnings are settings that work but deserve a word at start
+	// (logged by serve and the CLI).
+	Warnings []string
 }
 
 // envDoc documents every variable; `server --help` prints it.
@@ -69,7 +73,7 @@ var envDoc = []struct{ name, def, doc string }{
 	{"GATEHOUSE_DATABASE_STARTUP_TIMEOUT", "60s", "how long to keep retrying an unreachable PostgreSQL at start"},
 	{"GATEHOUSE_ISSUER", "http://<listen address>", "the iss claim of access tokens and base of the RFC 8414 metadata: this server's public URL"},
 	{"GATEHOUSE_AUDIENCE", "gatehouse", "the aud claim of access tokens: the resource servers that accept them"},
-	{"GATEHOUSE_ACCESS_TOKEN_TTL", "15m", "access token lifetime (Go duration, 1m to 24h)"},
+	{"GATEHOUSE_ACCESS_TOKEN_TTL", "15m", "access token lifetime (1s to 24h; under a minute is for demos and client tests, and is warned about)"},
 	{"GATEHOUSE_REFRESH_TOKEN_TTL", "30d", "session idle lifetime: each refresh extends it (1h to 365d)"},
 	{"GATEHOUSE_REFRESH_FAMILY_TTL", "90d", "absolute lifetime of a session (a login), whatever the refreshes"},
 	{"GATEHOUSE_REFRESH_REUSE_WINDOW", "10s", "after a rotation, presenting the previous refresh token again within this long answers the same new one (0: off, up to 5m)"},
@@ -150,6 +154,19 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	}
 	c.Issuer = get("GATEHOUSE_ISSUER", c.scheme()+"://"+c.Addr)
 	c.IssuerSet = strings.TrimSpace(getenv("GATEHOUSE_ISSUER")) != ""
+	if !c.IssuerSet {
+		// The issuer derived from the listen address is right only for
+		// a server reached at that address. On every interface it would
+		// be http://0.0.0.0:8080, which no client can reach and every
+		// resource server would refuse as iss; several replicas on one
+		// store would each derive their own.
+		if host, _, err := net.SplitHostPort(c.Addr); err == nil && isUnspecified(host) {
+			bad("GATEHOUSE_ISSUER must be set when GATEHOUSE_ADDR (%s) listens on every interface: set it to the URL clients use, e.g. https://auth.example.com", c.Addr)
+		}
+		if db.Engine == enginePostgres {
+			c.Warnings = append(c.Warnings, "GATEHOUSE_ISSUER is not set on PostgreSQL: the issuer is derived from this replica's listen address ("+c.Issuer+"), so replicas with different addresses sign different iss claims and refuse each other's tokens; set the same GATEHOUSE_ISSUER on every replica")
+		}
+	}
 	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		bad("GATEHOUSE_ISSUER: %q must be an http(s) URL without query or fragment (RFC 8414 §2)", c.Issuer)
 	}
@@ -162,7 +179,10 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		}
 		return d
 	}
-	c.AccessTTL = duration("GATEHOUSE_ACCESS_TOKEN_TTL", "15m", time.Minute, 24*time.Hour)
+	c.AccessTTL = duration("GATEHOUSE_ACCESS_TOKEN_TTL", "15m", time.Second, 24*time.Hour)
+	if c.AccessTTL >= time.Second && c.AccessTTL < time.Minute {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("GATEHOUSE_ACCESS_TOKEN_TTL is %s: access tokens expire within a minute, so clients refresh constantly; meant for demos and tests of expiry", c.AccessTTL))
+	}
 	c.RefreshTTL = duration("GATEHOUSE_REFRESH_TOKEN_TTL", "30d", time.Hour, 365*day)
 	c.RefreshFamilyTTL = duration("GATEHOUSE_REFRESH_FAMILY_TTL", "90d", time.Hour, 3650*day)
 	if c.RefreshFamilyTTL < c.RefreshTTL {
@@ -297,6 +317,91 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		return nil, errors.New("invalid configuration:\n  - " + strings.Join(problems, "\n  - "))
 	}
 	return c, nil
+}
+
+// isUnspecified reports whether host is empty or an unspecified address
+// (0.0.0.0, ::): a listener on every interface.
+func isUnspecified(host string) bool {
+	if host == "" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsUnspecified()
+}
+
+// unknownSettings returns a warning for each name in names that starts
+// with GATEHOUSE_ but is no setting (envDoc), naming the nearest setting
+// when one is close: a typo such as GATEHOUSE_DATABSE_URL would otherwise
+// leave its setting at the default without a word.
+func unknownSettings(names []string) []string {
+	var warnings []string
+	for _, name := range names {
+		if !strings.HasPrefix(name, "GATEHOUSE_") || knownSetting(name) {
+			continue
+		}
+		w := name + " is not a gatehouse setting and is ignored"
+		if near := nearestSetting(name); near != "" {
+			w += "; did you mean " + near + "?"
+		}
+		warnings = append(warnings, w+" (server --help lists them)")
+	}
+	return warnings
+}
+
+func knownSetting(name string) bool {
+	for _, e := range envDoc {
+		if e.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// nearestSetting is the setting within a few edits of name, "" when none
+// is.
+func nearestSetting(name string) string {
+	best, bestDist := "", 4
+	for _, e := range envDoc {
+		if d := editDistance(name, e.name); d < bestDist {
+			best, bestDist = e.name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// settingNames are the names of the process environment's GATEHOUSE_*
+// variables that getenv sees set: os.Environ's, read through getenv so a test's
+// environment (a map) decides what counts.
+func settingNames(getenv func(string) string) []string {
+	var names []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "GATEHOUSE_") && getenv(name) != "" {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 const day = 24 * time.Hour

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -239,5 +240,71 @@ func TestDatabaseStringHidesThePassword(t *testing.T) {
 	}
 	if got := d.String(); strings.Contains(got, "s3cret") || !strings.Contains(got, "db:5432") {
 		t.Errorf("got %q, want the URL without its password", got)
+	}
+}
+
+// A typo in a variable's name is reported with the setting it was probably
+// meant for; other variables are left alone.
+func TestUnknownSettings(t *testing.T) {
+	t.Parallel()
+	got := unknownSettings([]string{"GATEHOUSE_DATABSE_URL", "GATEHOUSE_ADDR", "GATEHOUSE_NOT_A_THING_AT_ALL", "PATH", "GATEHOUSE_ACCESS_TOKEN_TLL"})
+	want := []string{
+		"GATEHOUSE_DATABSE_URL is not a gatehouse setting and is ignored; did you mean GATEHOUSE_DATABASE_URL? (server --help lists them)",
+		"GATEHOUSE_NOT_A_THING_AT_ALL is not a gatehouse setting and is ignored (server --help lists them)",
+		"GATEHOUSE_ACCESS_TOKEN_TLL is not a gatehouse setting and is ignored; did you mean GATEHOUSE_ACCESS_TOKEN_TTL? (server --help lists them)",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Short access-token lifetimes are allowed down to a second, with a
+// warning; an issuer derived from an address on every interface is
+// refused, and one derived on PostgreSQL is warned about.
+func TestLoadConfig_lifetimes_and_issuers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		problem string // "" for none
+		warning string // "" for none
+	}{
+		{"ttl_of_a_second", map[string]string{"GATEHOUSE_ACCESS_TOKEN_TTL": "1s"}, "", "GATEHOUSE_ACCESS_TOKEN_TTL is 1s"},
+		{"ttl_of_a_minute", map[string]string{"GATEHOUSE_ACCESS_TOKEN_TTL": "1m"}, "", ""},
+		{"ttl_under_a_second", map[string]string{"GATEHOUSE_ACCESS_TOKEN_TTL": "500ms"}, `GATEHOUSE_ACCESS_TOKEN_TTL: "500ms" must be a duration from 1s`, ""},
+		{"every_interface_without_issuer", map[string]string{"GATEHOUSE_ADDR": "0.0.0.0:8080"}, "GATEHOUSE_ISSUER must be set when GATEHOUSE_ADDR (0.0.0.0:8080) listens on every interface", ""},
+		{"every_ipv6_interface_without_issuer", map[string]string{"GATEHOUSE_ADDR": "[::]:8080"}, "GATEHOUSE_ISSUER must be set", ""},
+		{"no_host_without_issuer", map[string]string{"GATEHOUSE_ADDR": ":8080"}, "GATEHOUSE_ISSUER must be set", ""},
+		{"every_interface_with_issuer", map[string]string{"GATEHOUSE_ADDR": "0.0.0.0:8080", "GATEHOUSE_ISSUER": "https://auth.example.com"}, "", ""},
+		{"postgres_without_issuer", map[string]string{"GATEHOUSE_DATABASE_URL": "postgres://u@db:5432/g"}, "", "GATEHOUSE_ISSUER is not set on PostgreSQL"},
+		{"postgres_with_issuer", map[string]string{"GATEHOUSE_DATABASE_URL": "postgres://u@db:5432/g", "GATEHOUSE_ISSUER": "https://auth.example.com"}, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := loadConfig(getenvFrom(tc.env))
+			if tc.problem != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.problem) {
+					t.Fatalf("got %v, want a problem containing %q", err, tc.problem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			warnings := strings.Join(c.Warnings, "\n")
+			if (tc.warning == "") != (warnings == "") || !strings.Contains(warnings, tc.warning) {
+				t.Fatalf("got warnings %q, want %q", warnings, tc.warning)
+			}
+		})
+	}
+}
+
+// The names checked are the process environment's, as the environment
+// given to run sees them.
+func TestSettingNames(t *testing.T) {
+	t.Setenv("GATEHOUSE_DATABSE_URL", "sqlite:typo.db")
+	t.Setenv("GATEHOUSE_UNSEEN", "x")
+	got := settingNames(getenvFrom(map[string]string{"GATEHOUSE_DATABSE_URL": "sqlite:typo.db"}))
+	if !slices.Equal(got, []string{"GATEHOUSE_DATABSE_URL"}) {
+		t.Fatalf("got %q", got)
 	}
 }

@@ -30,6 +30,9 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	logOut := newLogWriter(stderr, logFlushInterval)
 	defer logOut.Close()
 	logger := newLogger(logOut, cfg)
+	for _, w := range append(cfg.Warnings, unknownSettings(settingNames(getenv))...) {
+		logger.Warn(w)
+	}
 	if cfg.Hasher.Memory < users.DefaultHasher().Memory || cfg.Hasher.Iterations < users.DefaultHasher().Iterations {
 		logger.Warn("argon2id parameters are below the OWASP minimum (m=19456 KiB, t=2)", "memory_kib", cfg.Hasher.Memory, "iterations", cfg.Hasher.Iterations)
 	}
