@@ -116,8 +116,8 @@ func TestDocs(t *testing.T) {
 			t.Errorf("GET /docs/?proxy=… = %d %.100s, want the page", r.status, r.body)
 		}
 		r := ts.do(t, "POST", "/docs", "")
-		if r.status != 405 || r.header.Get("Allow") != "GET" {
-			t.Errorf("POST /docs = %d Allow %q, want 405 Allow GET", r.status, r.header.Get("Allow"))
+		if r.status != 405 || r.header.Get("Allow") != "GET, HEAD" {
+			t.Errorf("POST /docs = %d Allow %q, want 405 Allow GET, HEAD", r.status, r.header.Get("Allow"))
 		}
 	})
 

@@ -13,6 +13,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/go-chi/cors"
 
 	"github.com/gatehouse/gatehouse/api"
@@ -119,7 +120,7 @@ func NewHandler(d Deps) (http.Handler, error) {
 			MaxAge:         600,
 		}))
 	}
-	r.Use(securityHeaders, validator.middleware)
+	r.Use(securityHeaders, validator.middleware, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "no such resource", nil)
 	})
@@ -132,6 +133,17 @@ func NewHandler(d Deps) (http.Handler, error) {
 	if d.Metrics != nil {
 		r.Get("/metrics", d.Metrics.ServeHTTP)
 	}
+
+	// The root points a newcomer (or a browser) at what there is to read.
+	// Exactly "/": chi also routes paths such as //users here.
+	root := serveBytes("application/json", rootJSON)
+	r.Get("/", func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path != "/" || req.URL.RawPath != "" {
+			writeProblem(w, http.StatusNotFound, "no such resource", nil)
+			return
+		}
+		root(w, req)
+	})
 
 	// The spec itself: the exact bytes as written, and as JSON.
 	r.Get("/openapi.yaml", serveBytes("application/yaml", api.OpenAPI))
@@ -178,7 +190,8 @@ var routableMethods = []string{
 	http.MethodPatch, http.MethodDelete, http.MethodOptions,
 }
 
-// allowedMethods lists the methods mux routes for req's path.
+// allowedMethods lists the methods mux routes for req's path: HEAD
+// wherever GET is (middleware.GetHead).
 func allowedMethods(mux *chi.Mux, req *http.Request) []string {
 	path := req.URL.RawPath
 	if path == "" {
@@ -186,12 +199,20 @@ func allowedMethods(mux *chi.Mux, req *http.Request) []string {
 	}
 	var allowed []string
 	for _, m := range routableMethods {
-		if mux.Find(chi.NewRouteContext(), m, path) != "" {
+		routed := mux.Find(chi.NewRouteContext(), m, path) != ""
+		if m == http.MethodHead && !routed {
+			routed = mux.Find(chi.NewRouteContext(), http.MethodGet, path) != ""
+		}
+		if routed {
 			allowed = append(allowed, m)
 		}
 	}
 	return allowed
 }
+
+// rootJSON is GET /'s answer: where the documentation, the spec and the
+// RFC 8414 metadata are.
+var rootJSON = []byte(`{"name":"gatehouse","docs":"/docs","openapi":"/openapi.yaml","openapi_json":"/openapi.json","metadata":"/.well-known/oauth-authorization-server","jwks":"/.well-known/jwks.json","token_endpoint":"/token"}` + "\n")
 
 func serveBytes(contentType string, b []byte) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

@@ -195,6 +195,12 @@ func (v *specValidator) middleware(next http.Handler) http.Handler {
 			path = r.URL.Path
 		}
 		op, params := v.find(r.Method, path)
+		if op == nil && r.Method == http.MethodHead {
+			// HEAD is GET without the body (RFC 9110 §9.3.2): chi routes
+			// it to the GET handler (middleware.GetHead), so it is checked
+			// as that GET operation, security first.
+			op, params = v.find(http.MethodGet, path)
+		}
 		if op == nil {
 			// Not an operation of the spec: a 404, a 405, or one of the
 			// few unversioned routes (/openapi.yaml, …) chi serves itself.
