@@ -19,6 +19,7 @@ require (
 	github.com/swaggest/swgui v1.8.5
 	golang.org/x/crypto v0.59.0
 	golang.org/x/oauth2 v0.38.0
+	golang.org/x/term v0.48.0
 	modernc.org/sqlite v1.62.0
 )
 

@@ -7,30 +7,41 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
+// usersUsage lists the users commands.
+const usersUsage = `usage: server users create NAME [--scopes "me"] | list | disable NAME | enable NAME | delete NAME | set-password NAME | set-scopes NAME "SCOPES"`
+
+// runUsers manages accounts on the store directly. Whoever runs it holds
+// the store, so it is unrestricted (users.CLIActor); every change is
+// audited as the API's are, with actor "cli".
 func runUsers(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New(`usage: server users create NAME [--scopes "me"] | server users list`)
+		return errors.New(usersUsage)
 	}
-	// Arguments are checked before the store is opened, which would create it.
-	var create func(a *app) error
-	switch args[0] {
+	// Arguments are checked before the store is opened.
+	var change func(a *app) error
+	cli := slog.String("actor", "cli")
+	switch cmd := args[0]; cmd {
 	case "create":
 		name, scopes, err := parseCreateArgs(args[1:])
 		if err != nil {
 			return err
 		}
-		create = func(a *app) error {
-			password, err := readPassword(stdin)
+		change = func(a *app) error {
+			password, err := readPassword(stdin, stderr, name)
 			if err != nil {
 				return err
 			}
@@ -38,8 +49,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 			if err != nil {
 				return fmt.Errorf("users create: %w", err)
 			}
-			// The CLI is unrestricted: whoever runs it holds the store.
-			a.audit.Record(ctx, audit.UserCreated, audit.OK, slog.String("actor", "cli"), slog.String("username", u.Username), slog.String("scopes", strings.Join(u.Scopes, " ")))
+			a.audit.Record(ctx, audit.UserCreated, audit.OK, cli, slog.String("username", u.Username), slog.String("scopes", strings.Join(u.Scopes, " ")))
 			fmt.Fprintf(stdout, "created user %s (id %s, scopes %q)\n", u.Username, u.ID, strings.Join(u.Scopes, " "))
 			return nil
 		}
@@ -47,8 +57,78 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		if len(args) > 1 {
 			return fmt.Errorf("users list: unexpected arguments %q", args[1:])
 		}
+		change = func(a *app) error { return printUsers(ctx, a, stdout) }
+	case "disable", "enable":
+		if len(args) != 2 {
+			return fmt.Errorf("usage: server users %s NAME", cmd)
+		}
+		disabled := cmd == "disable"
+		change = func(a *app) error {
+			// Disabling ends every session of the user at once.
+			u, err := a.users.Update(ctx, users.CLIActor(), args[1], users.Patch{Disabled: &disabled})
+			if err != nil {
+				return fmt.Errorf("users %s: %w", cmd, err)
+			}
+			if disabled {
+				a.audit.Record(ctx, audit.UserDisabled, audit.OK, cli, slog.String("username", u.Username))
+				fmt.Fprintf(stdout, "disabled user %s; its sessions are ended\n", u.Username)
+			} else {
+				a.audit.Record(ctx, audit.UserChanged, audit.OK, cli, slog.String("username", u.Username), slog.String("changed", "enabled"))
+				fmt.Fprintf(stdout, "enabled user %s\n", u.Username)
+			}
+			return nil
+		}
+	case "delete":
+		if len(args) != 2 {
+			return errors.New("usage: server users delete NAME")
+		}
+		change = func(a *app) error {
+			if err := a.users.Delete(ctx, users.CLIActor(), args[1]); err != nil {
+				return fmt.Errorf("users delete: %w", err)
+			}
+			name := strings.ToLower(args[1])
+			a.audit.Record(ctx, audit.UserDeleted, audit.OK, cli, slog.String("username", name))
+			fmt.Fprintf(stdout, "deleted user %s; its sessions are ended\n", name)
+			return nil
+		}
+	case "set-password":
+		if len(args) != 2 {
+			return errors.New("usage: server users set-password NAME (the password from the terminal, or the first line of stdin)")
+		}
+		change = func(a *app) error {
+			// Known before the password is asked for.
+			if _, err := a.users.Get(ctx, args[1]); err != nil {
+				return fmt.Errorf("users set-password: %w", err)
+			}
+			password, err := readPassword(stdin, stderr, args[1])
+			if err != nil {
+				return err
+			}
+			// A new password ends every session of the user.
+			u, err := a.users.Update(ctx, users.CLIActor(), args[1], users.Patch{Password: &password})
+			if err != nil {
+				return fmt.Errorf("users set-password: %w", err)
+			}
+			a.audit.Record(ctx, audit.UserChanged, audit.OK, cli, slog.String("username", u.Username), slog.String("changed", "password"))
+			fmt.Fprintf(stdout, "set the password of %s; its sessions are ended\n", u.Username)
+			return nil
+		}
+	case "set-scopes":
+		if len(args) != 3 {
+			return errors.New(`usage: server users set-scopes NAME "SCOPE ..." (the whole new set, space-separated)`)
+		}
+		scopes := strings.Fields(args[2])
+		change = func(a *app) error {
+			u, err := a.users.Update(ctx, users.CLIActor(), args[1], users.Patch{Scopes: &scopes})
+			if err != nil {
+				return fmt.Errorf("users set-scopes: %w", err)
+			}
+			a.audit.Record(ctx, audit.UserChanged, audit.OK, cli, slog.String("username", u.Username), slog.String("changed", "scopes"))
+			fmt.Fprintf(stdout, "set the scopes of %s to %q\n", u.Username, strings.Join(u.Scopes, " "))
+			return nil
+		}
 	default:
-		return fmt.Errorf("unknown users command %q", args[0])
+		return fmt.Errorf("unknown users command %q; %s", cmd, usersUsage)
 	}
 
 	a, err := openForCLI(ctx, getenv, stderr)
@@ -56,10 +136,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer a.store.Close()
-	if create != nil {
-		return create(a)
-	}
-	return printUsers(ctx, a, stdout)
+	return change(a)
 }
 
 // parseCreateArgs reads `NAME [--scopes "a b"]`, the name first or last.
@@ -106,16 +183,38 @@ func printUsers(ctx context.Context, a *app, stdout io.Writer) error {
 	return tw.Flush()
 }
 
-// readPassword takes the first line of stdin, so `echo pw | server users
-// create` and an interactive paste both work.
-func readPassword(stdin io.Reader) (string, error) {
+// readPassword reads a password for user: from the terminal without echo,
+// twice, when stdin is one; otherwise the first line of stdin, so `echo pw
+// | server users create` and a pipe from a secret store both work.
+func readPassword(stdin io.Reader, stderr io.Writer, user string) (string, error) {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintf(stderr, "New password for %s: ", user)
+		first, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		fmt.Fprint(stderr, "Again: ")
+		again, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		if string(first) != string(again) {
+			return "", errors.New("the two passwords differ; nothing was changed")
+		}
+		if len(first) == 0 {
+			return "", errors.New("no password typed; nothing was changed")
+		}
+		return string(first), nil
+	}
 	line, err := bufio.NewReader(io.LimitReader(stdin, users.MaxPasswordBytes+2)).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("read password from stdin: %w", err)
 	}
 	line = strings.TrimRight(line, "\r\n")
 	if line == "" {
-		return "", errors.New("users create: no password on stdin")
+		return "", errors.New("no password on stdin (the first line is the password)")
 	}
 	return line, nil
 }
@@ -125,6 +224,13 @@ func openForCLI(ctx context.Context, getenv func(string) string, stderr io.Write
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Database.Engine == engineSQLite {
+		// Opening would create an empty store: the wrong one, most
+		// likely (another directory, a mistyped GATEHOUSE_DATABASE_URL).
+		if _, err := os.Stat(cfg.Database.Path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no store at %s: the server creates it on its first start (make run), or set GATEHOUSE_DATABASE_URL to the store the server uses", cfg.Database.Path)
+		}
 	}
 	logger := newLogger(stderr, cfg)
 	for _, w := range append(cfg.Warnings, unknownSettings(settingNames(getenv))...) {

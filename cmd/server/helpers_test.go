@@ -172,9 +172,16 @@ func jsonLogLines(t *testing.T, stderr string) []string {
 // runCLI runs the program once with args, stdin and env, as a shell would.
 func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (stdout string, err error) {
 	t.Helper()
+	stdout, _, err = runCLILogged(t, env, stdin, args...)
+	return stdout, err
+}
+
+// runCLILogged is runCLI that also returns what the command logged.
+func runCLILogged(t *testing.T, env map[string]string, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	err = run(t.Context(), args, getenvFrom(env), strings.NewReader(stdin), &out, &errOut)
-	return out.String(), err
+	return out.String(), errOut.String(), err
 }
 
 func newClient(t *testing.T, baseURL string) *client.ClientWithResponses {

@@ -46,8 +46,12 @@ func usage(w io.Writer) {
 
 Usage:
   server [serve]                              serve the API
-  server users create NAME [--scopes "me"]    create a user; the password is read from stdin
+  server users create NAME [--scopes "me"]    create a user; the password from the terminal or stdin
   server users list                           list users
+  server users disable NAME | enable NAME     block or allow logging in (disable ends the sessions)
+  server users delete NAME                    delete a user and end its sessions
+  server users set-password NAME              replace the password (also: recover a lost admin password)
+  server users set-scopes NAME "SCOPES"       replace the scopes with this space-separated set
   server keys rotate                          start a signing key rotation
   server version                              print the version
   server clients create [ID] [--public] [--scopes "me"]
