@@ -70,7 +70,7 @@ var envDoc = []struct{ name, def, doc string }{
 	{"GATEHOUSE_DATABASE_URL", "sqlite:data/gatehouse.db", "store: sqlite:relative/path.db, sqlite:///absolute/path.db, or postgres://user@host:5432/db (several replicas)"},
 	{"GATEHOUSE_DATABASE_MAX_CONNS", "10", "PostgreSQL connection pool size"},
 	{"GATEHOUSE_DATABASE_CONNECT_TIMEOUT", "5s", "PostgreSQL connect timeout"},
-	{"GATEHOUSE_DATABASE_STARTUP_TIMEOUT", "60s", "how long to keep retrying an unreachable PostgreSQL at start"},
+	{"GATEHOUSE_DATABASE_STARTUP_TIMEOUT", "60s", "how long to keep retrying an unreachable PostgreSQL at start (a refused login or a missing database ends start-up at once)"},
 	{"GATEHOUSE_ISSUER", "http://<listen address>", "the iss claim of access tokens and base of the RFC 8414 metadata: this server's public URL"},
 	{"GATEHOUSE_AUDIENCE", "gatehouse", "the aud claim of access tokens: the resource servers that accept them"},
 	{"GATEHOUSE_ACCESS_TOKEN_TTL", "15m", "access token lifetime (1s to 24h; under a minute is for demos and client tests, and is warned about)"},

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -212,5 +213,33 @@ func TestPostgresReadiness(t *testing.T) {
 	eventually(t, 10*time.Second, "/readyz recovers when the database returns", func() bool { return readyStatus(base) == 200 })
 	if got := getStatus(t, base+"/users/me", token); got != 200 {
 		t.Errorf("GET /users/me after the database returned: %d", got)
+	}
+}
+
+// A database that does not exist ends start-up at once with PostgreSQL's
+// message, instead of being retried for GATEHOUSE_DATABASE_STARTUP_TIMEOUT
+// as a server still starting would be.
+func TestPostgresPermanentErrorEndsStartup(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(postgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/gatehouse_no_such_database"
+	env := testEnv(t)
+	env["GATEHOUSE_DATABASE_URL"] = u.String()
+	env["GATEHOUSE_ISSUER"] = "http://127.0.0.1"
+	env["GATEHOUSE_DATABASE_STARTUP_TIMEOUT"] = "1h"
+	// Were the error retried, run would still be waiting when this
+	// context ends, and return its cancellation instead.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var stderr syncBuffer
+	err = run(ctx, nil, getenvFrom(env), nil, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), `database "gatehouse_no_such_database" does not exist`) {
+		t.Fatalf("run = %v, want PostgreSQL's message that the database does not exist\n%s", err, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "not reachable yet") {
+		t.Errorf("the permanent error was retried:\n%s", stderr.String())
 	}
 }

@@ -132,7 +132,9 @@ func openStore(ctx context.Context, cfg *config, logger *slog.Logger) (storage.S
 		if err == nil {
 			return store, nil
 		}
-		if time.Now().Add(wait).After(deadline) {
+		if sqlstore.IsPermanentOpenError(err) || time.Now().Add(wait).After(deadline) {
+			// A refused login or a missing database ends start-up at
+			// once, with PostgreSQL's own message.
 			return nil, err
 		}
 		logger.Warn("store not reachable yet; retrying", "store", cfg.Database.String(), "in", wait.String(), "err", err)

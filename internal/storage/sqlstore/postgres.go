@@ -115,6 +115,19 @@ func openPostgres(ctx context.Context, dsn string, opts Options, upTo int) (*pgS
 	return s, nil
 }
 
+// IsPermanentOpenError reports whether err, from OpenPostgres, is one that
+// no retry cures: the server refused the login (SQLSTATE class 28: a wrong
+// password, a role that does not exist or may not log in, pg_hba) or the
+// database does not exist (3D000). A server still starting, unreachable
+// or out of connections is worth waiting for; these are not.
+func IsPermanentOpenError(err error) bool {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) {
+		return false
+	}
+	return strings.HasPrefix(pg.Code, "28") || pg.Code == "3D000"
+}
+
 // Listen implements storage.Notifier on a connection of its own, outside
 // the pool (a pooled one would pass its LISTEN on to the next borrower).
 // PostgreSQL delivers a notification once its transaction commits, so wake

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/storage"
+	"github.com/gatehouse/gatehouse/internal/storage/storetest"
 )
 
 // listener runs Listen on s until the test ends or stop is called.
@@ -169,5 +172,44 @@ func TestPostgres_seq_order_is_commit_order_across_instances(t *testing.T) {
 	}
 	if len(all) != 4*perWriter || len(seen) != len(all) {
 		t.Errorf("the polling reader saw %d of %d entries (%d appended): an entry committed behind the reader's cursor", len(seen), len(all), 4*perWriter)
+	}
+}
+
+// A role or a database that does not exist is permanent (start-up ends at
+// once with PostgreSQL's message); a server that does not answer is not.
+func TestPostgres_permanent_open_errors(t *testing.T) {
+	base, err := url.Parse(storetest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := func(edit func(u *url.URL)) string {
+		u := *base
+		edit(&u)
+		return u.String()
+	}
+	opts := Options{ConnectTimeout: 2 * time.Second}
+	for _, tc := range []struct {
+		name      string
+		dsn       string
+		permanent bool
+		message   string
+	}{
+		{"no_such_database", with(func(u *url.URL) { u.Path = "/gatehouse_no_such_database" }), true, "does not exist"},
+		{"no_such_role", with(func(u *url.URL) { u.User = url.User("gatehouse_no_such_role") }), true, "gatehouse_no_such_role"},
+		{"nothing_listening", with(func(u *url.URL) { u.Host = "127.0.0.1:1" }), false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := OpenPostgres(t.Context(), tc.dsn, opts)
+			if err == nil {
+				s.Close()
+				t.Fatal("opened")
+			}
+			if got := IsPermanentOpenError(err); got != tc.permanent {
+				t.Fatalf("IsPermanentOpenError(%v) = %v, want %v", err, got, tc.permanent)
+			}
+			if !strings.Contains(err.Error(), tc.message) {
+				t.Errorf("error %q does not say %q", err, tc.message)
+			}
+		})
 	}
 }
