@@ -18,6 +18,8 @@ build: ## build the server binary into bin/
 test: ## run every Go test (with -race when a C compiler is present)
 	@[ -n "$(RACE)" ] || echo "make test: no C compiler for the race detector; running without -race"
 	$(GO) test $(RACE) -count=1 ./...
+	@[ -n "$$GATEHOUSE_TEST_POSTGRES_URL" ] || echo "make test: the PostgreSQL tests were skipped (GATEHOUSE_TEST_POSTGRES_URL is unset); make test-postgres runs them against $(POSTGRES_URL)"
+	@[ -n "$$GATEHOUSE_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || echo "make test: the browser test was skipped (no chromium); make e2e installs Debian's chromium and runs it"
 
 # The PostgreSQL tests skip unless GATEHOUSE_TEST_POSTGRES_URL names a server.
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable

@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 	serverURL = s.URL
 	code := m.Run()
 	s.Stop()
+	servertest.Cleanup()
 	os.Exit(code)
 }
 

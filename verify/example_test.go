@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 	issuer = s.URL
 	code := m.Run()
 	s.Stop()
+	servertest.Cleanup()
 	os.Exit(code)
 }
 

@@ -47,6 +47,9 @@ func TestBrowserDocsAuthorizePasswordFlow(t *testing.T) {
 		chromedp.Flag("no-first-run", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
+		// Chromium's own temporary files (.org.chromium.* directories)
+		// go below the test's directory too, removed with it.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 		chromedp.WindowSize(1280, 1024),
 	)
 	defer cancelAlloc()

@@ -5,11 +5,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/client"
 	"github.com/gatehouse/gatehouse/internal/servertest"
 )
+
+// TestMain removes the server binary servertest built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	servertest.Cleanup()
+	os.Exit(code)
+}
 
 func TestHello(t *testing.T) {
 	ctx := context.Background()
