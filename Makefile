@@ -7,7 +7,7 @@ RACE ?= $(shell CC=$$($(GO) env CC); command -v $${CC%% *} >/dev/null 2>&1 && [ 
 
 GENERATED := internal/httpapi/server.gen.go client/client.gen.go
 
-.PHONY: run build test test-postgres e2e fuzz bench scale sdk-ts-generate sdk-ts-test generate verify lint-spec vet ci clean
+.PHONY: run build test test-postgres e2e fuzz bench scale sdk-ts-generate sdk-ts-test example-node-test generate verify lint-spec vet ci clean
 
 run: ## serve gatehouse with the embedded SQLite store under ./data/
 	$(GO) run ./cmd/server
@@ -45,7 +45,10 @@ sdk-ts-generate: ## regenerate sdk/typescript/src/schema.d.ts from api/openapi.y
 	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run --silent generate
 
 sdk-ts-test: ## test the TypeScript SDK against a real server on 127.0.0.1 (needs Node.js and npm)
-	GO='$(GO)' bash sdk/typescript/scripts/test-against-server.sh
+	GO='$(GO)' bash scripts/node-test-against-server.sh sdk/typescript
+
+example-node-test: ## test examples/node-resource-server (jose) against a real server on 127.0.0.1 (needs Node.js and npm)
+	GO='$(GO)' bash scripts/node-test-against-server.sh examples/node-resource-server
 
 bench: ## load-test the real server on 127.0.0.1 with wrk, pinned one core each beside a bare chi baseline (installs Debian's wrk when missing), and print each target with its ratio and pass/fail; BENCH_DURATION=… seconds per row per round (default 5, 3 rounds)
 	GO='$(GO)' bash scripts/bench.sh
@@ -73,7 +76,7 @@ vet: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 
-ci: vet verify lint-spec test e2e sdk-ts-test ## what .ci/run runs (it also fuzzes each target for 10s)
+ci: vet verify lint-spec test e2e sdk-ts-test example-node-test ## what .ci/run runs (it also fuzzes each target for 10s)
 
 clean:
 	rm -rf bin

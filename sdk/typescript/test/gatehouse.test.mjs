@@ -1,6 +1,6 @@
 // Black-box tests of the SDK against a real gatehouse: GATEHOUSE_URL names
 // the server and GATEHOUSE_ADMIN_PASSWORD the bootstrap admin's password
-// (user "admin"). scripts/test-against-server.sh starts one and sets both.
+// (user "admin"). scripts/node-test-against-server.sh (make sdk-ts-test) starts one and sets both.
 // Each test makes its own users and tokens, so they can run in any order
 // and against a server that other tests use.
 import assert from "node:assert/strict";
@@ -14,7 +14,7 @@ const adminPassword = process.env.GATEHOUSE_ADMIN_PASSWORD;
 if (!baseUrl || !adminPassword) {
   throw new Error(
     "GATEHOUSE_URL and GATEHOUSE_ADMIN_PASSWORD must name a running gatehouse and its admin password; " +
-      "scripts/test-against-server.sh (make sdk-ts-test) starts one and sets them",
+      "make sdk-ts-test (scripts/node-test-against-server.sh) starts one and sets them",
   );
 }
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Runs the TypeScript SDK's tests against a real gatehouse (make sdk-ts-test):
-# builds cmd/server, starts it on 127.0.0.1 with a throwaway SQLite store,
-# waits for /readyz, runs `npm ci && npm test` with GATEHOUSE_URL and
+# node-test-against-server.sh DIR: runs the `npm test` of the Node.js
+# package in DIR against a real gatehouse (make sdk-ts-test, make
+# example-node-test): builds cmd/server, starts it on 127.0.0.1 with a
+# throwaway SQLite store (rotated keys sign at once), waits for /readyz,
+# runs `npm ci && npm test` in DIR with GATEHOUSE_URL and
 # GATEHOUSE_ADMIN_PASSWORD set, and stops the server whatever happens.
 set -euo pipefail
 
-sdk="$(cd "$(dirname "$0")/.." && pwd)"
-root="$(cd "$sdk/../.." && pwd)"
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-sdk-ts.XXXXXX")"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+dir="$(cd "${1:?usage: node-test-against-server.sh DIR}" && pwd)"
+name="$(basename "$dir")"
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-node-test.XXXXXX")"
 pid=""
 
 cleanup() {
@@ -29,16 +32,17 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "sdk-ts: building cmd/server"
+echo "$name: building cmd/server"
 (cd "$root" && "${GO:-go}" build -o "$tmp/gatehouse" ./cmd/server)
 
-admin_password="sdk-ts-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+admin_password="node-test-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 GATEHOUSE_ADDR=127.0.0.1:0 \
   GATEHOUSE_DATABASE_URL="sqlite://$tmp/g.db" \
   GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD="$admin_password" \
   GATEHOUSE_ARGON2_MEMORY_KIB=64 \
   GATEHOUSE_ARGON2_ITERATIONS=1 \
   GATEHOUSE_REFRESH_REUSE_WINDOW=0 \
+  GATEHOUSE_KEY_PREPUBLISH=0 \
   "$tmp/gatehouse" 2>"$tmp/server.log" &
 pid=$!
 
@@ -47,19 +51,19 @@ addr=""
 for _ in $(seq 600); do
   addr="$(grep -F '"msg":"gatehouse listening"' "$tmp/server.log" | head -n1 | grep -o '"addr":"[^"]*"' | cut -d'"' -f4 || true)"
   [ -n "$addr" ] && break
-  kill -0 "$pid" 2>/dev/null || { echo "sdk-ts: gatehouse exited before listening" >&2; exit 1; }
+  kill -0 "$pid" 2>/dev/null || { echo "$name: gatehouse exited before listening" >&2; exit 1; }
   sleep 0.1
 done
-[ -n "$addr" ] || { echo "sdk-ts: gatehouse did not listen within 60s" >&2; exit 1; }
+[ -n "$addr" ] || { echo "$name: gatehouse did not listen within 60s" >&2; exit 1; }
 url="http://$addr"
 
 ready() {
   node -e 'fetch(process.argv[1]).then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))' "$url/readyz"
 }
 for _ in $(seq 300); do ready && break; sleep 0.1; done
-ready || { echo "sdk-ts: $url/readyz not 200 within 30s" >&2; exit 1; }
-echo "sdk-ts: gatehouse ready at $url"
+ready || { echo "$name: $url/readyz not 200 within 30s" >&2; exit 1; }
+echo "$name: gatehouse ready at $url"
 
-cd "$sdk"
+cd "$dir"
 npm ci --no-audit --no-fund --loglevel=error
 GATEHOUSE_URL="$url" GATEHOUSE_ADMIN_PASSWORD="$admin_password" npm test
