@@ -22,7 +22,7 @@ import (
 )
 
 // usersUsage lists the users commands.
-const usersUsage = `usage: server users create NAME [--scopes "me"] | list | disable NAME | enable NAME | delete NAME | set-password NAME | set-scopes NAME "SCOPES"`
+const usersUsage = `usage: server users create NAME [--scopes "me"] | list | disable NAME | enable NAME | delete NAME | set-password NAME | set-scopes NAME "SCOPES" | import FILE [--format jsonl|csv]`
 
 // runUsers manages accounts on the store directly. Whoever runs it holds
 // the store, so it is unrestricted (users.CLIActor); every change is
@@ -127,6 +127,21 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 			fmt.Fprintf(stdout, "set the scopes of %s to %q\n", u.Username, strings.Join(u.Scopes, " "))
 			return nil
 		}
+	case "import":
+		path, format, err := parseImportArgs(args[1:])
+		if err != nil {
+			return err
+		}
+		f, err := openImport(path, stdin)
+		if err != nil {
+			return err
+		}
+		rows, err := readImport(f, format)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		change = func(a *app) error { return runImport(ctx, a, rows, stdout) }
 	default:
 		return fmt.Errorf("unknown users command %q; %s", cmd, usersUsage)
 	}

@@ -52,6 +52,8 @@ Usage:
   server users delete NAME                    delete a user and end its sessions
   server users set-password NAME              replace the password (also: recover a lost admin password)
   server users set-scopes NAME "SCOPES"       replace the scopes with this space-separated set
+  server users import FILE|- [--format jsonl|csv]
+                                              import users with their bcrypt or argon2id hashes, all or none
   server keys rotate                          start a signing key rotation
   server version                              print the version
   server clients create [ID] [--public] [--scopes "me"]

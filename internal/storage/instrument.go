@@ -48,6 +48,11 @@ func (in *instrumented) CreateUser(ctx context.Context, u *User) (err error) {
 	return in.s.CreateUser(ctx, u)
 }
 
+func (in *instrumented) CreateUsers(ctx context.Context, us []*User) (err error) {
+	defer in.done(ctx, "create_users", time.Now(), &err)
+	return in.s.CreateUsers(ctx, us)
+}
+
 func (in *instrumented) UserByUsername(ctx context.Context, username string) (_ *User, err error) {
 	defer in.done(ctx, "user_by_username", time.Now(), &err)
 	return in.s.UserByUsername(ctx, username)

@@ -33,6 +33,7 @@ func (f *fake) CreateUser(ctx context.Context, u *storage.User) error {
 	}
 	return f.call("CreateUser")
 }
+func (f *fake) CreateUsers(context.Context, []*storage.User) error { return f.call("CreateUsers") }
 func (f *fake) UserByUsername(ctx context.Context, username string) (*storage.User, error) {
 	if f.userByUsername != nil {
 		f.calls = append(f.calls, "UserByUsername")
@@ -152,6 +153,7 @@ func (f *fakeNotifier) Listen(ctx context.Context, wake func()) error { return f
 // opNames is every Store method but Close with the op Instrument reports.
 var opNames = map[string]string{
 	"CreateUser":               "create_user",
+	"CreateUsers":              "create_users",
 	"UserByUsername":           "user_by_username",
 	"UserByID":                 "user_by_id",
 	"ListUsers":                "list_users",

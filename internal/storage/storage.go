@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -19,6 +20,18 @@ var (
 	// was stored.
 	ErrGrantStale = errors.New("storage: the account changed while the grant was issued")
 )
+
+// ItemError is the failure of one item of a batch (CreateUsers): Index is
+// its position in the batch.
+type ItemError struct {
+	Index int
+	Err   error
+}
+
+func (e *ItemError) Error() string { return "item " + strconv.Itoa(e.Index) + ": " + e.Err.Error() }
+
+// Unwrap returns the item's error.
+func (e *ItemError) Unwrap() error { return e.Err }
 
 // Store faults: the store could not do the work now, and the same call may
 // succeed later. The HTTP layer answers each with 503 and Retry-After.
@@ -199,6 +212,11 @@ type UserStore interface {
 	// CreatedAt and UpdatedAt are set from the store's clock; on success u
 	// holds the times as stored. Returns ErrUsernameTaken.
 	CreateUser(ctx context.Context, u *User) error
+	// CreateUsers inserts every user of us as CreateUser would, in one
+	// transaction: all of them or none. A username already taken fails
+	// it with an *ItemError naming that user's index and wrapping
+	// ErrUsernameTaken.
+	CreateUsers(ctx context.Context, us []*User) error
 	// UserByUsername and UserByID return ErrNotFound.
 	UserByUsername(ctx context.Context, username string) (*User, error)
 	UserByID(ctx context.Context, id string) (*User, error)

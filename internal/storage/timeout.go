@@ -54,6 +54,12 @@ func (t *timed) CreateUser(parent context.Context, u *User) error {
 	return t.fault(parent, ctx, t.s.CreateUser(ctx, u))
 }
 
+func (t *timed) CreateUsers(parent context.Context, us []*User) error {
+	ctx, cancel := context.WithTimeout(parent, t.d)
+	defer cancel()
+	return t.fault(parent, ctx, t.s.CreateUsers(ctx, us))
+}
+
 func (t *timed) UserByUsername(parent context.Context, username string) (*User, error) {
 	ctx, cancel := context.WithTimeout(parent, t.d)
 	defer cancel()

@@ -122,16 +122,9 @@ func (h Hasher) Verify(hash, password string) (ok, needsRehash bool, err error) 
 			len(p.salt) == argon2SaltLen && len(p.key) == argon2KeyLen
 		return true, !same, nil
 
-	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
-		if len(hash) != bcryptHashLen {
-			return false, false, fmt.Errorf("%w: bcrypt hash must be %d bytes", errMalformedHash, bcryptHashLen)
-		}
-		cost, err := bcrypt.Cost([]byte(hash))
-		if err != nil {
-			return false, false, fmt.Errorf("%w: %w", errMalformedHash, err)
-		}
-		if cost > maxBcryptCost {
-			return false, false, fmt.Errorf("%w: bcrypt cost %d exceeds %d", errMalformedHash, cost, maxBcryptCost)
+	case isBcrypt(hash):
+		if err := checkBcrypt(hash); err != nil {
+			return false, false, err
 		}
 		switch err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)); {
 		case err == nil:
@@ -145,6 +138,42 @@ func (h Hasher) Verify(hash, password string) (ok, needsRehash bool, err error) 
 	default:
 		return false, false, fmt.Errorf("%w: unsupported algorithm", errMalformedHash)
 	}
+}
+
+// CheckHash reports whether hash is a password hash Verify accepts: an
+// argon2id PHC string (as argon2-cffi, passlib and pwdlib write them) or
+// a bcrypt hash ($2a$, $2b$, $2y$), its parameters within bounds. It is
+// what an import checks before it stores a hash.
+func CheckHash(hash string) error {
+	switch {
+	case strings.HasPrefix(hash, argon2idPrefix):
+		_, err := parseArgon2id(hash)
+		return err
+	case isBcrypt(hash):
+		return checkBcrypt(hash)
+	case hash == "":
+		return fmt.Errorf("%w: empty", errMalformedHash)
+	}
+	return fmt.Errorf("%w: unsupported algorithm (argon2id PHC strings and bcrypt $2a$, $2b$, $2y$ are)", errMalformedHash)
+}
+
+func isBcrypt(hash string) bool {
+	return strings.HasPrefix(hash, "$2a$") || strings.HasPrefix(hash, "$2b$") || strings.HasPrefix(hash, "$2y$")
+}
+
+// checkBcrypt checks a bcrypt hash's length and cost.
+func checkBcrypt(hash string) error {
+	if len(hash) != bcryptHashLen {
+		return fmt.Errorf("%w: bcrypt hash must be %d bytes", errMalformedHash, bcryptHashLen)
+	}
+	cost, err := bcrypt.Cost([]byte(hash))
+	if err != nil {
+		return fmt.Errorf("%w: %w", errMalformedHash, err)
+	}
+	if cost > maxBcryptCost {
+		return fmt.Errorf("%w: bcrypt cost %d exceeds %d", errMalformedHash, cost, maxBcryptCost)
+	}
+	return nil
 }
 
 // argon2idParams is a decoded argon2id PHC string.

@@ -11,12 +11,64 @@ import (
 
 // CreateUser implements storage.UserStore.
 func (s *store) CreateUser(ctx context.Context, u *storage.User) error {
+	args, err := s.userRow(u)
+	if err != nil {
+		return err
+	}
+	_, err = s.execOne(ctx, insertUser, args...)
+	if s.f.conflict(err) == "users.username" {
+		return storage.ErrUsernameTaken
+	}
+	if err != nil {
+		return s.fail(ctx, "create user", err)
+	}
+	s.stored(u, args)
+	return nil
+}
+
+// CreateUsers implements storage.UserStore: every insert in one
+// transaction.
+func (s *store) CreateUsers(ctx context.Context, us []*storage.User) error {
+	rows := make([][]any, len(us))
+	for i, u := range us {
+		args, err := s.userRow(u)
+		if err != nil {
+			return &storage.ItemError{Index: i, Err: err}
+		}
+		rows[i] = args
+	}
+	err := s.write(ctx, "create users", func(t *txn) error {
+		for i, args := range rows {
+			_, err := t.exec(ctx, insertUser, args...)
+			if s.f.conflict(err) == "users.username" {
+				return fnErr(&storage.ItemError{Index: i, Err: storage.ErrUsernameTaken})
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, u := range us {
+		s.stored(u, rows[i])
+	}
+	return nil
+}
+
+const insertUser = `INSERT INTO users (` + userColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
+// userRow is u as insertUser's arguments, its zero times set from the
+// store's clock.
+func (s *store) userRow(u *storage.User) ([]any, error) {
 	if u.ID == "" || u.Username == "" || u.PasswordHash == "" {
-		return errors.New("sqlstore: create user: ID, Username and PasswordHash are required")
+		return nil, errors.New("sqlstore: create user: ID, Username and PasswordHash are required")
 	}
 	scopes, err := encodeScopes(u.Scopes)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	createdAt, updatedAt := u.CreatedAt, u.UpdatedAt
 	if createdAt.IsZero() {
@@ -27,23 +79,19 @@ func (s *store) CreateUser(ctx context.Context, u *storage.User) error {
 	}
 	created, err := encodeTime(createdAt)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	updated, err := encodeTime(updatedAt)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = s.execOne(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Username, u.PasswordHash, scopes, u.Disabled, created, updated, u.TokenEpoch)
-	if s.f.conflict(err) == "users.username" {
-		return storage.ErrUsernameTaken
-	}
-	if err != nil {
-		return s.fail(ctx, "create user", err)
-	}
-	u.Scopes = decodeScopes(scopes)
-	u.CreatedAt, u.UpdatedAt = decodeTime(created), decodeTime(updated)
-	return nil
+	return []any{u.ID, u.Username, u.PasswordHash, scopes, u.Disabled, created, updated, u.TokenEpoch}, nil
+}
+
+// stored sets u's scopes and times to what userRow's args stored.
+func (s *store) stored(u *storage.User, args []any) {
+	u.Scopes = decodeScopes(args[3].(string))
+	u.CreatedAt, u.UpdatedAt = decodeTime(args[5].(int64)), decodeTime(args[6].(int64))
 }
 
 // UserByUsername implements storage.UserStore.

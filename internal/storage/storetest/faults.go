@@ -16,6 +16,7 @@ import (
 // Faulty takes them, and store instrumentation reports calls under them.
 const (
 	OpCreateUser            = "create_user"
+	OpCreateUsers           = "create_users"
 	OpUserByUsername        = "user_by_username"
 	OpUserByID              = "user_by_id"
 	OpListUsers             = "list_users"
@@ -61,7 +62,7 @@ const (
 
 // ops is the table of operations, in the order of the Store interface.
 var ops = []string{
-	OpCreateUser, OpUserByUsername, OpUserByID, OpListUsers, OpCountUsers, OpCountEnabledWithScope, OpUpdateUser, OpDeleteUser,
+	OpCreateUser, OpCreateUsers, OpUserByUsername, OpUserByID, OpListUsers, OpCountUsers, OpCountEnabledWithScope, OpUpdateUser, OpDeleteUser,
 	OpSigningKeys, OpEnsureSigningKey, OpCreateSigningKey, OpDeleteSigningKey, OpReplaceSigningKeyPrivate, OpEnsureSecret, OpReplaceSecret,
 	OpCreateSession, OpSession, OpUpdateSession, OpListSessions, OpRevokeSessions, OpRevokeClientSessions, OpPruneSessions,
 	OpRevokeToken, OpLastChange, OpChanges, OpLiveRevocations, OpPruneChanges,
@@ -153,6 +154,13 @@ func (f *Faulty) CreateUser(ctx context.Context, u *storage.User) error {
 		return err
 	}
 	return f.Store.CreateUser(ctx, u)
+}
+
+func (f *Faulty) CreateUsers(ctx context.Context, us []*storage.User) error {
+	if err := f.fault(OpCreateUsers); err != nil {
+		return err
+	}
+	return f.Store.CreateUsers(ctx, us)
 }
 
 func (f *Faulty) UserByUsername(ctx context.Context, username string) (*storage.User, error) {

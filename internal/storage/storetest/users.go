@@ -82,6 +82,43 @@ func runUserTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		}
 	})
 
+	t.Run("create_users_stores_all_in_one_transaction", func(t *testing.T) {
+		ctx := t.Context()
+		s := newStore(t)
+		batch := []*storage.User{newUser(t, "alice"), newUser(t, "bob")}
+		batch[1].Disabled, batch[1].Scopes = true, []string{"me"}
+		if err := s.CreateUsers(ctx, batch); err != nil {
+			t.Fatalf("CreateUsers = %v", err)
+		}
+		for _, want := range batch {
+			if got := mustUser(t, s, want.Username); !reflect.DeepEqual(got, want) {
+				t.Errorf("UserByUsername(%s) = %+v, want %+v", want.Username, got, want)
+			}
+		}
+	})
+
+	t.Run("create_users_with_a_taken_username_stores_none_and_names_it", func(t *testing.T) {
+		ctx := t.Context()
+		s := newStore(t)
+		mustCreateUser(t, s, newUser(t, "carol"))
+		err := s.CreateUsers(ctx, []*storage.User{newUser(t, "alice"), newUser(t, "bob"), newUser(t, "carol"), newUser(t, "dave")})
+		var item *storage.ItemError
+		if !errors.As(err, &item) || item.Index != 2 || !errors.Is(err, storage.ErrUsernameTaken) {
+			t.Fatalf("CreateUsers = %v, want an *ItemError for index 2 wrapping ErrUsernameTaken", err)
+		}
+		if n, err := s.CountUsers(ctx); err != nil || n != 1 {
+			t.Errorf("CountUsers() = %d, %v after the refused batch; want 1 (carol alone)", n, err)
+		}
+		// Two of the same name in one batch: the second is the one named.
+		err = s.CreateUsers(ctx, []*storage.User{newUser(t, "erin"), newUser(t, "erin")})
+		if !errors.As(err, &item) || item.Index != 1 || !errors.Is(err, storage.ErrUsernameTaken) {
+			t.Fatalf("CreateUsers(erin, erin) = %v, want index 1 taken", err)
+		}
+		if _, err := s.UserByUsername(ctx, "erin"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("erin after the refused batch: %v, want ErrNotFound", err)
+		}
+	})
+
 	t.Run("rename_onto_existing_username_is_ErrUsernameTaken", func(t *testing.T) {
 		s := newStore(t)
 		mustCreateUser(t, s, newUser(t, "alice"))
