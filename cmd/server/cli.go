@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/auth"
+	"github.com/gatehouse/gatehouse/internal/storage/sqlstore"
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
@@ -337,5 +338,28 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 	if secret != "" {
 		fmt.Fprintf(stdout, "client_secret: %s\n(shown only this once)\n", secret)
 	}
+	return nil
+}
+
+// runBackup copies the SQLite store to a new file, consistently while
+// servers use it (sqlstore.BackupSQLite). PostgreSQL has its own tools.
+func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		return errors.New("usage: server backup PATH (a new file: the copy of the SQLite store)")
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.Database.Engine != engineSQLite {
+		return errors.New("backup copies a SQLite store; back up PostgreSQL with its own tools: pg_dump --format=custom --file=gatehouse.dump DATABASE_URL, restored with pg_restore --clean --dbname=DATABASE_URL gatehouse.dump (see README, Backups)")
+	}
+	if _, err := os.Stat(cfg.Database.Path); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no store at %s to back up; set GATEHOUSE_DATABASE_URL to the store the server uses", cfg.Database.Path)
+	}
+	if err := sqlstore.BackupSQLite(ctx, cfg.Database.Path, args[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "backed up %s to %s\n", cfg.Database.Path, args[0])
 	return nil
 }

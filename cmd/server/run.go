@@ -32,6 +32,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return runKeys(ctx, args[1:], getenv, stdout, stderr)
 		case "clients":
 			return runClients(ctx, args[1:], getenv, stdout, stderr)
+		case "backup":
+			return runBackup(ctx, args[1:], getenv, stdout)
 		}
 	}
 	if len(args) > 0 {
@@ -55,6 +57,7 @@ Usage:
   server users import FILE|- [--format jsonl|csv]
                                               import users with their bcrypt or argon2id hashes, all or none
   server keys rotate                          start a signing key rotation
+  server backup PATH                          copy the SQLite store to PATH, safe while servers run
   server version                              print the version
   server clients create [ID] [--public] [--scopes "me"]
                                               register a client; prints its secret once

@@ -204,3 +204,37 @@ func sqliteConflict(err error) string {
 	}
 	return col
 }
+
+// BackupSQLite writes a consistent copy of the SQLite store at path to
+// dest with VACUUM INTO: one read transaction's snapshot, so servers may
+// go on using the store meanwhile. dest must not exist; it is created
+// owner-only, as the store is (it holds password hashes and signing
+// keys). The copy is a complete store: restoring is putting it in
+// place of the store while no server runs.
+func BackupSQLite(ctx context.Context, path, dest string) error {
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("sqlstore: sqlite: backup: %w", err)
+	}
+	f, err := os.OpenFile(dest, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlstore: sqlite: backup: %w", err)
+	}
+	f.Close()
+	done := false
+	defer func() {
+		if !done {
+			os.Remove(dest)
+		}
+	}()
+	base, err := sqlite.NewConnector(sqliteDSN(path, sqliteTuning{busyTimeout: sqliteBusyTimeout}))
+	if err != nil {
+		return fmt.Errorf("sqlstore: sqlite: backup: %w", err)
+	}
+	db := sql.OpenDB(base)
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", dest); err != nil {
+		return fmt.Errorf("sqlstore: sqlite: backup %s to %s: %w", path, dest, err)
+	}
+	done = true
+	return nil
+}

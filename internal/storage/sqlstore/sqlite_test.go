@@ -2,8 +2,11 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -126,5 +129,41 @@ func TestOptions_clock_and_change_retention(t *testing.T) {
 	}
 	if c := got[1]; c.Kind != storage.ChangeToken || !c.ExpiresAt.Equal(exp) {
 		t.Errorf("token entry %+v, want it to expire with the token at %v", c, exp)
+	}
+}
+
+// A backup taken while the store is open is a complete store of its own,
+// owner-only, and never overwrites a file.
+func TestSQLite_backup_is_a_complete_store(t *testing.T) {
+	ctx := t.Context()
+	s, path := openTestSQLite(t, sqliteTuning{})
+	for _, name := range []string{"alice", "bob"} {
+		if err := s.CreateUser(ctx, &storage.User{ID: "id-" + name, Username: name, PasswordHash: "$2b$04$" + strings.Repeat("a", 53)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dest := filepath.Join(t.TempDir(), "backup.db")
+	if err := BackupSQLite(ctx, path, dest); err != nil {
+		t.Fatalf("BackupSQLite = %v", err)
+	}
+	if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("backup file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	// Written after the backup: not in it.
+	if err := s.CreateUser(ctx, &storage.User{ID: "id-carol", Username: "carol", PasswordHash: "$2b$04$" + strings.Repeat("a", 53)}); err != nil {
+		t.Fatal(err)
+	}
+	restored := openSQLiteAt(t, dest, sqliteTuning{})
+	if n, err := restored.CountUsers(ctx); err != nil || n != 2 {
+		t.Errorf("users in the backup: %d, %v; want 2", n, err)
+	}
+	if u, err := restored.UserByUsername(ctx, "bob"); err != nil || u.ID != "id-bob" {
+		t.Errorf("bob in the backup: %+v, %v", u, err)
+	}
+	if err := BackupSQLite(ctx, path, dest); err == nil || !errors.Is(err, fs.ErrExist) {
+		t.Errorf("a second backup onto the same file = %v, want it refused (fs.ErrExist)", err)
+	}
+	if err := BackupSQLite(ctx, filepath.Join(t.TempDir(), "missing.db"), filepath.Join(t.TempDir(), "b.db")); err == nil {
+		t.Error("a backup of a store that does not exist succeeded")
 	}
 }
