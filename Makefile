@@ -69,7 +69,7 @@ FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s), stopping at the first failure
 	GO='$(GO)' FUZZTIME='$(FUZZTIME)' bash scripts/fuzz.sh
 
-lint-spec: ## lint api/openapi.yaml with Redocly CLI (needs Node.js and npm)
+lint-spec: ## lint api/openapi.yaml with Redocly CLI (recommended-strict) and Spectral (spectral:oas, warnings fail) (needs Node.js and npm)
 	cd tools/speclint && npm ci --no-audit --no-fund --loglevel=error && npm run --silent lint
 
 vet: ## gofmt and go vet

@@ -53,6 +53,24 @@ func (e OAuth2ErrorError) Valid() bool {
 	}
 }
 
+// Defines values for TokenRequestGrantType.
+const (
+	Password     TokenRequestGrantType = "password"
+	RefreshToken TokenRequestGrantType = "refresh_token"
+)
+
+// Valid indicates whether the value is a known member of the TokenRequestGrantType enum.
+func (e TokenRequestGrantType) Valid() bool {
+	switch e {
+	case Password:
+		return true
+	case RefreshToken:
+		return true
+	default:
+		return false
+	}
+}
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	// Field The rejected field or parameter.
@@ -138,6 +156,8 @@ type NewOAuthClient struct {
 // NewUser defines model for NewUser.
 type NewUser struct {
 	// Password At least 8 characters, at most 1024 bytes.
+	//
+	// Example: correct-horse-battery
 	Password string `json:"password"`
 
 	// Scopes Scopes the user may be granted; `[me]` when omitted.
@@ -175,8 +195,15 @@ type OAuthClient struct {
 
 // PasswordChange defines model for PasswordChange.
 type PasswordChange struct {
+	// CurrentPassword The password the user logs in with now.
+	//
+	// Example: wonderland
 	CurrentPassword string `json:"current_password"`
-	NewPassword     string `json:"new_password"`
+
+	// NewPassword The new one; at least 8 characters.
+	//
+	// Example: correct-horse-battery
+	NewPassword string `json:"new_password"`
 }
 
 // Problem Problem details (RFC 9457).
@@ -273,12 +300,14 @@ type TokenRequest struct {
 	// ClientSecret The client's secret (confidential clients only).
 	ClientSecret *string `json:"client_secret,omitempty"`
 
-	// GrantType `password`.
+	// GrantType `password` (RFC 6749 §4.3) or `refresh_token` (§6). Any other value answers `unsupported_grant_type`.
 	//
 	// Example: password
-	GrantType string `json:"grant_type"`
+	GrantType TokenRequestGrantType `json:"grant_type"`
 
 	// Password The resource owner's password.
+	//
+	// Example: wonderland
 	Password *string `json:"password,omitempty"`
 
 	// RefreshToken The refresh token, with `grant_type=refresh_token`.
@@ -290,8 +319,15 @@ type TokenRequest struct {
 	Scope *string `json:"scope,omitempty"`
 
 	// Username The resource owner's username.
+	//
+	// Example: alice
 	Username *string `json:"username,omitempty"`
 }
+
+// TokenRequestGrantType `password` (RFC 6749 §4.3) or `refresh_token` (§6). Any other value answers `unsupported_grant_type`.
+//
+// Example: password
+type TokenRequestGrantType string
 
 // TokenResponse Successful token response (RFC 6749 §5.1).
 type TokenResponse struct {
@@ -347,7 +383,11 @@ type UserPage struct {
 
 // UserPatch Fields to change; absent fields stay as they are.
 type UserPatch struct {
-	Disabled *bool     `json:"disabled,omitempty"`
+	Disabled *bool `json:"disabled,omitempty"`
+
+	// Password A new password, set without the old one (an administrator's reset); ends the user's sessions.
+	//
+	// Example: correct-horse-battery
 	Password *string   `json:"password,omitempty"`
 	Scopes   *[]string `json:"scopes,omitempty"`
 }
@@ -526,10 +566,14 @@ type ClientInterface interface {
 
 	// GetServerMetadata Authorization server metadata (RFC 8414)
 	//
+	// RFC 8414 authorization server metadata: the issuer, the token, revocation and introspection endpoints, the JWKS URL, the grant types, the scopes and the client authentication methods. gatehouse is no OpenID Provider, so there is no /.well-known/openid-configuration.
+	//
 	// Corresponds with GET /.well-known/oauth-authorization-server (the `GetServerMetadata` operationId).
 	GetServerMetadata(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListClients List registered clients
+	//
+	// The registered OAuth 2.0 clients (RFC 6749 §2), without their secrets.
 	//
 	// Corresponds with GET /clients (the `ListClients` operationId).
 	ListClients(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -562,6 +606,8 @@ type ClientInterface interface {
 	DeleteClient(ctx context.Context, clientId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetHealth Liveness probe
+	//
+	// Liveness: answers 200 while the process serves, whatever the store's state, with the version. Readiness is GET /readyz.
 	//
 	// Corresponds with GET /healthz (the `GetHealth` operationId).
 	GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -662,6 +708,8 @@ type ClientInterface interface {
 
 	// ListUsers List users, ordered by username
 	//
+	// Every account, ordered by username, a page at a time: pass the `next_cursor` of one page as `cursor` to get the next.
+	//
 	// Corresponds with GET /users (the `ListUsers` operationId).
 	ListUsers(ctx context.Context, params *ListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -688,6 +736,8 @@ type ClientInterface interface {
 	CreateUser(ctx context.Context, body CreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetCurrentUser The user the access token was issued to
+	//
+	// The account of the user the access token was issued to. Answered from the server's view of the accounts, without a store read; a disabled or deleted user's tokens are refused with invalid_token.
 	//
 	// Corresponds with GET /users/me (the `GetCurrentUser` operationId).
 	GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -738,6 +788,8 @@ type ClientInterface interface {
 
 	// RevokeMySession End one of your sessions
 	//
+	// Ends one of the caller's sessions: its refresh token fails at once and its access tokens are refused by every replica within a second. Another user's session id answers 404.
+	//
 	// Corresponds with DELETE /users/me/sessions/{session_id} (the `RevokeMySession` operationId).
 	RevokeMySession(ctx context.Context, sessionId SessionID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -751,6 +803,8 @@ type ClientInterface interface {
 	DeleteUser(ctx context.Context, username Username, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetUser Get a user
+	//
+	// One account by username (case-insensitive). Password hashes are never returned.
 	//
 	// Corresponds with GET /users/{username} (the `GetUser` operationId).
 	GetUser(ctx context.Context, username Username, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -826,6 +880,8 @@ func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 
 // GetServerMetadata Authorization server metadata (RFC 8414)
 //
+// RFC 8414 authorization server metadata: the issuer, the token, revocation and introspection endpoints, the JWKS URL, the grant types, the scopes and the client authentication methods. gatehouse is no OpenID Provider, so there is no /.well-known/openid-configuration.
+//
 // Corresponds with GET /.well-known/oauth-authorization-server (the `GetServerMetadata` operationId).
 func (c *Client) GetServerMetadata(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetServerMetadataRequest(c.Server)
@@ -840,6 +896,8 @@ func (c *Client) GetServerMetadata(ctx context.Context, reqEditors ...RequestEdi
 }
 
 // ListClients List registered clients
+//
+// The registered OAuth 2.0 clients (RFC 6749 §2), without their secrets.
 //
 // Corresponds with GET /clients (the `ListClients` operationId).
 func (c *Client) ListClients(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -912,6 +970,8 @@ func (c *Client) DeleteClient(ctx context.Context, clientId string, reqEditors .
 }
 
 // GetHealth Liveness probe
+//
+// Liveness: answers 200 while the process serves, whatever the store's state, with the version. Readiness is GET /readyz.
 //
 // Corresponds with GET /healthz (the `GetHealth` operationId).
 func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1102,6 +1162,8 @@ func (c *Client) IssueTokenWithFormdataBody(ctx context.Context, body IssueToken
 
 // ListUsers List users, ordered by username
 //
+// Every account, ordered by username, a page at a time: pass the `next_cursor` of one page as `cursor` to get the next.
+//
 // Corresponds with GET /users (the `ListUsers` operationId).
 func (c *Client) ListUsers(ctx context.Context, params *ListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListUsersRequest(c.Server, params)
@@ -1158,6 +1220,8 @@ func (c *Client) CreateUser(ctx context.Context, body CreateUserJSONRequestBody,
 }
 
 // GetCurrentUser The user the access token was issued to
+//
+// The account of the user the access token was issued to. Answered from the server's view of the accounts, without a store read; a disabled or deleted user's tokens are refused with invalid_token.
 //
 // Corresponds with GET /users/me (the `GetCurrentUser` operationId).
 func (c *Client) GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1258,6 +1322,8 @@ func (c *Client) ListMySessions(ctx context.Context, reqEditors ...RequestEditor
 
 // RevokeMySession End one of your sessions
 //
+// Ends one of the caller's sessions: its refresh token fails at once and its access tokens are refused by every replica within a second. Another user's session id answers 404.
+//
 // Corresponds with DELETE /users/me/sessions/{session_id} (the `RevokeMySession` operationId).
 func (c *Client) RevokeMySession(ctx context.Context, sessionId SessionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeMySessionRequest(c.Server, sessionId)
@@ -1291,6 +1357,8 @@ func (c *Client) DeleteUser(ctx context.Context, username Username, reqEditors .
 }
 
 // GetUser Get a user
+//
+// One account by username (case-insensitive). Password hashes are never returned.
 //
 // Corresponds with GET /users/{username} (the `GetUser` operationId).
 func (c *Client) GetUser(ctx context.Context, username Username, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2329,12 +2397,16 @@ type ClientWithResponsesInterface interface {
 
 	// GetServerMetadataWithResponse Authorization server metadata (RFC 8414)
 	//
+	// RFC 8414 authorization server metadata: the issuer, the token, revocation and introspection endpoints, the JWKS URL, the grant types, the scopes and the client authentication methods. gatehouse is no OpenID Provider, so there is no /.well-known/openid-configuration.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /.well-known/oauth-authorization-server (the `GetServerMetadata` operationId).
 	GetServerMetadataWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetServerMetadataResponse, error)
 
 	// ListClientsWithResponse List registered clients
+	//
+	// The registered OAuth 2.0 clients (RFC 6749 §2), without their secrets.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2371,6 +2443,8 @@ type ClientWithResponsesInterface interface {
 	DeleteClientWithResponse(ctx context.Context, clientId string, reqEditors ...RequestEditorFn) (*DeleteClientResponse, error)
 
 	// GetHealthWithResponse Liveness probe
+	//
+	// Liveness: answers 200 while the process serves, whatever the store's state, with the version. Readiness is GET /readyz.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2477,6 +2551,8 @@ type ClientWithResponsesInterface interface {
 
 	// ListUsersWithResponse List users, ordered by username
 	//
+	// Every account, ordered by username, a page at a time: pass the `next_cursor` of one page as `cursor` to get the next.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /users (the `ListUsers` operationId).
@@ -2505,6 +2581,8 @@ type ClientWithResponsesInterface interface {
 	CreateUserWithResponse(ctx context.Context, body CreateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateUserResponse, error)
 
 	// GetCurrentUserWithResponse The user the access token was issued to
+	//
+	// The account of the user the access token was issued to. Answered from the server's view of the accounts, without a store read; a disabled or deleted user's tokens are refused with invalid_token.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2561,6 +2639,8 @@ type ClientWithResponsesInterface interface {
 
 	// RevokeMySessionWithResponse End one of your sessions
 	//
+	// Ends one of the caller's sessions: its refresh token fails at once and its access tokens are refused by every replica within a second. Another user's session id answers 404.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /users/me/sessions/{session_id} (the `RevokeMySession` operationId).
@@ -2578,6 +2658,8 @@ type ClientWithResponsesInterface interface {
 	DeleteUserWithResponse(ctx context.Context, username Username, reqEditors ...RequestEditorFn) (*DeleteUserResponse, error)
 
 	// GetUserWithResponse Get a user
+	//
+	// One account by username (case-insensitive). Password hashes are never returned.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4698,6 +4780,8 @@ func (c *ClientWithResponses) GetJWKSWithResponse(ctx context.Context, reqEditor
 
 // GetServerMetadataWithResponse Authorization server metadata (RFC 8414)
 //
+// RFC 8414 authorization server metadata: the issuer, the token, revocation and introspection endpoints, the JWKS URL, the grant types, the scopes and the client authentication methods. gatehouse is no OpenID Provider, so there is no /.well-known/openid-configuration.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /.well-known/oauth-authorization-server (the `GetServerMetadata` operationId).
@@ -4710,6 +4794,8 @@ func (c *ClientWithResponses) GetServerMetadataWithResponse(ctx context.Context,
 }
 
 // ListClientsWithResponse List registered clients
+//
+// The registered OAuth 2.0 clients (RFC 6749 §2), without their secrets.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4770,6 +4856,8 @@ func (c *ClientWithResponses) DeleteClientWithResponse(ctx context.Context, clie
 }
 
 // GetHealthWithResponse Liveness probe
+//
+// Liveness: answers 200 while the process serves, whatever the store's state, with the version. Readiness is GET /readyz.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4930,6 +5018,8 @@ func (c *ClientWithResponses) IssueTokenWithFormdataBodyWithResponse(ctx context
 
 // ListUsersWithResponse List users, ordered by username
 //
+// Every account, ordered by username, a page at a time: pass the `next_cursor` of one page as `cursor` to get the next.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /users (the `ListUsers` operationId).
@@ -4976,6 +5066,8 @@ func (c *ClientWithResponses) CreateUserWithResponse(ctx context.Context, body C
 }
 
 // GetCurrentUserWithResponse The user the access token was issued to
+//
+// The account of the user the access token was issued to. Answered from the server's view of the accounts, without a store read; a disabled or deleted user's tokens are refused with invalid_token.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5062,6 +5154,8 @@ func (c *ClientWithResponses) ListMySessionsWithResponse(ctx context.Context, re
 
 // RevokeMySessionWithResponse End one of your sessions
 //
+// Ends one of the caller's sessions: its refresh token fails at once and its access tokens are refused by every replica within a second. Another user's session id answers 404.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /users/me/sessions/{session_id} (the `RevokeMySession` operationId).
@@ -5091,6 +5185,8 @@ func (c *ClientWithResponses) DeleteUserWithResponse(ctx context.Context, userna
 }
 
 // GetUserWithResponse Get a user
+//
+// One account by username (case-insensitive). Password hashes are never returned.
 //
 // Returns a wrapper object for the known response body format(s).
 //

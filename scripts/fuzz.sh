@@ -22,6 +22,7 @@ targets=(
 	"./internal/auth/ FuzzVerify"
 	"./internal/users/ FuzzVerify"
 	"./internal/httpapi/ FuzzHandler"
+	"./internal/httpapi/ FuzzIntrospectionMatchesGenerated"
 )
 
 selected=()

@@ -61,6 +61,11 @@ func InvalidRequest(description string) *Error {
 	return oauthError(CodeInvalidRequest, description)
 }
 
+// UnsupportedGrantType is the RFC 6749 §5.2 unsupported_grant_type error.
+func UnsupportedGrantType() *Error {
+	return oauthError(CodeUnsupportedGrantType, `grant_type must be "password" or "refresh_token"`)
+}
+
 // Overloaded is the 503 answer when password hashing is at capacity.
 func Overloaded(cause error) *Error {
 	return &Error{Code: CodeTemporarilyUnavailable, Description: "the server is busy; retry shortly", Status: http.StatusServiceUnavailable, Cause: cause, RetryAfter: 1}

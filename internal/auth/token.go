@@ -215,7 +215,7 @@ func (i *Issuer) Token(ctx context.Context, req TokenRequest) (*TokenResponse, e
 	case GrantRefreshToken:
 		return i.refreshGrant(ctx, c, req)
 	default:
-		return nil, oauthError(CodeUnsupportedGrantType, `grant_type must be "password" or "refresh_token"`)
+		return nil, UnsupportedGrantType()
 	}
 }
 

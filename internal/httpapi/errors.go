@@ -82,6 +82,10 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 		ew.oauth(w, r, oauthErr)
 	case errors.As(err, &maxErr):
 		ew.badInput(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body exceeds %d bytes", maxErr.Limit), nil)
+	case errors.As(err, &reqErr) && isUnsupportedGrantType(r, reqErr):
+		// The spec's enum of grant types refused it: RFC 6749 §5.2 has a
+		// code of its own for that.
+		ew.oauth(w, r, auth.UnsupportedGrantType())
 	case errors.As(err, &reqErr):
 		field, msg := describeRequestError(reqErr)
 		ew.badInput(w, r, http.StatusBadRequest, fieldDetail(field, msg), []FieldError{{Field: field, Message: msg}})
@@ -229,6 +233,17 @@ func describeRequestError(e *openapi3filter.RequestError) (field, msg string) {
 		msg = "is invalid"
 	}
 	return field, msg
+}
+
+// isUnsupportedGrantType reports whether e refuses a token request's
+// grant_type for not being one of the spec's enum.
+func isUnsupportedGrantType(r *http.Request, e *openapi3filter.RequestError) bool {
+	s := stateOf(r.Context())
+	if s == nil || s.route == nil || s.route.Operation.OperationID != "issueToken" {
+		return false
+	}
+	var se *openapi3.SchemaError
+	return errors.As(e.Err, &se) && se.SchemaField == "enum" && strings.Join(se.JSONPointer(), ".") == "grant_type"
 }
 
 func fieldDetail(field, msg string) string {

@@ -58,6 +58,24 @@ func (e OAuth2ErrorError) Valid() bool {
 	}
 }
 
+// Defines values for TokenRequestGrantType.
+const (
+	Password     TokenRequestGrantType = "password"
+	RefreshToken TokenRequestGrantType = "refresh_token"
+)
+
+// Valid indicates whether the value is a known member of the TokenRequestGrantType enum.
+func (e TokenRequestGrantType) Valid() bool {
+	switch e {
+	case Password:
+		return true
+	case RefreshToken:
+		return true
+	default:
+		return false
+	}
+}
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	// Field The rejected field or parameter.
@@ -143,6 +161,8 @@ type NewOAuthClient struct {
 // NewUser defines model for NewUser.
 type NewUser struct {
 	// Password At least 8 characters, at most 1024 bytes.
+	//
+	// Example: correct-horse-battery
 	Password string `json:"password"`
 
 	// Scopes Scopes the user may be granted; `[me]` when omitted.
@@ -180,8 +200,15 @@ type OAuthClient struct {
 
 // PasswordChange defines model for PasswordChange.
 type PasswordChange struct {
+	// CurrentPassword The password the user logs in with now.
+	//
+	// Example: wonderland
 	CurrentPassword string `json:"current_password"`
-	NewPassword     string `json:"new_password"`
+
+	// NewPassword The new one; at least 8 characters.
+	//
+	// Example: correct-horse-battery
+	NewPassword string `json:"new_password"`
 }
 
 // Problem Problem details (RFC 9457).
@@ -278,12 +305,14 @@ type TokenRequest struct {
 	// ClientSecret The client's secret (confidential clients only).
 	ClientSecret *string `json:"client_secret,omitempty"`
 
-	// GrantType `password`.
+	// GrantType `password` (RFC 6749 §4.3) or `refresh_token` (§6). Any other value answers `unsupported_grant_type`.
 	//
 	// Example: password
-	GrantType string `json:"grant_type"`
+	GrantType TokenRequestGrantType `json:"grant_type"`
 
 	// Password The resource owner's password.
+	//
+	// Example: wonderland
 	Password *string `json:"password,omitempty"`
 
 	// RefreshToken The refresh token, with `grant_type=refresh_token`.
@@ -295,8 +324,15 @@ type TokenRequest struct {
 	Scope *string `json:"scope,omitempty"`
 
 	// Username The resource owner's username.
+	//
+	// Example: alice
 	Username *string `json:"username,omitempty"`
 }
+
+// TokenRequestGrantType `password` (RFC 6749 §4.3) or `refresh_token` (§6). Any other value answers `unsupported_grant_type`.
+//
+// Example: password
+type TokenRequestGrantType string
 
 // TokenResponse Successful token response (RFC 6749 §5.1).
 type TokenResponse struct {
@@ -352,7 +388,11 @@ type UserPage struct {
 
 // UserPatch Fields to change; absent fields stay as they are.
 type UserPatch struct {
-	Disabled *bool     `json:"disabled,omitempty"`
+	Disabled *bool `json:"disabled,omitempty"`
+
+	// Password A new password, set without the old one (an administrator's reset); ends the user's sessions.
+	//
+	// Example: correct-horse-battery
 	Password *string   `json:"password,omitempty"`
 	Scopes   *[]string `json:"scopes,omitempty"`
 }
@@ -4420,114 +4460,122 @@ func (sh *strictHandler) RevokeUserSession(w http.ResponseWriter, r *http.Reques
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F39Uhu5ln8VlfdWBeq2jTGGBKj5g8md2WQmM0MFUtnaOIvl7mNbQ7fkK6lxnBT7OvMe82RbOlJ/q22T",
-	"AZLcvfkn0K3Wx9H5/Okc8akTimQhOHCtOiefOnOgEUj88TkN5/BccC1F/Ku40EKCeRyBCiVbaCZ456Tz",
-	"GtRCcAWKhFTKFeMzosU1cEWSVGnChSYTIKHpKiI7r398To6eDo/Jn38c9vZ3e52go8I5JNR0DDxNOifv",
-	"Olx0FQ72Pujo1QI6Jx2lJeOzzu1t0DmXdJbQXwXOrjmfH4UkLy4vz/f2e307rNp+WGzvG/Y26CyopAlo",
-	"R5sLUIoJ/vIfzRlczoEo+/qJIiwCrtmUgSQ7YxaNCePZWxIzpVVAxso9p2EISjn64SyZ6XBB9bwTdDhN",
-	"cE724ysWdYKOhH+mTELUOdEyhfKqEvrhFfCZnndOjoZBJ2E8+3XfR9U3CqQdwLecVIF8ovA/04jshFRB",
-	"l3EFXDHNbqBtstkX9zfVW9OTYznz8fepWpn/Q8E1cG1+pItFzEJq5r+3kGISQ/L335VZzKfSqH+TMO2c",
-	"dP5jr+D/PftW7Z3br+xwvt2VNyAJU2SSqhWZUzU3fL+gSi2FjNQpkaDlitCpBknGr80v3TPzy5goCAWP",
-	"lKFXSdRKTZo7cGE/IVqQJWVGnqZCgh3DjIvsfby/3yd//rHf7w16BzUOdzRkXMMMpFnVbWAEZcKiCPhj",
-	"U6/M5SSm4bUilKhQLIDoOVNELEDi8MSxjBrxnTHjKp1OWciA6ytsPQ6IletDs/CD3v5uQIQkGofA75lC",
-	"/UPjWCwh6o14lehv377tnqV6bgQ0pLpFmcAHmixiIOPvgUqQRAKNk+9GnRnVMBepglEnICClkN+NOs1Z",
-	"mrf4w3cjlAZ1spRMw6gz9u5Rwee3Qec3M7vBD6bvNZt0t80p9+nbINwVQ3hQmkj4HULdUNyD3Rr7oi7u",
-	"OlPRNgPXfs9nVkrLvZxLoXVsFMVjLVmQhPIVmVIWQ0RiMWNckSnyEitpPcojQqNIGu7dGQ6Oc34b8U0a",
-	"gewc9g92T8hYQ7IQkkoWr65STm8oi+kkhnEw4pt1Rp2B/zrZgy+heTL98Ih654xbESX28QQiQhWqj+Ph",
-	"4VPixiMRaMpi1TOE2YYP718/Zry4lKLCP2u58ZuwN284TfVcSPbxcUn6q6hYHJRZygnjNzRmUUDgw8K4",
-	"JeaxhBtxbX7k0COXRq7HdRsxJpaK6O0yUGhuymbI8tnj2BpcwRUuawt7cpu9xgn9yCCOctOykMbqamZ9",
-	"qql55/cEc4uAbQzRcr/YjF8bNegkoBSdeZb7dr4iTJMlVXmfng5uy37jOzexotfCUxcT04cZ8QXQ2PiO",
-	"9UUpTXWKPzkqm6+ufXO+AamY5b423++JIq5VQKZSJIRpo/pZHBHGp0ImyMxmQcVg+SaSm37PRCc7B9NB",
-	"uE8nAZmJ/d7gqPdsdyMF3Cp8C39pVLtaQKi9k6+8JpkPbYX56dHRgPz5x8BYdvIbj1dkbFyoGxgbk7aQ",
-	"oIBr1EEoOfadlSezxiqh7dsSD06EiIFyM0eaRh7mDDphjB4T87+FDwtkS6SrVSxHw4JUuZ4JOozqbVsq",
-	"5R3rd828z/lkumXP6O15+1DpxPscCXllH9e3zamCsaV+OUAMyFjCVIKaWxVgm7hHro1XJtNSrLee29xW",
-	"buS219Zf3Mx01q2s8pyNx6s8hLP3C6CNG7QgLO/bfJ9vTGYzfSsvCH01Z9wz37GlcEZQIes0PiWUmE+J",
-	"4PFqs8Ky6/DR76e3PzeHPyOLdBKzkPx08duv5C1MyM+wcuQ63H9K/vxjaIOep4f7z8iffxzZ3571D556",
-	"iEjjWVXdvb4YHB756BLKG7/geZ9et4jptV7Vxzvzjca9X6cKql8rNvN9/cH79WozM5vp2cnbwQIkUMve",
-	"XID2bc9Pb38mF6ArW3LoIf01rPB/piFRm5wXwwq3+TSolHTVnLzp0DfXX2GJ8c1z1KC47VHEzIRpfF6a",
-	"05TGCurTrKjdpqgV2NUpmQE3YTlEZDkHTkTCtDPZJfhmf/Csjt8sqNYgTY//8+6s+9+0+7HfPe5d/W/3",
-	"/d//5mVFwad2XBrbWU1pGusMNao7EaDnYGN+uxYyA414AoQy2ycXt2aapmmVUGOrFnuP78ojJHSVabJT",
-	"Ynx1i12UyWIUByQLjRoi54GmOqrvuG933yjro99hW3MV2ORgTWKgSpNnJJxTSUMNUgWEapIIpcl+fzAk",
-	"k5UG1aZSy5vdH1TRumee7Wwj7UVBVmOOkKgTIDNJuYbolIzfJfB+3OC1XDu86yRol7YlbtXqVedyYKzJ",
-	"0bBEESKmhHY/BqTfPQ7Ik96TgDy5eoIh15Puk1OC8HREYrEE2Q2pgqqnR2MWQpVYNWDzYJPhKAGnOfV9",
-	"4l+DiKoLw8eFqyemSG9rQIFHC2EMmQ/aqbITZL1nSHkWeTgpQOjXPrEiUnqAG2oUbin6K1qlXKWLhZAa",
-	"XEvrBBWfW18q6Fiv+8rOJOi0oCge5D6ws7+qEKZOpxdpQnlXAo1MLw4F8LpOtrNUMq/tpjMw4WRMGcdz",
-	"kDm4aHCjn2AX1rrBhXJfo783qtKm4gslGJV+VfOaI6qhqxly3xqJvoNiK6+1mHRtinnflYn5iHLuROL5",
-	"nHIbXN7F6KVSmgmUteRWqq7pyMDy7r2sVZh1UtWnWhvTS5sCXasy6HkV5HIwzvDQ5zraNh6NYribW3Te",
-	"uN5sykKjPS1wH9r5htAuOy1WlvFFqi2mYIwC1WQJskAbAmsIKK8a1HVOVQnf8BgDxpWmPIQ2kMPGKQuq",
-	"5/WlmYCYTkSqvWssQIZmry8uL8+JbUBCEZWJVIoeNdOxZ1oXcyE1UWmSULnKNHkGW5pevNPxh5Rn5M3r",
-	"lyZQBLci6+atMp1V77Zk2MzCTyYx5ddeldZgxtcwY0qDhKjupMbxb9POybstkHv30W3Qov2sq+cl2ZJj",
-	"nEYED8HxUMmRY4rIfH69bRb0Hpd0IyxW2Rr1Fk1qIW+/f9wa8m7wxe3ryoGyd8s3EKXSVeYkl7Wwe6uQ",
-	"cLt3i6w3BOwWXv0Wg/ULdD9+AU0jqqlHopxv4xSjPQxKXHO798+G+0Oz956dLzwfdZX7Q3cxsEaflXCW",
-	"q8y3837qb3pl3LOrBPRcRJ8/C6VSG6w0YbXltcr8psbLzEP9azSQudStJ4Cn3b2s3jovn/u15fa1E682",
-	"uYc51/jfbV9jLqXdC1qYdc0e+uUJc1heMeVxal2Cy/b4iYmQXY8b15h3vmZa6rU9B2pOTRYvahGEWNpz",
-	"u6x/678Aj2px66Bp82szzMbwTpDNTGTxM6yac0OslmpQzptvICU8S8xSmkpNJmDsvWIzDhFZsszTuYZV",
-	"RUOvjQUcwujBE+8eV/hRxToMhlGDGbYySFBdvY90mNjQarGraQ9FqlclOh72DnqDAA34wT2Z8NMM8M2s",
-	"rgIeWZ/F7MbXZOFL8XnTEmcfjqv+4rr+2kEq64IrkcoQiFhyPG7Lmm8934or0DZI6awksEIwLtb5XdWb",
-	"2Hrk/ACo5o8uaAhdBYa7NEQZsuiYDqJTQuM4c+1dxp1r0wqDdfyylK7N5mvQNmu+2UUqMcEaIbOWwEOB",
-	"FB22aRo7p7B6ClnL0Kyrt8LX8yPzl9XMMhve9o+e7fqjUTz2V1fM09srNgWjprLNqPSL+Zt5TkW+E8f9",
-	"vi+c28CFZ4TDssqHpzik4JCdu5rwl01N8BsQpcVCkaWQ14zPen+d+Rzeug1PrTukPIuXdKWytIWaErAP",
-	"N7JWZYMrw1U2y8d2GURe08afYYQipugk9ln4f7g3KCyKhJRzoUksZoRx/6mCzwxcaEQYywbA7PZYpZNx",
-	"TfTXHOB+Hqj+YPj5qxwGr2iSJh6+ngGyg7kM987BwHxTNuKChhHOXbpJlRk4fNBXYSqVDyc/p0oRqsjY",
-	"Nhi7bCsg5iuEdU8JnWAOhLAIQkyVfdF6wH4393Wj32q7bF+zDucbYdBavpED2wQJEUXNl+hQOKXpyhBF",
-	"z2FFqAQPSFgSlib73y8w+pm4s5daWazQ4IPfONjsTzz/QWYOHAnynH3Gb4BrIVc2e58w3eoHuuw8vxHO",
-	"EkmRm3DMkCaAyURV4dk/HvT6vUFvv7/GGVzvchYaIRazGUTGhum5FOlsTnbG1gMdZ+k9lAu+SkRq/EOb",
-	"11/y57CpP4OgrGx9sUdjCtuHGQ4G9/ZcnP/SOEbFWbHWE4gFn6kco3bbuL3GbqvmCJziZhEqbqarA1ed",
-	"g87BPwfdp8uz2j/fWo1muUpVCykvM93j2DTP99memGYTrujMS09cLEaHzhbhME8UMWLTPTMfufzH6vJ+",
-	"ER9ZHNO9w16f7PzX/v4pecV4+oF8eHZ0dTTc3U71V86FyrFdhSQFNzSVodESEKaS6dWFUa5WGgVN9Xzg",
-	"rVwqucF5gEFCCS5Scv5RPQjc7ZEz3OoRdxE1lWAcUFVyOgnqUmNUKuDgCXGpnaO03z8Ibe6m+RHGI75T",
-	"SiRFkBizSKexWDaO9d22v5Fx56SzlzlNhY50Md6JBBqhR4vZ/BnYnYWAvZzsriwByWJb4Wl3BDFoKDe/",
-	"hlWprdBUQ+lUWVmAIkMREtshjchKpNIQ2giJSA1leOQMj31Xju8sVU8KpNK4mOrahEEo7jRzxRVxqYh5",
-	"RhkqLFtnUV66Gc38blWQm4Mq2mYLeo58F2QzK5Gg9mHmEFc2oGxxLNNh1i3jU+ExNoYvyKDXz5fetdzm",
-	"4OM60xGmVGpoW0Q6Of8VbOeiWOf+cTqDBLjukUuj/CIRpok7+UCb5vh/OuJapnp+4iydy3CVItWgghwW",
-	"wSN5C3EbwugiOwZoOB/xZuEOCkaROYTqikZZxqxlb+MbumjRFY398vLSbAxSdq71Qp3s7YkFcDvdnpCz",
-	"PfeR2jNti1OzIse2U0rj7WC6rWlmeqELZhRyr987wOQKPUeB2estIY6711ws+d7vy2vVyzLQZz6U5Ycb",
-	"kKsMvLmGFVnOhYK89JGuiNIsjo37HbMbCAjjYZxGZv+oiflG3HyE36s5RIQatWq0biZBuI1M98iLi8Hh",
-	"kQNyLEE53IAc8fxjS8ec+i8N189A//T254tOrVpu0O/fW1mNy5LzVVtkeXK9ik7unLx7H3TcGaZxu3Pq",
-	"uTPfG5Bsuqra0SLVDs0InSljMJx4vTfdV3YOX3RpWeV2LUOXtrJBqtr5zgMSrTbS2gLDJyrP0lFWX9IF",
-	"nbCYGT9zPWm3PJBqJalT+K00M77vc9fmL1JrqxipehBc9/MbNLTS2bB3qLaH/f220fJ17FWKVfCjg80f",
-	"FRWVt0Hn0JJh/RdF2UplKwuf5V3VkL+/rexyi1UvbWr25L0JyIT/rNp+rgjNooVK0qRxdogHPnaJliNu",
-	"NZOxEjqVHBx6jREGHrA7hM/wr0ubm9M2rWXdvudZepgzPN+LaHVvAljLl72tuqJapnDbYOj9exvdnw/R",
-	"ogUaOxtkViEH9tm0sje9+68PfOXOSv3BAodlcdjw5vWrzTWtwzvJxaOJ67B/fKdp3bd4Wwe0Jt+FK07y",
-	"lMmmZJf09d6nPIi6tRtmfFcPmInPK1nN1kO+EdfGnXPqs4RKo/cJEdZdIOJRFVw7UElwK/IzbM7ANnXO",
-	"ddR71J0efn07bTeE0KbMtynz0m0U7+6QL+S5o6Ecd291SYMny78u6WaKRrPEev5xnePlivUe0OFyI7So",
-	"2IUU6GsiMiRv8FBlnV/1it0ANx8spJhAaW/sWp00lgPXTy129xLiWOGGuyjMOWmtMW6AImp0fxhTlqje",
-	"iP9gS1eDrHA1IAmNp0ImJqDgEUk5OsWkhFLQOB7x8aeRK+0aOXD4duwzx8U6Lh3AsJ1F/tBdLpddM5Fu",
-	"KmPgoYgsSrzdlnlLy7Yy1PfHNtViyhbuQbo+QahceyopH+KOhK3MZ+XCg2/O422iPzVlWexNLiUF/tMW",
-	"0Zgoc08iXtUulBb+wfqhAsgK8jBdEaatZwsmwr0gVGNqqXVu2YyrEXcemqvFRwNrHLRZalT6QkLXYgY2",
-	"MIsgpissNTevbphIlQUGlKYrVYIHUq5ZjMKP6K9d9JyqrHrdJ712saWUoQf0a0ujtMiK8RQRFfzX9+lK",
-	"EGmNcy8QW69wF8FtMnQqGNcW+yHbmrBv9bEVhnptXheJzRhgEcrVEgM6x5VuJGsAYkFdTlrDGJvOmLFu",
-	"X8Ye27VoYS1hz+7IwWfvSM2Tdktbb7itHW3XD6+dg0x5LdeEuWzyaapK0uqkU+3inRMjXvWod4w4L+ci",
-	"BjKlCTNBs8os+W6PvLHGu2zThRxxGiNLZPdX5LY9VsKE5GTQ79eSzU0I77CaEcpUdgcFoSo7z67VhBnO",
-	"sWWOZjYuHw0HGvEiENBzSLyKB796VJehmZS/vb/QlrGOt0eRWPAZSIt9kx0hLfpKllTtOl322Qb5MS43",
-	"cnFWaduN3XE3He2Mq3V747rPsvnWEjzKrnaOM4NybKnmIo3x7GULfGD/4M70PLzzHqxVFcjzVc+i3z9u",
-	"9Szy1K4WR78pXmJKShDbQW/QIxc2X9qG5NUEvRFfdzTpDoeyA5mqisnbHO0GI76cs3Bu7Q2oZuuTZuJZ",
-	"Nd8sGHEzjHtrrIrxc2aU8Rw5aKg0ezL1tN8fcTPT/SGqo/MiwdbYpOx2kaTrBD9zsrKTp4mIVoE7Zcpq",
-	"lY3j1SOvS/GyL8e1ou/QN3txeXk+4t9TxUIsGamk0479CbnjPEYeExoLDt5oySjGR9V6lZzmRw6Qqqme",
-	"vkOgStKkNRq+NM97xivt9aCbPq5eIvpXI6uvT5EH5KEv7Au+FeMwHBxv+01x5dtnGZUt/dXGWGuM0Usj",
-	"N013MzcIqOBbLVOeh9h6hvcGW2yAE8/pDIhiHyEHEP+ZglwVCGLMEqYrm5ff2jHoY6YfS9Kkc7Lf7yNw",
-	"6H7zlcL4WGhcSt4cF7WvNl7OszB9E3MJny045uDwyINcPqDOzNNTPfL9m7G7htBialOMt/cuH/+05L4i",
-	"5VKiju9oE18HRMgIDfxkRUrpwRnHu8zY1gPOyzw3EEMa6xJhROOSV5gmcxFH6LxAPCU7GlM5bFLfiFck",
-	"D9MUXK4fpjHZLI85VbunhCrjJbk8yhURem6cN3s7TBaTD/sH7QefmAn8YMeeNs/4cc87izGrm2KeE5fk",
-	"VzNNmw8cXYL8v48b17XfYkZ4dfZG6fQCWRYodTnSHmHMrc+eLRhoO/95bnM5c8Z/QMXbBky6dFJcybeY",
-	"IJI0Nie7sb1Zu7SkqjjI3bBte+V0U79q/RUgcofIjojZNwGxwSZTJJxDeI2gWOSmpGgCI66dA0Soyq5c",
-	"FpyM91w1/84CpPey290TooUY8dI1ubMUlEJYzihZMhwcu1q+8k24PWKzgiwlMOcxo1OBuwXVVHKx5C5x",
-	"ryVfBdNES0x8XtQ3PIQWr917s5UyH/rrXSyegP1EX7OrsZX7fnfH/b51ZVMK7R5VpMMZrnLt6DoBLBfC",
-	"t2Vy/MCjLF8jZjdFmYrzkstFEeiv7MRiRkSqRwhjrpZzkGDvMbedCA5kkuqmGBiBGvHxNcDiyq3nO8Nw",
-	"47xL6/DkFfC7eK7F6jeSjrjSYpFBSpUTNI3Nq9mfZljG7YV+Akuj3cyJBJSidgD6l1VWz78pwPkZYFEp",
-	"8vFQL59TW6xRpow/FnJlWPW6kwcNOepXGniM4Pq7C/5VgpAHk/NXjvsLeSrECX8lEKtywFJcQXEbrEsu",
-	"R3nOy9F80hxYJFRCCFzHGB1FZMqk0oE7iF6aeIWSBUglOOHWXgvzhZhxpoAwfYplj4ZrxySh8lplMLA1",
-	"kJvKqnzyFzOlK9L30OyNF4m0+XfZAsr6UfX+HzKqCamx1kYVO+NhSq8N2vtU/N2hWmrhWt27VTJgqcYO",
-	"XdSy6vkXyAl8sB39AQ0iQhVb7GvDCPqmUzTZK/7ElU3nszzxKfPJ1yaY1kAXV0OFqIutn7flMgUCQ+O4",
-	"gsKM+M6wf2BdiiVTsHtqO8nuqMM0GOBFST5+zfhsxMeluHVcAl6O6xEA8QQAPnVmZ++PUT3cjNjGN5DY",
-	"+qXSY9bACnkabAusELQCCV8SQXhs5OBLZTC3o7X/CXrdpt1N7+R/is6MschuNlirX1y55h30SzDi69Fg",
-	"m26rBAkpz3I+WAQc0V+x5A7YVaSmp3rkkmJkU1VDWPJYV1wjXtZcOM1CW52il3aDqcCxCK8h6ho3M4JF",
-	"LFZYxWlDMtPp81cve8TeJVMgMPZ6BtMx1l0m4sZWH1pA2p3YZ9FUBm9DoUyVTxemi+hhgeriOotHPtBe",
-	"K+G46qgs6V8prPw1mYBHgKFdmXb1uqyM9U0wFNOZ/SNFW0AuhWuzFfTyo8gLwl2ptVSn7myS3bAYZkAS",
-	"EQHe6TU+P7t8/oI0RhoT5Fh74b7Pky5dWPIYkdRfBAr+7a1vwbWvxMyxbA04uBNI8NDsl6UHfCVhvJPw",
-	"LxbEf/NMh9dg5IryXiPFkse2VpuuARG+sGr9N0zxGDxYwisenBODu+EbreuxS8DavLZSS1e5p+tXrODz",
-	"iExW+W0mexjTuHX676Bt/l2W3eKMIbtVJvBiDtntNNU/v608zV/Z89bi0KV6RtP4Y+O+Pi7rF/6o8lnI",
-	"yvdJKVm3uP2muLSgUo/qnXZWfZld51Mq6Sh14Eo6bt/f/l8AAAD//w==",
+	"7H3rchs3sv+roPjfKku1Q4qiLrakygfFm2ycOLHKksv/OqaPCM40SURDgAtgRDMundfJe+TJTqEBzBVD",
+	"UrGkJHvWXyyRM7g0+vrrbuhzJxbzheDAteqcfu7MgCYg8ceXNJ7BS8G1FOlP4lILCebjBFQs2UIzwTun",
+	"nbegFoIrUCSmUq4YnxItboArMs+UJlxoMgYSm6ESsvP225fk+PnhCfnt16Pe/m6vE3VUPIM5NQMDz+ad",
+	"0w8dLroKJ/sYdfRqAZ3TjtKS8Wnn7i7qXEg6ndOfBK6uuZ5vhSTfXV1d7O33+nZatf20+Hxo2ruos6CS",
+	"zkE72lyCUkzwV/9oruBqBkTZr58pwhLgmk0YSLIzYsmIMO6/JSlTWkVkpNznNI5BKUc/XCUzAy6onnWi",
+	"DqdzXJN9+Zolnagj4V8Zk5B0TrXMoLyrOf30GvhUzzqnx4dRZ864/3U/RNV3CqSdILSdTIF8pvA/8xDZ",
+	"iamCLuMKuGKa3ULbYv0bD7fUOzOSYznz8teZWpn/Y8E1cG1+pItFymJq1r+3kGKcwvzvPyuzmc+lWf8m",
+	"YdI57fy/vYL/9+y3au/CvmWnC52uvAVJmCLjTK3IjKqZ4fsFVWopZKLOiAQtV4RONEgyemt+6Z6bX0ZE",
+	"QSx4ogy9SqJWeqR5Apf2FaIFWVJm5GkiJNg5zLzI3if7+33y26/7/d6gd1DjcEdDxjVMQZpd3UVGUMYs",
+	"SYA/NfXKXE5SGt8oQomKxQKInjFFxAIkTk8cy6gh3xkxrrLJhMUMuL7Gp0cRsXJ9ZDZ+0NvfjYiQROMU",
+	"+D5TqH9omoolJL0hrxL9/fv33fNMz4yAxlS3KBP4ROeLFMjoa6ASJJFA0/lXw86UapiJTMGwExGQUsiv",
+	"hp3mKs23+MNXQ5QGdbqUTMOwMwqeUcHnd1HnjVnd4Bsz9ppDut/hlMcMHRCeiiE8KE0k/AyxbijuwW6N",
+	"fVEXd52paFuBe34vZFZK272aSaF1ahTFU21ZkDnlKzKhLIWEpGLKuCIT5CVW0nqUJ4QmiTTcu3M4OMn5",
+	"bcg3aQSyc9Q/2D0lIw3zhZBUsnR1nXF6S1lKxymMoiHfrDPqDPzlZI/+CM3j9cMT6p1zbkWU2I/HkBCq",
+	"UH2cHB49J24+koCmLFU9Q5ht+PDh9aPnxaUUFf5Zy41/CXvzjtNMz4RkvzwtSX8SFYuDMks5YfyWpiyJ",
+	"CHxaGLfEfCzhVtyYHzn0yJWR61HdRoyIpSJ6uwwUmpuyGbJ89jS2Bndwjdvawp7c+a9xQd8ySJPctCyk",
+	"sbqaWZ9qYr4Le4K5RcBnDNFyv9jMX5s16sxBKToNbPf9bEWYJkuq8jEDA9yV/cYPbmHFqIWnLsZmDDPj",
+	"d0BT4zvWN6U01Rn+5Khs3roJrfkWpGKW+9p8v2eKuKciMpFiTpg2qp+lCWF8IuQcmdlsqJgsP0Ry2++Z",
+	"6GTnYDKI9+k4IlOx3xsc917sbqSA20Vo46+MalcLiHVw8ZWvifehrTA/Pz4ekN9+HRjLTt7wdEVGxoW6",
+	"hZExaQsJCrhGHYSSY7+z8mT2WCW0/bbEg2MhUqDcrJFmSYA5o06cosfEwt/CpwWyJdLVKpbjw4JUuZ6J",
+	"OozqbZ9UKjjXz5oFP+fjyZYjo7cXHENl4+DnSMhr+3H92JwqGFnqlwPEiIwkTCSomVUB9hH3kXsmKJNZ",
+	"KdZbz23uKDdy21vrL25mOutWVnnOxuNVHsLVhwXQxg1aEJaPbd7PD8bbzNDOC0JfzxgPrHdkKewJKmSd",
+	"xmeEEvMqETxdbVZYdh8h+n3//ofm9OdkkY1TFpPvL9/8RN7DmPwAK0euo/3n5LdfD23Q8/xo/wX57ddj",
+	"+9uL/sHzABFpOq2qu7eXg6PjEF1ieRsWvOCnNy1ieqNX9fnOQ7Px4NuZgurbik1Db38Kvr3azMxmeXbx",
+	"drIICdRyNpegQ8fz/fsfyCXoypEcBUh/Ayv8n2mYq03Oi2GFu3wZVEq6ai7eDBha60+wxPjmJWpQPPYk",
+	"YWbBNL0orWlCUwX1ZVbUblPUCuzqjEyBm7AcErKcASdizrQz2SX4Zn/woo7fLKjWIM2I//3hvPtftPtL",
+	"v3vSu/6f7se//y3IioJP7Lw0taua0CzVHjWqOxGgZ2BjfrsXMgWNeALE0p+Ti1u9pmlaJdTYqsXe43fl",
+	"GeZ05TXZGTG+usUuymQxigPmC40aIueBpjqqn3jodN8p66Pf41hzFdjkYE1SoEqTFySeUUljDVJFhGoy",
+	"F0qT/f7gkIxXGlTVdYmFlBDr7kxIBd0xHumqRemW2aE/qOJ5LwIH3kb8y4LwxmAh2cdAppJyDckZGX2Y",
+	"w8dRgxvzRX/ozNFybUv+ql2sruXA2JvjwxLNiJgQ2v0lIv3uSUSe9Z5F5Nn1MwzKnnWfnREEsBOSiiXI",
+	"bkwVVAlKUxZDlVg16PNgk2kpQas59UMKogYiVTeGHxfOoJggva2JBZ4shDF1IfCnynDgR/dYuo9NnJwg",
+	"OGw/sUJU+gAP1KjkUnxYPJVxlS0WQmpwT1o3qXjdeltRx/rl13YlUacFZwlg+5Fd/XWFMHU6fZfNKe9K",
+	"oIkZxeEEQefKDpZJFrTudAom4Ewp45gpmYGLFzd6EnZjrQdcqP81Gn6jsm2qxliCUfrXNb86oRq6miH3",
+	"rZHoe6i+8l6LRdeWmI9dWViIKBdOJF7OKLfh533MYialWUC7HjWWwX9bqKhUTBVhnCyZnhEullWZXwqe",
+	"gEwpT7bVnE3PCZYbFsVhSQSHM6PSm5r+qbR6/Tzr9KztJHiABUhY3eVFFatzaNThUcgDts8E1J4RQW6T",
+	"DCaCYBMWGxVv8w+xXW8M7QLe4iwwvsi0hUaM5aKaLEEWoElkrRXlVb9gnW9YgmkCFotxpSmPoQ2rseHW",
+	"gupZfWsmrqdjkengHguspDnqd1dXF8Q+QGKRlIlUCoI102lgWZczITVR2XxO5cqbG4++mlGCywlHxufk",
+	"3dtXJt4FtyPrra68Yq0PW7K+ZuOn45Tym6DebTDjW5gypUFCUve10/TNpHP6YYsEhHvpLmpR0dZjDZJs",
+	"yTHcJILH4Hio5I8yRWS+vt42G/qIW7oVFnJtDd6LR2qRe79/0hq5bwgp7NeVvHjwyDcQpTKU9/XLpsJ9",
+	"q5Bwu/cDCDbgDhYl/itiDpfoI/0ImiZU04BEOQfMKUab05q7x+3ZvzjcPzRnHzj5wj1T17nTdh8vwOiz",
+	"Elx07R3Q4KvhR6+ND3k9Bz0Tye9fhVKZjbma6ODyRnnnrvGld6O/jAYyl7r1BAg89yC7tx7W733bcvva",
+	"hVcfeYA11/jfHV9jLaXTi1qYdc0ZhuUJS3FeMxXwvF2dzvYwkAn03Ygb95gPvmZZ6q1NZzWXJosvamGO",
+	"WNr0ox/f+i/Ak1pwPWja/NoK/RzBBbKpCX9+gFVzbQg5Uw3KhRwNwIf7+jKlqdRkDMbeKzblkFjHGz2d",
+	"G1hVNPTagMUBpQFY9P7BTxgcraN5GNqYaSuTRNXdh0iH9RmtFrtavVFUrFVC+MPeQW8QoQE/eCATfuZx",
+	"a291FfDE+izmNP5MFr4EIjQtsX9xVCfYbsAsk53ffj3e7ZFzviICYchbmmZAKFdLQ/NRGLvAPK3HSUor",
+	"rQxuzr7wV9ftZ304KEGJTMZAxJJj1tI/fs/QNGB9yqttmbuUiYqsbI4KOnxVpebWB5in12pu8oLG0FVg",
+	"mF5D4nFbJwuQnBGapj7icPWM7plWCLETFvFsba1kg+T+8TACuF5RlLh1jTawJitAkww9y0mWOu+1mvWt",
+	"VcTW9XDhlIYzIVfVSj4bh/ePX+yGw2Yss1DXLDDaazYBo0/98VTGxXrZvIYlJ+BJvx+KOzfw5TkCJBXO",
+	"PMMpBQef5zZxOpuYKD0iSouFIkshbxif9r6cHR16vQ2XrUsKn6dLulK+TGRUHc5+uJG1Kgdcma5yWCG2",
+	"8ymJmtn4HdYyYYqO05Ar8g/3DYqPIjHlXGiSiilhPJzFCdmrS414bdlSmdMeqWw8qimDNQnz35eieLRs",
+	"xOs8qfBFusUnQn0WIYdW80PZiLIaRrhw5T1VZuDwSV/HmVShrMMFVYpQRUb2gZGrbgNi3kKQ/IzQMdac",
+	"CAt1pFTZL1oLGu7nZ290sO2Q7XvW8WwjqFyr73KooCAxYtL5Fh1cqDRdGaLoGawIlRBAM0vC0mT/NUk/",
+	"VHr++4go0GiNRaat7kux5I3sUE5oMmecKS2pFkYqjErUu2cmBFAV0+kChD8iT/glCdVykNUg1BsOtvoX",
+	"s3u41cgdSd6zwfgtcC3kynZvEKZbHWhXnRl2E3whMXI3zhnTOWAxWZWm+yeDXr836O3313jR6331SoZi",
+	"ComxqXomRTadkZ2Rdd1HvryLcsFXc5EZx9r2dZQcUXw0XEFSVv6hoK2xhO3jM5c/CI5c5P9pmiJrVryH",
+	"MaSCT1UO7rtj3N6CtHXzRM6QsAQNCdPViWuCcfCvQff58rz2L7RXo+muM9VCyiuvCx2b5vVe2xPTHMI1",
+	"nQbpiZvFsNrZRpzmmSJGbLrn5iVX/1rd3o/iF5amdO+o1yc7/39//4y8Zjz7RD69OL4+PtzdzhRVsn7l",
+	"oLhCkoIbmsrZaAmIM8n06tIoeyuNgmZ6Ngh2rpUc9SKdF0twIabz1xrBYI+c41EPuYMiqATjEKuSE0xQ",
+	"txsjV0FVT4kr7R1m/f5BbGt3zY8wGvKdUiExoutYRTxJxbJR1uGO/Z1MO6edPe/EFTrSBcenEmiCHjZ2",
+	"c/gsgY+deznZXVsKksU+hbUMCaSgofz4DaxKzwpNNZRqBpRFdjz8MrcD0oSsRCYNoY2QiMxQhifOENrv",
+	"yoGppeppAfEaI6ZuTKCG4k59aKCIK0XNKwpRYdk+m/LWzWzmd6uC3BpU8azf0Evku8ivrESC2oveQa8c",
+	"QNniWKbDqmvGJ8JXvNMYxc61x+UlwWYhONJM64U63dubMj3Lxr1YzPfyh4qfOo0qd0wxkUGvnxOya3nX",
+	"ofgNPIMplZmTKuK4nJsLJnZRu3NuOZ3CHLjukSujShMRZ3OXgEIL6aRpMuRaZnp26uymq5eWItOgohyd",
+	"wvINm2kwZNZFrRXQeDbkzTYwFLOiDg2VH018/bUVFuP5uljY0fjHV1cN6ooFcLvcnpDTPfeS2jPPFsnL",
+	"yvHkReEdLN42j5lR6IIZ9d7r9w6wEEfPUPz2ektI0+4NF0u+9/PyRvV8P8M0BHZ9cwty5TG0G1iR5Uwo",
+	"yBtp6YoozdLUBBcpu4WIMB6nWWLOjxrnbsjNS/i+mkFCqFHSRod7ecRjZLpHvrscHB07PM0SlMMtyCHP",
+	"X7Z0zKn/ysjQFPT373+47NR6Lwf9/oM1abmay1Dvjq+67FU0fOf0w8eo41LJJqjIqedS77cg2WRVtcpF",
+	"4SYaJTpVxvw4Yf1ohq+cHH7RpWUF3rUM3XqUeZKMrkumWdmwmYqo0J8RKbI6KBWVLFdekaXsK4Zk5N3b",
+	"1/Y3K+6YtojK0uSFy7mCtGhCMUO6xEuPFN0J2DVJ3iyAv/oHuZDiliVmkcp4UCD991U6LYCzpIvw7DST",
+	"efNDg4tqGchH5KfaTGs7eZ+pgrTWMNEFHbOUGYd+PddtmTJt5TZnWVvZySKKud0u1LxHvysVrk5hu8CO",
+	"SS/ozbMwwctLN/cXnsJWQXe1BKIeqDXOxirEhsOCdvewv982W76PvUq3Gb50sPmloiX6LuocWTKsf6Po",
+	"O6uwSOF0fqh6Yh/vKtzT4paVmMV/8tFE+CJcpWFfV4R6Ga/yRI+ck0DixFVKD7nlEaN6dCY5uLwNhohY",
+	"WuIgYyMXrqp1RtsMhfXbX/rqTWfrvxbJ6sEEu1bwfleNJbTM4K7B0PsPNnu4EqhFuzRONvKGOE9psUnl",
+	"bHoP3+D72tmT9nrBPM327u3rzU3ph/eSiycT18P+yb2W9dDibSOImnwXsRTJK5qbkl2yA3uf8yj4zh6Y",
+	"CT4C6Dh+XmlLsCHOrbgxHrRTn6U0h3U2Emyc0k17YCcqCW5Ffg6bK7CPuugo6T3pSR/++U7aHgihTZlv",
+	"U+al62Q+3KNSLnDJShk42eqWlUCbTl3SzRKNZkn17JdW5+Q1uwUOSp3mOe9Bv0+WM5aCr8BE3xvdIhWR",
+	"5Yxqw5rWPTUK6hni3ibidqUb4Ptqe+Qt0ISZ4Y3H+c9vrsieMaGrX4KOpev6fUSH0s3Qour9VpndLWYL",
+	"1/mNnnRYpQolHrE0d1qhjIB8brH/V5CmChnPBeDOCW0FSyIbWWhF4pSyueoN+Te2Bz7yHfARmdN0IuTc",
+	"xJI8IRlHP5+U4C6apkM++jx0PaJDl/W4G4XcgmIfVw6p2s4z+NRdLpdds5BuJlPgsUhs+mO7Iwv2qG7l",
+	"MDwc21S7slu4B+nqZaHZkv0Yl61sZcYrN6f85TzvJoxYU9rF2eRSUgCJbRHbDazUnkTgs10oLY6IjYgF",
+	"IhrlCI0iTFsP20XxVGNxt3Wy2ZSrIXeeorvUAw29C68hIQsJXQsX2cAzgZSu8M4K89UtE5mymJDSdKVK",
+	"yFDGNUtR+DGNYDc9o8pfgxGSXrvZUtHeI/rXpVlaZMV4rAgv//v7liWsvca5l5ikqXAXwWMydCoY13YN",
+	"I9ta29kOW5mvi9YCNM65Vfdc6WayBiAV1FWFNoxxbrn/GHts96KFtYQ9eyIHv/tEah69d0rWGm5rR9v1",
+	"w1vnqFNeK6Jirp9jkqmStDrpVFiGSIe86tnvGHFezkQKZELnzATvylvy3R55Z4132aYLOeQ0RZbwF+Hk",
+	"tj1VgkxBoytXbfcY7PaIw4yGvIQjAqHKF2rUWkcN59h+abMaVxGKEw15EZDoGcyDigffelKXodkWs72/",
+	"0NYzYgHTVPCprRFlCdkR0gLvZEnVrtNlv9sgP8UtaS+D8LG7Mm1nVG3vHdV9ls3XH2FNRHVwXBmUY1w1",
+	"E1mKSbwtcIr9g3vT8+jeZ7BWVSDPVz2Lfv+k1bPIaxZbHP2meIkJKUF9B71Bj1zakmMLDVRrUYd8XY7b",
+	"5QV9uqCqYvJnjnejIV/OWDyz9gZU8+nTZkVltZAyGnIzjfvWWBXj50wp4zmC0VBpNin5vN8fcrPS/UNU",
+	"RxdFibuxSf6aonnXCb53snzScSySVeQSjP7SA+N4mWiziNtDVeYVfYe+2XdXVxdD/jVVLMbq8EpB+yhc",
+	"Ej/KY/URoangEIyWjGJ8Uq1X6Sp44gCpWsMcyv9VqoGt0QjVLz8wbmrvGd70cvU24i+NrP58ijwij33z",
+	"Z/RXMQ6Hg5Nt3ynujvxdRmVLf7Ux1xpj9MrITdPdzA0CKvhWy5QX2K6pXnC1MRERMkE1Ol7l5ckRofbu",
+	"C4qRNpvDKdap2Bq6Uq0w1tKh5cCnSyXC2nqlvko4nNF8h+vcAK5emKEV+wVyOPVfmS1TdXhqyuZMV1go",
+	"v4Ro0MfCVTbP5p3T/X4fYVT3W6glLsTIjf3qUtSeFzmHFubqqVtQ3cHRcQDHfUTNnVd/B7TMG3+GYmIr",
+	"+Lf3cZ8+d/RQ8Xqp7iyU6MWvg/JRkjtXeN6a7r3KS10xsLKOGcZVrt6DaTITaYIuFKQTsqOxlsjWqA55",
+	"Rf6xTsaVrmJVni0zmlG1e0aoMr6aKwt2LW5Dbi+78sjAYf+gPQ2MhfaPlgS2ZfxPm/0t5qweivmcuJrV",
+	"moHcnH51FfX/Sb6ue36LFeFfAtgonUE4zcK1ruQ/IIy5Ddyz/TitpTpejkqtRc2OtiVVRTa2R85RlsAV",
+	"MlZqJm8ZLEtNcVh7WpT4UAfTGYVzRijx/SEE77nGvGy1uQljJI8tWXy5fIdwEMt7aautc1l+RFvShvi6",
+	"gm/cy1+xAmje4Ler7XhjAyfulQvCw9biJwDXt+OJWLQB2SieKRLPIL5BtDHxuVk6hyHXzrM0fpi7FF9w",
+	"Mtrz7c8LkMHryHdPiRZiyEsXmU8zUArxTsPr5HBw4vqBy3eV94j1JC0lsI7Y06kANKNqs4dYclcM21KQ",
+	"hIXcJSa+KHdcP7xhqt07tpV9Ogx3yFmgBsdJ/sze01Zx0f0joodW/00ptGdUkQ6nLsv95+sEsHzHR1up",
+	"zjc88QU5KbstGsmcWi+3LaHp2EnFlIhMDxEfXi1nIMH+pQk7iImOxq5zryIGRqCGfHQDsLh2+/nKMNwo",
+	"H9JdU+BXvYsJQ1a/M3rIlRYLj9VVUpO2qLRaUW2mZdxeuSrw1ge3ciIBpagd2f9x5a8q2RSz/QCwqLTh",
+	"BaiXr6ktfCpTJhzeucbNemfYo0ZR9dtaAkZw/bUs/y5x1aPJ+WvH/YU8FeKEvxJIVTkGK27XuYvWQR4o",
+	"z3nDaEiaIwsxS4iB6xQDvoRMmFQ6chn+5QwxkQVIJTjh1l4L84aYcqaAMH2GKIjh2hGZU3mjPL5uDeSm",
+	"xseQ/KVM6Yr0PTZ74x1Jbf6d30BZP6re/0FGZUrbbjhVnEyAKYM2aO9z8Zfh7jYaJGNF6jzrRzpFSKCa",
+	"AJrgXZtlW9DoeK1EF+MVqRiBupkwYY+1RtWGcsKSErhw2NtkObaqVS318KKDXVac/wYlq4/Gj9/wxDPK",
+	"FlzZMOGh5RSP7BV/QtFWm1qO/uwjirU8XEPBXI8mwmD2vhDbQFdAYjRNK7DYkO8c9g+sQ7RkCnbP7CD+",
+	"8lCsjgJeXEGCbzM+HfJRCUgYlZj1pB6/kED4ElLGdvXhCDvAzQg2/QXqrv+oqqk1OE9epd2C87RY+ze8",
+	"QHZKqG3oz2CSPHLDJplSi2XeXxOEWf5IfOWpcZU/qoC/HZ7/J+h1THE/vZb/KVUzx8LfFLNWf7l283vo",
+	"r2jI18P/tspbCRJT7kuNWAIc7bZYcofkK1LTgz1yRTHuq6q5HJssK8YhL2tGXGahDc/Qh73FCvRUxDeQ",
+	"dI0TnsAiFSvsG7cBqxn05etXPVK/psbCmWZg7PSei1vb72wzEK5QxMeaPp8BhbJWIV2bLZLHzUwU1wM9",
+	"cR3FWgnHXSdlSf+T5hH+TCbmCfIO7pqJ6oWEUYHkT1I6tX9kbwtAqnCdtgKmvhX5hRbucgepzlwymt2y",
+	"FKZA5iIBvDVxdHF+9fI70phpRJBjQbV56qULl54izvxCGOU/0cAWXPtaTB3L1mCVe0Eoj81+vh7kTwJy",
+	"OAn/wyCOvzzT4TU+9evnHiYSLXlsa7Xp1hDLk6vW/8AgT8GDJTzk0Tkxuh9+0rofuwUsKGjrNHYNo7p+",
+	"qRN+npDxKr8/aQ9jGrfP8OXjzb8atltkYPytWFEQ0/AVDsXz1sdpPv7aZqOLlFQ1g1UMkB9FoBSvfmGZ",
+	"KmeKVqFX3q65iKXejh1ctm/69deRlTqJSgO4TqK7j3f/GwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

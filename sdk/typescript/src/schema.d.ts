@@ -37,7 +37,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The user the access token was issued to */
+        /**
+         * The user the access token was issued to
+         * @description The account of the user the access token was issued to. Answered from the server's view of the accounts, without a store read; a disabled or deleted user's tokens are refused with invalid_token.
+         */
         get: operations["getCurrentUser"];
         put?: never;
         post?: never;
@@ -77,7 +80,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List users, ordered by username */
+        /**
+         * List users, ordered by username
+         * @description Every account, ordered by username, a page at a time: pass the `next_cursor` of one page as `cursor` to get the next.
+         */
         get: operations["listUsers"];
         put?: never;
         /**
@@ -103,7 +109,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Get a user */
+        /**
+         * Get a user
+         * @description One account by username (case-insensitive). Password hashes are never returned.
+         */
         get: operations["getUser"];
         put?: never;
         post?: never;
@@ -171,7 +180,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** End one of your sessions */
+        /**
+         * End one of your sessions
+         * @description Ends one of the caller's sessions: its refresh token fails at once and its access tokens are refused by every replica within a second. Another user's session id answers 404.
+         */
         delete: operations["revokeMySession"];
         options?: never;
         head?: never;
@@ -283,7 +295,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Authorization server metadata (RFC 8414) */
+        /**
+         * Authorization server metadata (RFC 8414)
+         * @description RFC 8414 authorization server metadata: the issuer, the token, revocation and introspection endpoints, the JWKS URL, the grant types, the scopes and the client authentication methods. gatehouse is no OpenID Provider, so there is no /.well-known/openid-configuration.
+         */
         get: operations["getServerMetadata"];
         put?: never;
         post?: never;
@@ -344,7 +359,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List registered clients */
+        /**
+         * List registered clients
+         * @description The registered OAuth 2.0 clients (RFC 6749 §2), without their secrets.
+         */
         get: operations["listClients"];
         put?: never;
         /**
@@ -389,7 +407,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness probe */
+        /**
+         * Liveness probe
+         * @description Liveness: answers 200 while the process serves, whatever the store's state, with the version. Readiness is GET /readyz.
+         */
         get: operations["getHealth"];
         put?: never;
         post?: never;
@@ -426,15 +447,20 @@ export interface components {
         /** @description Token request parameters (RFC 6749 §4.3.2, §2.3.1). */
         TokenRequest: {
             /**
-             * @description `password`.
+             * @description `password` (RFC 6749 §4.3) or `refresh_token` (§6). Any other value answers `unsupported_grant_type`.
              * @example password
+             * @enum {string}
              */
-            grant_type: string;
-            /** @description The resource owner's username. */
+            grant_type: "password" | "refresh_token";
+            /**
+             * @description The resource owner's username.
+             * @example alice
+             */
             username?: string;
             /**
              * Format: password
              * @description The resource owner's password.
+             * @example wonderland
              */
             password?: string;
             /**
@@ -589,6 +615,7 @@ export interface components {
             /**
              * Format: password
              * @description At least 8 characters, at most 1024 bytes.
+             * @example correct-horse-battery
              */
             password: string;
             /**
@@ -603,13 +630,25 @@ export interface components {
         UserPatch: {
             disabled?: boolean;
             scopes?: string[];
-            /** Format: password */
+            /**
+             * Format: password
+             * @description A new password, set without the old one (an administrator's reset); ends the user's sessions.
+             * @example correct-horse-battery
+             */
             password?: string;
         };
         PasswordChange: {
-            /** Format: password */
+            /**
+             * Format: password
+             * @description The password the user logs in with now.
+             * @example wonderland
+             */
             current_password: string;
-            /** Format: password */
+            /**
+             * Format: password
+             * @description The new one; at least 8 characters.
+             * @example correct-horse-battery
+             */
             new_password: string;
         };
         /** @description Revocation request (RFC 7009 §2.1). */
