@@ -5,6 +5,9 @@
 #     -e GATEHOUSE_ISSUER=http://localhost:8080 \
 #     -e GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD='change me now' gatehouse
 #
+# Needs BuildKit (the default builder since Docker 23; DOCKER_BUILDKIT=1
+# before): the build step caches Go's build cache with RUN --mount.
+#
 # No HEALTHCHECK: the image has no shell or curl. Probes belong to the
 # orchestrator: GET /healthz (alive) and GET /readyz (store reachable); see
 # deploy/kubernetes/.

@@ -156,13 +156,8 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	c.IssuerSet = strings.TrimSpace(getenv("GATEHOUSE_ISSUER")) != ""
 	if !c.IssuerSet {
 		// The issuer derived from the listen address is right only for
-		// a server reached at that address. On every interface it would
-		// be http://0.0.0.0:8080, which no client can reach and every
-		// resource server would refuse as iss; several replicas on one
-		// store would each derive their own.
-		if host, _, err := net.SplitHostPort(c.Addr); err == nil && isUnspecified(host) {
-			bad("GATEHOUSE_ISSUER must be set when GATEHOUSE_ADDR (%s) listens on every interface: set it to the URL clients use, e.g. https://auth.example.com", c.Addr)
-		}
+		// a server reached at that address (see checkServe); several
+		// replicas on one store would each derive their own.
 		if db.Engine == enginePostgres {
 			c.Warnings = append(c.Warnings, "GATEHOUSE_ISSUER is not set on PostgreSQL: the issuer is derived from this replica's listen address ("+c.Issuer+"), so replicas with different addresses sign different iss claims and refuse each other's tokens; set the same GATEHOUSE_ISSUER on every replica")
 		}
@@ -317,6 +312,17 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		return nil, errors.New("invalid configuration:\n  - " + strings.Join(problems, "\n  - "))
 	}
 	return c, nil
+}
+
+// checkServe refuses what would make a serving process wrong though the
+// CLI may work with it: an issuer derived from an address on every
+// interface would be http://0.0.0.0:8080, which no client can reach and
+// every resource server would refuse as iss.
+func (c *config) checkServe() error {
+	if host, _, err := net.SplitHostPort(c.Addr); err == nil && !c.IssuerSet && isUnspecified(host) {
+		return fmt.Errorf("invalid configuration:\n  - GATEHOUSE_ISSUER must be set when GATEHOUSE_ADDR (%s) listens on every interface: set it to the URL clients use, e.g. https://auth.example.com", c.Addr)
+	}
+	return nil
 }
 
 // isUnspecified reports whether host is empty or an unspecified address

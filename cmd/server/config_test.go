@@ -281,6 +281,9 @@ func TestLoadConfig_lifetimes_and_issuers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := loadConfig(getenvFrom(tc.env))
+			if err == nil {
+				err = c.checkServe()
+			}
 			if tc.problem != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.problem) {
 					t.Fatalf("got %v, want a problem containing %q", err, tc.problem)
@@ -306,5 +309,14 @@ func TestSettingNames(t *testing.T) {
 	got := settingNames(getenvFrom(map[string]string{"GATEHOUSE_DATABSE_URL": "sqlite:typo.db"}))
 	if !slices.Equal(got, []string{"GATEHOUSE_DATABSE_URL"}) {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// The CLI needs no issuer: a container's GATEHOUSE_ADDR=0.0.0.0:8080
+// without one still lets `users list` and the rest run.
+func TestLoadConfig_every_interface_is_fine_for_the_cli(t *testing.T) {
+	t.Parallel()
+	if _, err := loadConfig(getenvFrom(map[string]string{"GATEHOUSE_ADDR": "0.0.0.0:8080"})); err != nil {
+		t.Fatalf("loadConfig = %v", err)
 	}
 }

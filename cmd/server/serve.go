@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
@@ -23,6 +24,9 @@ import (
 func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
+		return err
+	}
+	if err := cfg.checkServe(); err != nil {
 		return err
 	}
 	// The server's log is buffered (logWriter); what is left is written
@@ -52,11 +56,42 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		}
 	}
 
+	// Serve at once: while the store is opened (a PostgreSQL replica may
+	// wait for its database), /healthz answers and /readyz says why the
+	// server is not ready.
+	var phase switchHandler
+	var why atomic.Value
+	why.Store("opening the store " + cfg.Database.String())
+	phase.set(startingHandler(version(), func() string { return why.Load().(string) }))
+	srv := &http.Server{
+		Handler:           &phase,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if certs != nil {
+		srv.TLSConfig = certs.tlsConfig()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if certs != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
+	defer srv.Close()
+	logger.Info("gatehouse starting", "addr", ln.Addr().String(), "store", cfg.Database.String())
+
 	a, err := open(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer a.store.Close()
+	why.Store("loading the signing keys")
 	if err := a.loadKeys(ctx); err != nil {
 		return err
 	}
@@ -96,19 +131,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
 	if certs != nil {
-		srv.TLSConfig = certs.tlsConfig()
-		srv.Handler = strictTransportSecurity(handler)
+		handler = strictTransportSecurity(handler)
 	}
+	phase.set(handler)
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "scheme", cfg.scheme(), "issuer", cfg.Issuer,
 		"store", cfg.Database.String(), "signing_alg", a.keys.Algorithm(), "kid", a.keys.SigningKeyID())
 
@@ -140,14 +166,6 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		logger.Info("metrics listening", "addr", mln.Addr().String())
 	}
 
-	errc := make(chan error, 1)
-	go func() {
-		if certs != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-			return
-		}
-		errc <- srv.Serve(ln)
-	}()
 	select {
 	case err := <-errc:
 		return err
