@@ -46,6 +46,41 @@ func TestStoreFaults_are_503_with_retry_after_and_lose_nothing(t *testing.T) {
 				t.Fatalf("retry of the refresh: %d %s", r.status, r.body)
 			}
 		})
+		t.Run("revoke_"+fault.Error(), func(t *testing.T) {
+			// RFC 7009 §2.2: 200 means revoked. A revocation the store could
+			// not take is 503, and the token keeps working until a retry
+			// revokes it.
+			r := ts.do(t, "POST", "/token", form("grant_type", "password", "username", "alice", "password", userPassword), "Content-Type", formType)
+			tok := r.json(t)
+			refresh, access := tok["refresh_token"].(string), tok["access_token"].(string)
+			// A refresh token's revocation ends its session; an access
+			// token's is a deny-list entry.
+			ts.faulty.FailNext(storetest.OpUpdateSession, fault)
+			r = ts.do(t, "POST", "/revoke", form("token", refresh), "Content-Type", formType)
+			wantOAuth(t, r, 503, "temporarily_unavailable")
+			if r.header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			ts.faulty.FailNext(storetest.OpRevokeToken, fault)
+			r = ts.do(t, "POST", "/revoke", form("token", access, "token_type_hint", "access_token"), "Content-Type", formType)
+			wantOAuth(t, r, 503, "temporarily_unavailable")
+			if r := ts.do(t, "GET", "/users/me", "", bearer(access)...); r.status != 200 {
+				t.Fatalf("the access token after its failed revocation: %d, want it still valid", r.status)
+			}
+			if r := ts.do(t, "POST", "/token", form("grant_type", "refresh_token", "refresh_token", refresh), "Content-Type", formType); r.status != 200 {
+				t.Fatalf("the refresh token after the failed revocation: %d %s, want it still valid", r.status, r.body)
+			} else {
+				refresh = r.json(t)["refresh_token"].(string)
+			}
+			if r := ts.do(t, "POST", "/revoke", form("token", refresh), "Content-Type", formType); r.status != 200 {
+				t.Fatalf("retry of the revocation: %d %s", r.status, r.body)
+			}
+			r = ts.do(t, "POST", "/token", form("grant_type", "refresh_token", "refresh_token", refresh), "Content-Type", formType)
+			wantOAuth(t, r, 400, "invalid_grant")
+			if r := ts.do(t, "GET", "/users/me", "", bearer(access)...); r.status != 401 {
+				t.Errorf("the revoked session's access token: %d, want 401", r.status)
+			}
+		})
 		t.Run("create_user_"+fault.Error(), func(t *testing.T) {
 			ts.faulty.FailNext(storetest.OpCreateUser, fault)
 			body := `{"username":"bob","password":"bob long password","scopes":["me"]}`
