@@ -21,35 +21,48 @@ import (
 // realm names gatehouse in RFC 6750 and RFC 7617 challenges.
 const realm = "gatehouse"
 
-// statusError is an HTTP-layer failure with a status and a detail safe to
-// send, e.g. a malformed cursor or an unready store.
-type statusError struct {
-	status int
-	detail string
-	fields []FieldError
-	cause  error
-}
-
-func (e *statusError) Error() string {
-	if e.cause != nil {
-		return e.detail + ": " + e.cause.Error()
-	}
-	return e.detail
-}
-
-func (e *statusError) Unwrap() error { return e.cause }
-
 // codes maps domain sentinels to statuses (one table, as in wtf's codes).
 var codes = []struct {
 	err    error
 	status int
+	// field, when set, is the request field at fault (a FieldError).
+	field string
 }{
-	{users.ErrNotFound, http.StatusNotFound},
-	{users.ErrUsernameTaken, http.StatusConflict},
-	{users.ErrInvalidCredentials, http.StatusForbidden},
-	{users.ErrDisabled, http.StatusForbidden},
-	{storage.ErrClientExists, http.StatusConflict},
-	{users.ErrLastAdmin, http.StatusConflict},
+	{errWrongCurrentPassword, http.StatusForbidden, ""},
+	{errBadCursor, http.StatusBadRequest, "cursor"},
+	{errNoSuchSession, http.StatusNotFound, ""},
+	{errHMACRotation, http.StatusConflict, ""},
+	{users.ErrNotFound, http.StatusNotFound, ""},
+	{users.ErrUsernameTaken, http.StatusConflict, ""},
+	{users.ErrInvalidCredentials, http.StatusForbidden, ""},
+	{users.ErrDisabled, http.StatusForbidden, ""},
+	{storage.ErrClientExists, http.StatusConflict, ""},
+	{users.ErrLastAdmin, http.StatusConflict, ""},
+}
+
+// The handlers' own refusals; codes gives each its status. Their text is
+// the answer's detail.
+var (
+	errWrongCurrentPassword = errors.New("current_password is incorrect")
+	errBadCursor            = errors.New("is not a cursor this server issued")
+	errNoSuchSession        = errors.New("no such live session")
+	errHMACRotation         = errors.New("HS256 secrets rotate by configuration, not by this operation")
+	// errNotReady is GET /readyz's refusal: 503 with why (notReadyDetail).
+	errNotReady = errors.New("not ready")
+)
+
+// storeFaults name, in a readiness answer, what the store could not do.
+var storeFaults = []error{storage.ErrReadOnly, storage.ErrFull, storage.ErrUnavailable, storage.ErrTimeout, storage.ErrBusy}
+
+// notReadyDetail says why the server is not ready, without the cause's
+// own text (a driver message may name files or hosts).
+func notReadyDetail(err error) string {
+	for _, f := range storeFaults {
+		if errors.Is(err, f) {
+			return "not ready: the store cannot take writes (" + sentence(f) + ")"
+		}
+	}
+	return "not ready: the store does not answer"
 }
 
 // errorWriter is the one place that turns errors into responses.
@@ -65,11 +78,15 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 		bearerErr *auth.BearerError
 		valErr    *users.ValidationError
 		reqErr    *openapi3filter.RequestError
-		stErr     *statusError
 		maxErr    *http.MaxBytesError
 		forbidErr *users.ForbiddenError
 	)
 	switch {
+	case errors.Is(err, errNotReady):
+		// Expected while a dependency is down: a warning; probes retry.
+		ew.log.WarnContext(r.Context(), "not ready", "request_id", requestID(r.Context()), "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, http.StatusServiceUnavailable, notReadyDetail(err), nil)
 	case errors.As(err, &bearerErr):
 		// Checked first: kin-openapi wraps it in SecurityRequirementsError.
 		ew.bearer(w, bearerErr)
@@ -94,21 +111,6 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, http.StatusForbidden, forbidErr.Message, nil)
 	case errors.As(err, &valErr):
 		ew.badInput(w, r, http.StatusBadRequest, valErr.Error(), []FieldError{{Field: valErr.Field, Message: valErr.Message}})
-	case errors.As(err, &stErr):
-		switch {
-		case stErr.status == http.StatusServiceUnavailable:
-			// Not ready (the store cannot take writes): expected while a
-			// dependency is down, so a warning; probes may retry.
-			ew.log.WarnContext(r.Context(), "request unavailable", "request_id", requestID(r.Context()), "method", r.Method, "route", routeOf(r), "err", err)
-			w.Header().Set("Retry-After", "1")
-		case stErr.status >= 500:
-			ew.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "method", r.Method, "route", routeOf(r), "status", stErr.status, "err", err)
-		}
-		if stErr.status < 500 {
-			ew.badInput(w, r, stErr.status, stErr.detail, stErr.fields)
-			return
-		}
-		writeProblem(w, stErr.status, stErr.detail, nil)
 	case bindingParam(err) != "":
 		// The generated binding refuses what kin-openapi let through,
 		// e.g. a repeated query parameter.
@@ -131,10 +133,15 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 		ew.badInput(w, r, http.StatusBadRequest, "the request body is not valid JSON for this operation", nil)
 	default:
 		for _, c := range codes {
-			if errors.Is(err, c.err) {
-				writeProblem(w, c.status, sentence(c.err), nil)
+			if !errors.Is(err, c.err) {
+				continue
+			}
+			if c.field != "" {
+				ew.badInput(w, r, c.status, fieldDetail(c.field, c.err.Error()), []FieldError{{Field: c.field, Message: c.err.Error()}})
 				return
 			}
+			writeProblem(w, c.status, sentence(c.err), nil)
+			return
 		}
 		ew.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "method", r.Method, "route", routeOf(r), "err", err)
 		if isOAuthEndpoint(r) {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -139,7 +139,7 @@ func (h *Handlers) ChangeCurrentUserPassword(ctx context.Context, req ChangeCurr
 	}
 	if err := change(); err != nil {
 		if errors.Is(err, users.ErrInvalidCredentials) {
-			return nil, &statusError{status: http.StatusForbidden, detail: "current_password is incorrect", cause: err}
+			return nil, fmt.Errorf("%w: %w", errWrongCurrentPassword, err)
 		}
 		return nil, err
 	}
@@ -162,8 +162,7 @@ func (h *Handlers) ListUsers(ctx context.Context, req ListUsersRequestObject) (L
 			_, err = users.NormalizeUsername(string(b))
 		}
 		if err != nil {
-			return nil, &statusError{status: http.StatusBadRequest, detail: "cursor: is not a cursor this server issued",
-				fields: []FieldError{{Field: "cursor", Message: "is not a cursor this server issued"}}}
+			return nil, errBadCursor
 		}
 		after = string(b)
 	}
@@ -265,7 +264,7 @@ func (h *Handlers) GetHealth(context.Context, GetHealthRequestObject) (GetHealth
 
 func (h *Handlers) GetReadiness(ctx context.Context, _ GetReadinessRequestObject) (GetReadinessResponseObject, error) {
 	if err := h.ready(ctx); err != nil {
-		return nil, &statusError{status: http.StatusServiceUnavailable, detail: "not ready", cause: err}
+		return nil, fmt.Errorf("%w: %w", errNotReady, err)
 	}
 	return GetReadiness200JSONResponse{Status: "ok"}, nil
 }

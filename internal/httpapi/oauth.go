@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
@@ -152,7 +153,7 @@ func (h *Handlers) RotateSigningKey(ctx context.Context, _ RotateSigningKeyReque
 	}
 	k, err := h.keys.Rotate(ctx)
 	if errors.Is(err, auth.ErrRotationUnsupported) {
-		return nil, &statusError{status: http.StatusConflict, detail: "HS256 secrets rotate by configuration, not by this operation", cause: err}
+		return nil, fmt.Errorf("%w: %w", errHMACRotation, err)
 	}
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -680,6 +681,18 @@ func TestReadiness(t *testing.T) {
 	p := wantProblem(t, ts.do(t, "GET", "/readyz", ""), 503)
 	if strings.Contains(p["detail"].(string), "database is gone") {
 		t.Error("the internal cause leaked into the response")
+	}
+	// A store that cannot take writes (a read-only or full SQLite file)
+	// is not ready, and the answer says so.
+	for fault, want := range map[error]string{
+		storage.ErrReadOnly: "not ready: the store cannot take writes (read-only)",
+		storage.ErrFull:     "not ready: the store cannot take writes (full)",
+	} {
+		ts.ready = fmt.Errorf("sqlstore: sqlite: ping /var/lib/secret.db: %w: attempt to write", fault)
+		r := ts.do(t, "GET", "/readyz", "")
+		if p := wantProblem(t, r, 503); p["detail"] != want || r.header.Get("Retry-After") == "" {
+			t.Errorf("got %v (Retry-After %q), want detail %q", p["detail"], r.header.Get("Retry-After"), want)
+		}
 	}
 }
 

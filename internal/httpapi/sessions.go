@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/storage"
@@ -97,7 +96,7 @@ func (h *Handlers) revokeOne(ctx context.Context, userID, sid string) error {
 		return err
 	}
 	if n == 0 {
-		return &statusError{status: http.StatusNotFound, detail: "no such live session"}
+		return errNoSuchSession
 	}
 	return nil
 }
