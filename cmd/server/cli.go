@@ -23,7 +23,7 @@ import (
 )
 
 // usersUsage lists the users commands.
-const usersUsage = `usage: server users create NAME [--scopes "me"] | list | disable NAME | enable NAME | delete NAME | set-password NAME | set-scopes NAME "SCOPES" | import FILE [--format jsonl|csv]`
+const usersUsage = `usage: gatehouse users create NAME [--scopes "me"] | list | disable NAME | enable NAME | delete NAME | set-password NAME | set-scopes NAME "SCOPES" | import FILE [--format jsonl|csv]`
 
 // runUsers manages accounts on the store directly. Whoever runs it holds
 // the store, so it is unrestricted (users.CLIActor); every change is
@@ -61,7 +61,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		change = func(a *app) error { return printUsers(ctx, a, stdout) }
 	case "disable", "enable":
 		if len(args) != 2 {
-			return fmt.Errorf("usage: server users %s NAME", cmd)
+			return fmt.Errorf("usage: gatehouse users %s NAME", cmd)
 		}
 		disabled := cmd == "disable"
 		change = func(a *app) error {
@@ -81,7 +81,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	case "delete":
 		if len(args) != 2 {
-			return errors.New("usage: server users delete NAME")
+			return errors.New("usage: gatehouse users delete NAME")
 		}
 		change = func(a *app) error {
 			if err := a.users.Delete(ctx, users.CLIActor(), args[1]); err != nil {
@@ -94,7 +94,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	case "set-password":
 		if len(args) != 2 {
-			return errors.New("usage: server users set-password NAME (the password from the terminal, or the first line of stdin)")
+			return errors.New("usage: gatehouse users set-password NAME (the password from the terminal, or the first line of stdin)")
 		}
 		change = func(a *app) error {
 			// Known before the password is asked for.
@@ -116,7 +116,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	case "set-scopes":
 		if len(args) != 3 {
-			return errors.New(`usage: server users set-scopes NAME "SCOPE ..." (the whole new set, space-separated)`)
+			return errors.New(`usage: gatehouse users set-scopes NAME "SCOPE ..." (the whole new set, space-separated)`)
 		}
 		scopes := strings.Fields(args[2])
 		change = func(a *app) error {
@@ -173,7 +173,7 @@ func parseCreateArgs(args []string) (name string, scopes []string, err error) {
 		return "", nil, fmt.Errorf("users create: unexpected arguments %q", fs.Args())
 	}
 	if name == "" {
-		return "", nil, errors.New(`usage: server users create NAME [--scopes "me"] (password on stdin)`)
+		return "", nil, errors.New(`usage: gatehouse users create NAME [--scopes "me"] (password on stdin)`)
 	}
 	return name, strings.Fields(*scopeList), nil
 }
@@ -201,7 +201,7 @@ func printUsers(ctx context.Context, a *app, stdout io.Writer) error {
 
 // readPassword reads a password for user: from the terminal without echo,
 // twice, when stdin is one; otherwise the first line of stdin, so `echo pw
-// | server users create` and a pipe from a secret store both work.
+// | gatehouse users create` and a pipe from a secret store both work.
 func readPassword(stdin io.Reader, stderr io.Writer, user string) (string, error) {
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		fmt.Fprintf(stderr, "New password for %s: ", user)
@@ -270,7 +270,7 @@ func openWithKeys(ctx context.Context, getenv func(string) string, stderr io.Wri
 
 func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) != 1 || args[0] != "rotate" {
-		return errors.New("usage: server keys rotate")
+		return errors.New("usage: gatehouse keys rotate")
 	}
 	a, err := openWithKeys(ctx, getenv, stderr)
 	if err != nil {
@@ -286,7 +286,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 func runClients(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	usage := errors.New(`usage: server clients create [ID] [--public] [--scopes "me"] | server clients list`)
+	usage := errors.New(`usage: gatehouse clients create [ID] [--public] [--scopes "me"] | gatehouse clients list`)
 	if len(args) == 0 {
 		return usage
 	}
@@ -345,7 +345,7 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 // servers use it (sqlstore.BackupSQLite). PostgreSQL has its own tools.
 func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
-		return errors.New("usage: server backup PATH (a new file: the copy of the SQLite store)")
+		return errors.New("usage: gatehouse backup PATH (a new file: the copy of the SQLite store)")
 	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/users"
 )
 
-const importUsage = "usage: server users import FILE|- [--format jsonl|csv] (one user per line: username, password_hash, scopes, disabled)"
+const importUsage = "usage: gatehouse users import FILE|- [--format jsonl|csv] (one user per line: username, password_hash, scopes, disabled)"
 
 // importRow is one user of an import file and the line it is on.
 type importRow struct {

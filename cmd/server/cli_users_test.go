@@ -103,7 +103,7 @@ func TestCLIAccountCommands(t *testing.T) {
 			{[]string{"users", "set-password", "bob"}, "", "no password on stdin"},
 			{[]string{"users", "set-password", "nobody"}, "nobody-password-1\n", "not found"},
 			{[]string{"users", "disable", "nobody"}, "", "not found"},
-			{[]string{"users", "disable"}, "", "usage: server users disable NAME"},
+			{[]string{"users", "disable"}, "", "usage: gatehouse users disable NAME"},
 			{[]string{"users", "rename", "bob"}, "", `unknown users command "rename"`},
 		} {
 			if _, err := runCLI(t, env, tc.stdin, tc.args...); err == nil || !strings.Contains(err.Error(), tc.wantErr) {

@@ -64,7 +64,7 @@ type config struct {
 	Warnings []string
 }
 
-// envDoc documents every variable; `server --help` prints it.
+// envDoc documents every variable; `gatehouse --help` prints it.
 var envDoc = []struct{ name, def, doc string }{
 	{"GATEHOUSE_ADDR", "127.0.0.1:8080", "listen address (host:port)"},
 	{"GATEHOUSE_DATABASE_URL", "sqlite:data/gatehouse.db", "store: sqlite:relative/path.db, sqlite:///absolute/path.db, or postgres://user@host:5432/db (several replicas)"},
@@ -349,7 +349,7 @@ func unknownSettings(names []string) []string {
 		if near := nearestSetting(name); near != "" {
 			w += "; did you mean " + near + "?"
 		}
-		warnings = append(warnings, w+" (server --help lists them)")
+		warnings = append(warnings, w+" (gatehouse --help lists them)")
 	}
 	return warnings
 }

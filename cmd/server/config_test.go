@@ -249,9 +249,9 @@ func TestUnknownSettings(t *testing.T) {
 	t.Parallel()
 	got := unknownSettings([]string{"GATEHOUSE_DATABSE_URL", "GATEHOUSE_ADDR", "GATEHOUSE_NOT_A_THING_AT_ALL", "PATH", "GATEHOUSE_ACCESS_TOKEN_TLL"})
 	want := []string{
-		"GATEHOUSE_DATABSE_URL is not a gatehouse setting and is ignored; did you mean GATEHOUSE_DATABASE_URL? (server --help lists them)",
-		"GATEHOUSE_NOT_A_THING_AT_ALL is not a gatehouse setting and is ignored (server --help lists them)",
-		"GATEHOUSE_ACCESS_TOKEN_TLL is not a gatehouse setting and is ignored; did you mean GATEHOUSE_ACCESS_TOKEN_TTL? (server --help lists them)",
+		"GATEHOUSE_DATABSE_URL is not a gatehouse setting and is ignored; did you mean GATEHOUSE_DATABASE_URL? (gatehouse --help lists them)",
+		"GATEHOUSE_NOT_A_THING_AT_ALL is not a gatehouse setting and is ignored (gatehouse --help lists them)",
+		"GATEHOUSE_ACCESS_TOKEN_TLL is not a gatehouse setting and is ignored; did you mean GATEHOUSE_ACCESS_TOKEN_TTL? (gatehouse --help lists them)",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

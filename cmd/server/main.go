@@ -1,11 +1,12 @@
-// Command server runs gatehouse, an OAuth 2.0 password-grant server, and
-// manages its users:
+// Command server is gatehouse, an OAuth 2.0 password-grant server, built
+// as the gatehouse binary (make build); it also manages users, clients and
+// keys:
 //
-//	server                                  serve (the default)
-//	server users create NAME --scopes "me"  create a user; password on stdin
-//	server users list                       list users
+//	gatehouse                                     serve (the default)
+//	gatehouse users create NAME --scopes "me"     create a user; password on stdin
+//	gatehouse users list                          list users
 //
-// Configuration comes from GATEHOUSE_* environment variables; `server
+// Configuration comes from GATEHOUSE_* environment variables; `gatehouse
 // --help` lists them.
 package main
 

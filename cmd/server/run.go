@@ -46,22 +46,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 func usage(w io.Writer) {
 	fmt.Fprint(w, `gatehouse: OAuth 2.0 password-grant server
 
-Usage:
-  server [serve]                              serve the API
-  server users create NAME [--scopes "me"]    create a user; the password from the terminal or stdin
-  server users list                           list users
-  server users disable NAME | enable NAME     block or allow logging in (disable ends the sessions)
-  server users delete NAME                    delete a user and end its sessions
-  server users set-password NAME              replace the password (also: recover a lost admin password)
-  server users set-scopes NAME "SCOPES"       replace the scopes with this space-separated set
-  server users import FILE|- [--format jsonl|csv]
+Usage (from a checkout: go run ./cmd/server …; make build: bin/gatehouse):
+  gatehouse [serve]                           serve the API
+  gatehouse users create NAME [--scopes "me"]
+                                              create a user; the password from the terminal or stdin
+  gatehouse users list                        list users
+  gatehouse users disable NAME | enable NAME  block or allow logging in (disable ends the sessions)
+  gatehouse users delete NAME                 delete a user and end its sessions
+  gatehouse users set-password NAME           replace the password (also: recover a lost admin password)
+  gatehouse users set-scopes NAME "SCOPES"    replace the scopes with this space-separated set
+  gatehouse users import FILE|- [--format jsonl|csv]
                                               import users with their bcrypt or argon2id hashes, all or none
-  server keys rotate                          start a signing key rotation
-  server backup PATH                          copy the SQLite store to PATH, safe while servers run
-  server version                              print the version
-  server clients create [ID] [--public] [--scopes "me"]
+  gatehouse keys rotate                       start a signing key rotation
+  gatehouse backup PATH                       copy the SQLite store to PATH, safe while servers run
+  gatehouse version                           print the version
+  gatehouse clients create [ID] [--public] [--scopes "me"]
                                               register a client; prints its secret once
-  server clients list                         list registered clients
+  gatehouse clients list                      list registered clients
 
 Environment:
 `)

@@ -40,9 +40,9 @@ func TestRun_unknown_command_is_an_error(t *testing.T) {
 	}{
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"serve", "now"}, `unknown command "now"`},
-		{[]string{"users"}, "usage: server users"},
+		{[]string{"users"}, "usage: gatehouse users"},
 		{[]string{"users", "frobnicate"}, `unknown users command "frobnicate"`},
-		{[]string{"users", "create"}, "usage: server users create NAME"},
+		{[]string{"users", "create"}, "usage: gatehouse users create NAME"},
 		{[]string{"users", "create", "bob", "carol"}, "unexpected arguments"},
 		{[]string{"users", "create", "bob", "--bogus"}, "-bogus"},
 	}

@@ -8,7 +8,7 @@ import (
 )
 
 // version names this build, e.g. "gatehouse v0.1.0 (abc1234, go1.26.8)"
-// or "gatehouse (devel) (go1.26.8)": `server version` prints it and
+// or "gatehouse (devel) (go1.26.8)": `gatehouse version` prints it and
 // /healthz reports it. The Go toolchain stamps it: the main module's
 // version comes from the VCS tag (a pseudo-version between tags, "(devel)"
 // under go run or go test), the revision from the checkout built, "-dirty"
