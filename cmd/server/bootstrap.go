@@ -16,8 +16,8 @@ import (
 // bootstrapAdmin creates the first admin, holding every scope, when the
 // store has no user. A generated password is shown once, on stderr, and
 // never logged.
-func bootstrapAdmin(ctx context.Context, a *app, stderr io.Writer, logger *slog.Logger) error {
-	n, err := a.store.CountUsers(ctx)
+func bootstrapAdmin(ctx context.Context, a *server, stderr io.Writer, logger *slog.Logger) error {
+	n, err := a.Store.CountUsers(ctx)
 	if err != nil {
 		return err
 	}
@@ -32,7 +32,7 @@ func bootstrapAdmin(ctx context.Context, a *app, stderr io.Writer, logger *slog.
 		}
 		password, generated = base64.RawURLEncoding.EncodeToString(b), true
 	}
-	u, err := a.users.Create(ctx, users.CLIActor(), users.NewUser{Username: a.cfg.AdminUsername, Password: password, Scopes: a.users.KnownScopes()})
+	u, err := a.Users.Create(ctx, users.CLIActor(), users.NewUser{Username: a.cfg.AdminUsername, Password: password, Scopes: a.Users.KnownScopes()})
 	if errors.Is(err, users.ErrUsernameTaken) {
 		return nil // another replica bootstrapped first
 	}

@@ -33,7 +33,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New(usersUsage)
 	}
 	// Arguments are checked before the store is opened.
-	var change func(a *app) error
+	var change func(a *server) error
 	cli := slog.String("actor", "cli")
 	switch cmd := args[0]; cmd {
 	case "create":
@@ -41,16 +41,16 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		change = func(a *app) error {
+		change = func(a *server) error {
 			password, err := readPassword(stdin, stderr, name)
 			if err != nil {
 				return err
 			}
-			u, err := a.users.Create(ctx, users.CLIActor(), users.NewUser{Username: name, Password: password, Scopes: scopes})
+			u, err := a.Users.Create(ctx, users.CLIActor(), users.NewUser{Username: name, Password: password, Scopes: scopes})
 			if err != nil {
 				return fmt.Errorf("users create: %w", err)
 			}
-			a.audit.Record(ctx, audit.UserCreated, audit.OK, cli, slog.String("username", u.Username), slog.String("scopes", strings.Join(u.Scopes, " ")))
+			a.Audit.Record(ctx, audit.UserCreated, audit.OK, cli, slog.String("username", u.Username), slog.String("scopes", strings.Join(u.Scopes, " ")))
 			fmt.Fprintf(stdout, "created user %s (id %s, scopes %q)\n", u.Username, u.ID, strings.Join(u.Scopes, " "))
 			return nil
 		}
@@ -58,23 +58,23 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		if len(args) > 1 {
 			return fmt.Errorf("users list: unexpected arguments %q", args[1:])
 		}
-		change = func(a *app) error { return printUsers(ctx, a, stdout) }
+		change = func(a *server) error { return printUsers(ctx, a, stdout) }
 	case "disable", "enable":
 		if len(args) != 2 {
 			return fmt.Errorf("usage: gatehouse users %s NAME", cmd)
 		}
 		disabled := cmd == "disable"
-		change = func(a *app) error {
+		change = func(a *server) error {
 			// Disabling ends every session of the user at once.
-			u, err := a.users.Update(ctx, users.CLIActor(), args[1], users.Patch{Disabled: &disabled})
+			u, err := a.Users.Update(ctx, users.CLIActor(), args[1], users.Patch{Disabled: &disabled})
 			if err != nil {
 				return fmt.Errorf("users %s: %w", cmd, err)
 			}
 			if disabled {
-				a.audit.Record(ctx, audit.UserDisabled, audit.OK, cli, slog.String("username", u.Username))
+				a.Audit.Record(ctx, audit.UserDisabled, audit.OK, cli, slog.String("username", u.Username))
 				fmt.Fprintf(stdout, "disabled user %s; its sessions are ended\n", u.Username)
 			} else {
-				a.audit.Record(ctx, audit.UserChanged, audit.OK, cli, slog.String("username", u.Username), slog.String("changed", "enabled"))
+				a.Audit.Record(ctx, audit.UserChanged, audit.OK, cli, slog.String("username", u.Username), slog.String("changed", "enabled"))
 				fmt.Fprintf(stdout, "enabled user %s\n", u.Username)
 			}
 			return nil
@@ -83,12 +83,12 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		if len(args) != 2 {
 			return errors.New("usage: gatehouse users delete NAME")
 		}
-		change = func(a *app) error {
-			if err := a.users.Delete(ctx, users.CLIActor(), args[1]); err != nil {
+		change = func(a *server) error {
+			if err := a.Users.Delete(ctx, users.CLIActor(), args[1]); err != nil {
 				return fmt.Errorf("users delete: %w", err)
 			}
 			name := strings.ToLower(args[1])
-			a.audit.Record(ctx, audit.UserDeleted, audit.OK, cli, slog.String("username", name))
+			a.Audit.Record(ctx, audit.UserDeleted, audit.OK, cli, slog.String("username", name))
 			fmt.Fprintf(stdout, "deleted user %s; its sessions are ended\n", name)
 			return nil
 		}
@@ -96,9 +96,9 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		if len(args) != 2 {
 			return errors.New("usage: gatehouse users set-password NAME (the password from the terminal, or the first line of stdin)")
 		}
-		change = func(a *app) error {
+		change = func(a *server) error {
 			// Known before the password is asked for.
-			if _, err := a.users.Get(ctx, args[1]); err != nil {
+			if _, err := a.Users.Get(ctx, args[1]); err != nil {
 				return fmt.Errorf("users set-password: %w", err)
 			}
 			password, err := readPassword(stdin, stderr, args[1])
@@ -106,11 +106,11 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 				return err
 			}
 			// A new password ends every session of the user.
-			u, err := a.users.Update(ctx, users.CLIActor(), args[1], users.Patch{Password: &password})
+			u, err := a.Users.Update(ctx, users.CLIActor(), args[1], users.Patch{Password: &password})
 			if err != nil {
 				return fmt.Errorf("users set-password: %w", err)
 			}
-			a.audit.Record(ctx, audit.UserChanged, audit.OK, cli, slog.String("username", u.Username), slog.String("changed", "password"))
+			a.Audit.Record(ctx, audit.UserChanged, audit.OK, cli, slog.String("username", u.Username), slog.String("changed", "password"))
 			fmt.Fprintf(stdout, "set the password of %s; its sessions are ended\n", u.Username)
 			return nil
 		}
@@ -119,12 +119,12 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 			return errors.New(`usage: gatehouse users set-scopes NAME "SCOPE ..." (the whole new set, space-separated)`)
 		}
 		scopes := strings.Fields(args[2])
-		change = func(a *app) error {
-			u, err := a.users.Update(ctx, users.CLIActor(), args[1], users.Patch{Scopes: &scopes})
+		change = func(a *server) error {
+			u, err := a.Users.Update(ctx, users.CLIActor(), args[1], users.Patch{Scopes: &scopes})
 			if err != nil {
 				return fmt.Errorf("users set-scopes: %w", err)
 			}
-			a.audit.Record(ctx, audit.UserChanged, audit.OK, cli, slog.String("username", u.Username), slog.String("changed", "scopes"))
+			a.Audit.Record(ctx, audit.UserChanged, audit.OK, cli, slog.String("username", u.Username), slog.String("changed", "scopes"))
 			fmt.Fprintf(stdout, "set the scopes of %s to %q\n", u.Username, strings.Join(u.Scopes, " "))
 			return nil
 		}
@@ -142,7 +142,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return err
 		}
-		change = func(a *app) error { return runImport(ctx, a, rows, stdout) }
+		change = func(a *server) error { return runImport(ctx, a, rows, stdout) }
 	default:
 		return fmt.Errorf("unknown users command %q; %s", cmd, usersUsage)
 	}
@@ -151,7 +151,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	defer a.store.Close()
+	defer a.Store.Close()
 	return change(a)
 }
 
@@ -178,13 +178,13 @@ func parseCreateArgs(args []string) (name string, scopes []string, err error) {
 	return name, strings.Fields(*scopeList), nil
 }
 
-func printUsers(ctx context.Context, a *app, stdout io.Writer) error {
+func printUsers(ctx context.Context, a *server, stdout io.Writer) error {
 	const pageSize = 100
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "USERNAME\tSCOPES\tDISABLED\tCREATED")
 	after := ""
 	for {
-		page, err := a.users.List(ctx, after, pageSize)
+		page, err := a.Users.List(ctx, after, pageSize)
 		if err != nil {
 			return err
 		}
@@ -236,7 +236,7 @@ func readPassword(stdin io.Reader, stderr io.Writer, user string) (string, error
 }
 
 // openForCLI opens the store and the services over it, for CLI commands.
-func openForCLI(ctx context.Context, getenv func(string) string, stderr io.Writer) (*app, error) {
+func openForCLI(ctx context.Context, getenv func(string) string, stderr io.Writer) (*server, error) {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return nil, err
@@ -256,13 +256,13 @@ func openForCLI(ctx context.Context, getenv func(string) string, stderr io.Write
 }
 
 // openWithKeys also loads the key set.
-func openWithKeys(ctx context.Context, getenv func(string) string, stderr io.Writer) (*app, error) {
+func openWithKeys(ctx context.Context, getenv func(string) string, stderr io.Writer) (*server, error) {
 	a, err := openForCLI(ctx, getenv, stderr)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.loadKeys(ctx); err != nil {
-		a.store.Close()
+	if err := a.LoadKeys(ctx); err != nil {
+		a.Store.Close()
 		return nil, err
 	}
 	return a, nil
@@ -276,8 +276,8 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	defer a.store.Close()
-	k, err := a.keys.Rotate(ctx)
+	defer a.Store.Close()
+	k, err := a.Keys.Rotate(ctx)
 	if err != nil {
 		return fmt.Errorf("keys rotate: %w", err)
 	}
@@ -317,9 +317,9 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	defer a.store.Close()
+	defer a.Store.Close()
 	if args[0] == "list" {
-		list, err := a.clients.ListClients(ctx)
+		list, err := a.Clients.ListClients(ctx)
 		if err != nil {
 			return err
 		}
@@ -330,7 +330,7 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		return tw.Flush()
 	}
-	c, secret, err := a.clients.RegisterClient(ctx, nc)
+	c, secret, err := a.Clients.RegisterClient(ctx, nc)
 	if err != nil {
 		return fmt.Errorf("clients create: %w", err)
 	}

@@ -168,7 +168,7 @@ func readImportCSV(data []byte) ([]importRow, error) {
 }
 
 // runImport imports the rows in one transaction and audits each user.
-func runImport(ctx context.Context, a *app, rows []importRow, stdout io.Writer) error {
+func runImport(ctx context.Context, a *server, rows []importRow, stdout io.Writer) error {
 	if len(rows) == 0 {
 		return errors.New("users import: the file holds no users")
 	}
@@ -176,7 +176,7 @@ func runImport(ctx context.Context, a *app, rows []importRow, stdout io.Writer) 
 	for i, r := range rows {
 		batch[i] = r.user
 	}
-	created, err := a.users.Import(ctx, users.CLIActor(), batch)
+	created, err := a.Users.Import(ctx, users.CLIActor(), batch)
 	var ie *users.ImportError
 	if errors.As(err, &ie) {
 		return fmt.Errorf("users import: line %d: %s %s; nothing was imported", rows[ie.Index].line, ie.Field, ie.Message)
@@ -185,7 +185,7 @@ func runImport(ctx context.Context, a *app, rows []importRow, stdout io.Writer) 
 		return fmt.Errorf("users import: %w; nothing was imported", err)
 	}
 	for _, u := range created {
-		a.audit.Record(ctx, audit.UserCreated, audit.OK, slog.String("actor", "cli"), slog.String("username", u.Username),
+		a.Audit.Record(ctx, audit.UserCreated, audit.OK, slog.String("actor", "cli"), slog.String("username", u.Username),
 			slog.String("scopes", strings.Join(u.Scopes, " ")), slog.String("via", "import"))
 	}
 	fmt.Fprintf(stdout, "imported %d users; each keeps its password until its next login, which rehashes it with argon2id\n", len(created))

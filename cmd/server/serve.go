@@ -90,9 +90,9 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	defer a.store.Close()
+	defer a.Store.Close()
 	why.Store("loading the signing keys")
-	if err := a.loadKeys(ctx); err != nil {
+	if err := a.LoadKeys(ctx); err != nil {
 		return err
 	}
 	if err := bootstrapAdmin(ctx, a, stderr, logger); err != nil {
@@ -103,30 +103,13 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	debug.FreeOSMemory()
 	tuneGC(os.Getenv, cfg, logger)
 
-	handler, err := httpapi.NewHandler(httpapi.Deps{
-		Users:          a.users,
-		Tokens:         a.issuer,
-		Keys:           a.keys,
-		Clients:        a.clients,
-		Sessions:       a.issuer,
-		Issuer:         cfg.Issuer,
-		TrustedProxies: cfg.TrustedProxies,
-		CORSOrigins:    cfg.CORSOrigins,
-		Audit:          a.audit,
-		Requests:       a.metrics,
-		Version:        version(),
-		Metrics:        metricsOnMain(cfg, a.metrics),
-		Authenticate:   a.validator.Authenticate,
-		Throttle:       a.throttle,
-		Load:           &a.load,
-		Ready: func(ctx context.Context) error {
-			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			defer cancel()
-			return a.store.Ping(ctx)
-		},
-		Logger:    logger,
-		AccessLog: accessLog(logOut, cfg),
-	})
+	deps := a.HandlerDeps()
+	deps.TrustedProxies = cfg.TrustedProxies
+	deps.CORSOrigins = cfg.CORSOrigins
+	deps.Version = version()
+	deps.Metrics = metricsOnMain(cfg, a.Metrics)
+	deps.AccessLog = accessLog(logOut, cfg)
+	handler, err := httpapi.NewHandler(deps)
 	if err != nil {
 		return err
 	}
@@ -136,7 +119,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	phase.set(handler)
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "scheme", cfg.scheme(), "issuer", cfg.Issuer,
-		"store", cfg.Database.String(), "signing_alg", a.keys.Algorithm(), "kid", a.keys.SigningKeyID())
+		"store", cfg.Database.String(), "signing_alg", a.Keys.Algorithm(), "kid", a.Keys.SigningKeyID())
 
 	// Background upkeep: key refresh, rotation and retirement; following
 	// the change log (what other processes revoked or changed), woken at
@@ -145,10 +128,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wake := make(chan struct{}, 1)
-	wg.Go(func() { a.keys.Run(bg) })
-	wg.Go(func() { a.revocations.Run(bg, cfg.SyncInterval, wake, logger) })
+	wg.Go(func() { a.Keys.Run(bg) })
+	wg.Go(func() { a.Revocations.Run(bg, cfg.SyncInterval, wake, logger) })
 	wg.Go(func() { a.prune(bg, pruneInterval) })
-	if n, ok := a.store.(storage.Notifier); ok {
+	if n, ok := a.Store.(storage.Notifier); ok {
 		wg.Go(func() { a.listen(bg, n, wake) })
 	}
 	defer func() { stopBG(); wg.Wait() }()
@@ -159,7 +142,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 			return fmt.Errorf("metrics listener: %w", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", a.metrics.Handler())
+		mux.Handle("GET /metrics", a.Metrics.Handler())
 		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = msrv.Serve(mln) }()
 		defer msrv.Close()
@@ -220,7 +203,7 @@ func metricsOnMain(cfg *config, m *metrics.Metrics) http.Handler {
 // deleted.
 const pruneInterval = time.Hour
 
-func (a *app) prune(ctx context.Context, every time.Duration) {
+func (a *server) prune(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -231,15 +214,15 @@ func (a *app) prune(ctx context.Context, every time.Duration) {
 		}
 		now := time.Now()
 		// Kept for the leeway past their end that validators still accept.
-		if err := a.store.PruneSessions(ctx, now.Add(-auth.DefaultLeeway)); err != nil && ctx.Err() == nil {
-			a.log.Warn("pruning ended sessions failed", "err", err)
+		if err := a.Store.PruneSessions(ctx, now.Add(-auth.DefaultLeeway)); err != nil && ctx.Err() == nil {
+			a.Log.Warn("pruning ended sessions failed", "err", err)
 		}
-		if err := a.store.PruneChanges(ctx, now.Add(-auth.DefaultLeeway)); err != nil && ctx.Err() == nil {
-			a.log.Warn("pruning the change log failed", "err", err)
+		if err := a.Store.PruneChanges(ctx, now.Add(-auth.DefaultLeeway)); err != nil && ctx.Err() == nil {
+			a.Log.Warn("pruning the change log failed", "err", err)
 		}
 		// Throttle state older than the "known address" memory is moot.
-		if err := a.store.PruneLoginAttempts(ctx, now.Add(-a.cfg.Throttle.KnownFor)); err != nil && ctx.Err() == nil {
-			a.log.Warn("pruning login attempts failed", "err", err)
+		if err := a.Store.PruneLoginAttempts(ctx, now.Add(-a.cfg.Throttle.KnownFor)); err != nil && ctx.Err() == nil {
+			a.Log.Warn("pruning login attempts failed", "err", err)
 		}
 	}
 }
@@ -247,7 +230,7 @@ func (a *app) prune(ctx context.Context, every time.Duration) {
 // listen turns the store's announcements of new log entries into wakes
 // of the revocation follower; after the listening connection fails it
 // listens again, the follower's poll covering the gap.
-func (a *app) listen(ctx context.Context, n storage.Notifier, wake chan<- struct{}) {
+func (a *server) listen(ctx context.Context, n storage.Notifier, wake chan<- struct{}) {
 	for {
 		err := n.Listen(ctx, func() {
 			select {
@@ -258,7 +241,7 @@ func (a *app) listen(ctx context.Context, n storage.Notifier, wake chan<- struct
 		if ctx.Err() != nil {
 			return
 		}
-		a.log.Warn("listening for changes from other replicas failed; retrying", "err", err)
+		a.Log.Warn("listening for changes from other replicas failed; retrying", "err", err)
 		select {
 		case <-ctx.Done():
 			return

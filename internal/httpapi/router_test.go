@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/api"
+	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/auth"
 	"github.com/gatehouse/gatehouse/internal/httpapi"
 	"github.com/gatehouse/gatehouse/internal/storage"
@@ -101,35 +102,29 @@ func newStack(tb testing.TB, cacheSize int) *stack {
 	st.calls = &storeCalls{}
 	st.faulty = storetest.NewFaulty(raw)
 	st.store = storage.Instrument(st.faulty, st.calls.observe)
-	st.view = auth.NewUserView(st.store, 0)
-	st.revocations = auth.NewRevocations(st.store, auth.RevocationsConfig{Users: st.view})
-	sync := func(ctx context.Context) { _ = st.revocations.Sync(ctx) }
-	st.users, err = users.NewService(st.store, users.Options{
-		Hasher:      users.Hasher{Memory: 64, Iterations: 1, Parallelism: 1},
-		Scopes:      st.scopes,
-		AfterRevoke: sync,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	st.clients = auth.NewClients(st.store, st.scopes, nil, sync)
+	// The server's own assembly (package app), with cheap hashing.
 	const ttl = 15 * time.Minute
-	if st.keys, err = auth.LoadKeys(ctx, st.store, auth.KeyConfig{Algorithm: auth.AlgRS256, TokenTTL: ttl, Leeway: auth.DefaultLeeway, PrePublish: time.Hour}); err != nil {
-		tb.Fatal(err)
-	}
-	refresh, err := auth.LoadRefreshKey(ctx, st.store, nil)
+	a, err := app.New(st.store, app.Config{
+		Issuer:         testIssuer,
+		Audience:       "gatehouse",
+		Hasher:         users.Hasher{Memory: 64, Iterations: 1, Parallelism: 1},
+		SigningAlg:     auth.AlgRS256,
+		KeyPrePublish:  time.Hour,
+		AccessTTL:      ttl,
+		TokenCacheSize: cacheSize,
+		Throttle:       auth.DefaultThrottle(),
+	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := st.revocations.Load(ctx); err != nil {
+	if err := a.LoadKeys(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	st.cfg = auth.IssuerConfig{Issuer: testIssuer, Audience: "gatehouse", TTL: ttl, Scopes: st.scopes}
-	st.validator = auth.NewValidator(st.keys, auth.ValidatorConfig{
-		Issuer: st.cfg.Issuer, Audience: st.cfg.Audience, Leeway: auth.DefaultLeeway,
-		Revocations: st.revocations, Users: st.view, CacheSize: cacheSize,
-	})
-	st.deps = auth.IssuerDeps{Users: st.users, Clients: st.clients, Sessions: st.store, Keys: st.keys, Refresh: refresh, Validator: st.validator, Revocations: st.revocations}
+	st.users, st.clients, st.keys = a.Users, a.Clients, a.Keys
+	st.revocations, st.view, st.validator = a.Revocations, a.View, a.Validator
+	st.deps, st.cfg = a.IssuerDeps()
+	st.deps.Throttle = nil // each test adds the throttle it wants
+	st.deps.Log, st.deps.Audit = nil, nil
 	return st
 }
 
