@@ -185,6 +185,14 @@ func TestPasswordGrant_a_refused_reservation_releases_the_slot_at_once(t *testin
 		{"store_fault", func(t *testing.T, ff *floodFixture) {
 			ff.faulty.FailNext(storetest.OpReserveLogin, storage.ErrUnavailable)
 		}, 503, audit.Unavailable},
+		// A read-only or full SQLite file: 503 and audited as what it is,
+		// never as throttling.
+		{"read_only_store", func(t *testing.T, ff *floodFixture) {
+			ff.faulty.FailNext(storetest.OpReserveLogin, storage.ErrReadOnly)
+		}, 503, audit.Unavailable},
+		{"full_store", func(t *testing.T, ff *floodFixture) {
+			ff.faulty.FailNext(storetest.OpReserveLogin, storage.ErrFull)
+		}, 503, audit.Unavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// A wait of a nanosecond: the Admit below succeeds only if
