@@ -20,6 +20,7 @@ test: ## run every Go test (with -race when a C compiler is present)
 	$(GO) test $(RACE) -count=1 ./...
 	@[ -n "$$GATEHOUSE_TEST_POSTGRES_URL" ] || echo "make test: the PostgreSQL tests were skipped (GATEHOUSE_TEST_POSTGRES_URL is unset); make test-postgres runs them against $(POSTGRES_URL)"
 	@[ -n "$$GATEHOUSE_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || echo "make test: the browser test was skipped (no chromium); make e2e installs Debian's chromium and runs it"
+	@[ -n "$$GATEHOUSE_PYTHON" ] || /usr/bin/python3 -c 'import fastapi, uvicorn, jwt, cryptography' >/dev/null 2>&1 || echo "make test: the FastAPI example was skipped (no Python with FastAPI); apt-get install python3-fastapi python3-uvicorn python3-jwt python3-cryptography runs it"
 
 # The PostgreSQL tests skip unless GATEHOUSE_TEST_POSTGRES_URL names a server.
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
