@@ -252,7 +252,11 @@ func openForCLI(ctx context.Context, getenv func(string) string, stderr io.Write
 	for _, w := range append(cfg.Warnings, unknownSettings(settingNames(getenv))...) {
 		logger.Warn(w)
 	}
-	return open(ctx, cfg, logger)
+	a, err := open(ctx, cfg, logger, true)
+	if errors.Is(err, sqlstore.ErrNoStore) {
+		return nil, fmt.Errorf("no store at %s: the server creates it on its first start, or set GATEHOUSE_DATABASE_URL to the store the server uses", cfg.Database)
+	}
+	return a, err
 }
 
 // openWithKeys also loads the key set.

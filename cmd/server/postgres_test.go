@@ -243,3 +243,21 @@ func TestPostgresPermanentErrorEndsStartup(t *testing.T) {
 		t.Errorf("the permanent error was retried:\n%s", stderr.String())
 	}
 }
+
+// A CLI command on a PostgreSQL database without gatehouse's tables says
+// so instead of creating an empty store there.
+func TestPostgresCLIWithoutStore(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t)
+	env["GATEHOUSE_DATABASE_URL"] = postgresSchema(t)
+	_, err := runCLI(t, env, "", "users", "list")
+	if err == nil || !strings.Contains(err.Error(), "no store at postgres://") {
+		t.Fatalf("users list on an empty database = %v, want \"no store at …\"", err)
+	}
+	// The server creates it; then the CLI works.
+	env["GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD"] = adminPassword
+	startServer(t, env)
+	if _, ok := listUsers(t, env)["admin"]; !ok {
+		t.Error("users list after the server created the store shows no admin")
+	}
+}

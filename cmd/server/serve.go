@@ -86,7 +86,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	defer srv.Close()
 	logger.Info("gatehouse starting", "addr", ln.Addr().String(), "store", cfg.Database.String())
 
-	a, err := open(ctx, cfg, logger)
+	a, err := open(ctx, cfg, logger, false)
 	if err != nil {
 		return err
 	}

@@ -54,9 +54,10 @@ func appConfig(cfg *config, logger *slog.Logger, m *metrics.Metrics) app.Config 
 
 // open opens the configured store, with deadlines and metrics on every
 // call, and assembles the accounts and clients over it (app.New); the
-// server then loads the keys (App.LoadKeys).
-func open(ctx context.Context, cfg *config, logger *slog.Logger) (*server, error) {
-	raw, err := openStore(ctx, cfg, logger)
+// server then loads the keys (App.LoadKeys). With mustExist (the CLI) a
+// store that does not exist yet is sqlstore.ErrNoStore, not created.
+func open(ctx context.Context, cfg *config, logger *slog.Logger, mustExist bool) (*server, error) {
+	raw, err := openStore(ctx, cfg, logger, mustExist)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", cfg.Database, err)
 	}
@@ -87,8 +88,8 @@ func storeResult(err error) string {
 // openStore opens the configured store. PostgreSQL may come up after the
 // server (a deployment starting both at once): connecting is retried with
 // backoff for up to DBStartupTimeout.
-func openStore(ctx context.Context, cfg *config, logger *slog.Logger) (storage.Store, error) {
-	opts := sqlstore.Options{ChangeRetention: app.ChangeRetention(cfg.AccessTTL), MaxConns: cfg.DBMaxConns, ConnectTimeout: cfg.DBConnectTimeout}
+func openStore(ctx context.Context, cfg *config, logger *slog.Logger, mustExist bool) (storage.Store, error) {
+	opts := sqlstore.Options{ChangeRetention: app.ChangeRetention(cfg.AccessTTL), MaxConns: cfg.DBMaxConns, ConnectTimeout: cfg.DBConnectTimeout, MustExist: mustExist}
 	if cfg.Database.Engine == engineSQLite {
 		return sqlstore.OpenSQLite(ctx, cfg.Database.Path, opts)
 	}

@@ -86,11 +86,15 @@ func (s *store) migrate(ctx context.Context, engine string, upTo int) error {
 	}
 
 	// Fails when there is no schema_migrations yet: then write.
-	if applied, err := s.appliedMigrations(ctx); err == nil {
+	applied, err := s.appliedMigrations(ctx)
+	if err == nil {
 		todo, err := pending(applied)
 		if err != nil || len(todo) == 0 {
 			return err
 		}
+	}
+	if s.mustExist && len(applied) == 0 {
+		return ErrNoStore
 	}
 	return s.write(ctx, "migrate", func(t *txn) error {
 		if l := s.f.lockMigrations; l != "" {

@@ -118,9 +118,13 @@ func openPostgres(ctx context.Context, dsn string, opts Options, upTo int) (*pgS
 // IsPermanentOpenError reports whether err, from OpenPostgres, is one that
 // no retry cures: the server refused the login (SQLSTATE class 28: a wrong
 // password, a role that does not exist or may not log in, pg_hba) or the
-// database does not exist (3D000). A server still starting, unreachable
+// database does not exist (3D000), or Options.MustExist found no store
+// there (ErrNoStore). A server still starting, unreachable
 // or out of connections is worth waiting for; these are not.
 func IsPermanentOpenError(err error) bool {
+	if errors.Is(err, ErrNoStore) {
+		return true
+	}
 	var pg *pgconn.PgError
 	if !errors.As(err, &pg) {
 		return false

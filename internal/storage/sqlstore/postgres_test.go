@@ -213,3 +213,20 @@ func TestPostgres_permanent_open_errors(t *testing.T) {
 		})
 	}
 }
+
+// With MustExist, a database (here a schema) without gatehouse's tables is
+// ErrNoStore, a permanent error, and gets no tables; a store opens.
+func TestPostgres_must_exist(t *testing.T) {
+	dsn, schema := storetest.PostgresSchema(t)
+	_, err := OpenPostgres(t.Context(), dsn, Options{MustExist: true})
+	if !errors.Is(err, ErrNoStore) || !IsPermanentOpenError(err) {
+		t.Fatalf("OpenPostgres(empty schema, MustExist) = %v, want ErrNoStore (permanent)", err)
+	}
+	s := openPostgresAt(t, dsn, allMigrations)
+	s.Close()
+	s2, err := OpenPostgres(t.Context(), dsn, Options{MustExist: true})
+	if err != nil {
+		t.Fatalf("OpenPostgres(schema %s with a store, MustExist) = %v", schema, err)
+	}
+	s2.Close()
+}

@@ -75,6 +75,11 @@ func openSQLite(ctx context.Context, path string, opts Options, tune sqliteTunin
 	if strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("sqlstore: sqlite: database path %q must not contain '?'", path)
 	}
+	if opts.MustExist {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, ErrNoStore
+		}
+	}
 	// The file holds password hashes and signing keys: owner only. A new
 	// directory is 0700; a new file is created 0600 here, before the
 	// driver, and SQLite gives its -wal and -shm files the database

@@ -167,3 +167,30 @@ func TestSQLite_backup_is_a_complete_store(t *testing.T) {
 		t.Error("a backup of a store that does not exist succeeded")
 	}
 }
+
+// With MustExist, a missing or empty SQLite file is ErrNoStore and
+// nothing is created; an existing store opens.
+func TestSQLite_must_exist(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "sub", "gatehouse.db")
+	if _, err := OpenSQLite(ctx, missing, Options{MustExist: true}); !errors.Is(err, ErrNoStore) {
+		t.Errorf("OpenSQLite(missing, MustExist) = %v, want ErrNoStore", err)
+	}
+	if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the directory of the missing store was created: %v", err)
+	}
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenSQLite(ctx, empty, Options{MustExist: true}); !errors.Is(err, ErrNoStore) {
+		t.Errorf("OpenSQLite(empty file, MustExist) = %v, want ErrNoStore", err)
+	}
+	_, path := openTestSQLite(t, sqliteTuning{})
+	s, err := OpenSQLite(ctx, path, Options{MustExist: true})
+	if err != nil {
+		t.Fatalf("OpenSQLite(existing store, MustExist) = %v", err)
+	}
+	s.Close()
+}

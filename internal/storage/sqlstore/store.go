@@ -27,7 +27,15 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// Now is the store's clock; nil is time.Now.
 	Now func() time.Time
+	// MustExist opens only a store that exists: a database without
+	// gatehouse's schema (or, on SQLite, no file) is ErrNoStore instead of
+	// being created. For the CLI, where a mistyped URL would otherwise get
+	// an empty store of its own.
+	MustExist bool
 }
+
+// ErrNoStore: Options.MustExist and there is no store at the address.
+var ErrNoStore = errors.New("sqlstore: no gatehouse store there")
 
 const defaultChangeRetention = time.Hour
 
@@ -65,12 +73,14 @@ type store struct {
 	retention time.Duration
 	// gate queues this store's writers when the flavor has serialWrites.
 	gate chan struct{}
+	// mustExist: Options.MustExist.
+	mustExist bool
 }
 
 var _ storage.Store = (*store)(nil)
 
 func newStore(db *sql.DB, f *flavor, opts Options) *store {
-	s := &store{db: db, f: f, now: opts.Now, retention: opts.ChangeRetention}
+	s := &store{db: db, f: f, now: opts.Now, retention: opts.ChangeRetention, mustExist: opts.MustExist}
 	if s.now == nil {
 		s.now = time.Now
 	}
