@@ -179,7 +179,11 @@ func runImport(ctx context.Context, a *server, rows []importRow, stdout io.Write
 	created, err := a.Users.Import(ctx, users.CLIActor(), batch)
 	var ie *users.ImportError
 	if errors.As(err, &ie) {
-		return fmt.Errorf("users import: line %d: %s %s; nothing was imported", rows[ie.Index].line, ie.Field, ie.Message)
+		msg := ie.Field + " " + ie.Message
+		if ie.Earlier >= 0 {
+			msg = fmt.Sprintf("username %q repeats line %d", batch[ie.Index].Username, rows[ie.Earlier].line)
+		}
+		return fmt.Errorf("users import: line %d: %s; nothing was imported", rows[ie.Index].line, msg)
 	}
 	if err != nil {
 		return fmt.Errorf("users import: %w; nothing was imported", err)

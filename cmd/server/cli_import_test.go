@@ -40,7 +40,7 @@ func TestCLIUsersImport(t *testing.T) {
 			{"not_json_on_line_2", "b.jsonl", `{"username":"ann","password_hash":"` + importBcrypt + `"}` + "\n{oops\n", "line 2: not a user object"},
 			{"unknown_field", "c.jsonl", `{"username":"ann","password_hash":"` + importBcrypt + `","is_admin":true}` + "\n", `line 1: not a user object: json: unknown field "is_admin"`},
 			{"email_username_in_csv", "d.csv", "username,password_hash\nann," + importBcrypt + "\nben@example.com," + importBcrypt + "\n", "line 3: username may contain only"},
-			{"repeated_username", "e.csv", "username,password_hash\nann," + importBcrypt + "\nAnn," + importBcrypt + "\n", `line 3: username "ann" repeats user 1`},
+			{"repeated_username", "e.csv", "username,password_hash\nann," + importBcrypt + "\nAnn," + importBcrypt + "\n", `line 3: username "Ann" repeats line 2`},
 			{"taken_username", "f.jsonl", `{"username":"admin","password_hash":"` + importBcrypt + `"}` + "\n", `line 1: username "admin" is taken`},
 			{"unknown_scope", "g.csv", "username,password_hash,scopes\nann," + importBcrypt + ",me root\n", `line 2: scopes unknown scope "root"`},
 			{"bad_disabled", "h.csv", "username,password_hash,disabled\nann," + importBcrypt + ",maybe\n", `line 2: disabled: "maybe"`},

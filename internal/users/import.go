@@ -27,6 +27,9 @@ type ImportError struct {
 	Index   int
 	Field   string
 	Message string
+	// Earlier, for a username that repeats, is the index of the user that
+	// has it first; -1 otherwise.
+	Earlier int
 }
 
 func (e *ImportError) Error() string {
@@ -51,7 +54,7 @@ func (s *Service) Import(ctx context.Context, actor Actor, batch []ImportedUser)
 	out := make([]*User, len(batch))
 	for i, in := range batch {
 		refuse := func(field, msg string) ([]*User, error) {
-			return nil, &ImportError{Index: i, Field: field, Message: msg}
+			return nil, &ImportError{Index: i, Field: field, Message: msg, Earlier: -1}
 		}
 		name, err := NormalizeUsername(in.Username)
 		if err != nil {
@@ -62,15 +65,17 @@ func (s *Service) Import(ctx context.Context, actor Actor, batch []ImportedUser)
 			return refuse("username", "is invalid")
 		}
 		if first, dup := seen[name]; dup {
-			return refuse("username", fmt.Sprintf("%q repeats user %d", name, first+1))
+			return nil, &ImportError{Index: i, Field: "username", Message: fmt.Sprintf("%q repeats user %d", name, first+1), Earlier: first}
 		}
 		seen[name] = i
 		if err := CheckHash(in.PasswordHash); err != nil {
 			return refuse("password_hash", strings.TrimPrefix(err.Error(), errMalformedHash.Error()+": "))
 		}
 		scopes, err := s.checkScopes(in.Scopes)
-		if err != nil {
-			return refuse("scopes", err.(*ValidationError).Message)
+		if ve, ok := errors.AsType[*ValidationError](err); ok {
+			return refuse("scopes", ve.Message)
+		} else if err != nil {
+			return nil, err
 		}
 		if err := auth.mayGrant(scopes); err != nil {
 			return nil, err
@@ -84,7 +89,7 @@ func (s *Service) Import(ctx context.Context, actor Actor, batch []ImportedUser)
 	if err := s.store.CreateUsers(ctx, out); err != nil {
 		var item *storage.ItemError
 		if errors.As(err, &item) && errors.Is(err, storage.ErrUsernameTaken) {
-			return nil, &ImportError{Index: item.Index, Field: "username", Message: fmt.Sprintf("%q is taken", out[item.Index].Username)}
+			return nil, &ImportError{Index: item.Index, Field: "username", Message: fmt.Sprintf("%q is taken", out[item.Index].Username), Earlier: -1}
 		}
 		return nil, err
 	}

@@ -101,6 +101,9 @@ func TestImport_refuses_a_bad_row_and_stores_nothing(t *testing.T) {
 			if !errors.As(err, &ie) || ie.Index != 1 || ie.Field != tc.field || !strings.Contains(ie.Message, tc.msg) {
 				t.Fatalf("Import = %v, want user 2's %s refused with %q", err, tc.field, tc.msg)
 			}
+			if wantEarlier := map[bool]int{true: 0, false: -1}[tc.name == "repeated_username"]; ie.Earlier != wantEarlier {
+				t.Errorf("Earlier = %d, want %d", ie.Earlier, wantEarlier)
+			}
 			if n, err := store.CountUsers(t.Context()); err != nil || n != 0 {
 				t.Errorf("CountUsers = %d, %v after the refused import; want 0", n, err)
 			}
