@@ -23,6 +23,8 @@ targets=(
 	"./internal/users/ FuzzVerify"
 	"./internal/httpapi/ FuzzHandler"
 	"./internal/httpapi/ FuzzIntrospectionMatchesGenerated"
+	"./internal/httpapi/ FuzzFormCheckAgreesWithKinOpenAPI"
+	"./internal/httpapi/ FuzzParseQueryMatchesStandardLibrary"
 )
 
 selected=()

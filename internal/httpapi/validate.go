@@ -23,8 +23,11 @@ var oauthOperations = map[string]bool{"issueToken": true, "revokeToken": true, "
 // binding runs: security first (so an unauthenticated malformed request
 // gets 401, not 400), then parameters and body.
 type specValidator struct {
-	mux     *chi.Mux
-	routes  map[opKey]*operation
+	mux    *chi.Mux
+	routes map[opKey]*operation
+	// static holds the operations whose path has no parameters, by
+	// method and path as requested.
+	static  map[opKey]*operation
 	options *openapi3filter.Options
 	errors  errorWriter
 	maxBody int64
@@ -32,6 +35,7 @@ type specValidator struct {
 
 func newSpecValidator(doc *openapi3.T, mux *chi.Mux, authn openapi3filter.AuthenticationFunc, ew errorWriter, maxBody int64) *specValidator {
 	routes := make(map[opKey]*operation)
+	static := make(map[opKey]*operation)
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			o := &operation{route: &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}}
@@ -43,6 +47,7 @@ func newSpecValidator(doc *openapi3.T, mux *chi.Mux, authn openapi3filter.Authen
 			if len(item.Parameters) > 0 {
 				o.form = nil
 			}
+			o.formCheck = compileFormCheck(o.form)
 			if len(op.Parameters) > 0 || len(item.Parameters) > 0 || op.RequestBody != nil {
 				// The same operation without its security requirements:
 				// kin-openapi's ValidateRequest over it checks the
@@ -52,11 +57,14 @@ func newSpecValidator(doc *openapi3.T, mux *chi.Mux, authn openapi3filter.Authen
 				o.rest = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: &rest}
 			}
 			routes[opKey{method, path}] = o
+			if !strings.Contains(path, "{") {
+				static[opKey{method, path}] = o
+			}
 		}
 	}
 	options := &openapi3filter.Options{AuthenticationFunc: authn}
 	options.WithCustomSchemaErrorFunc(schemaReason)
-	return &specValidator{mux: mux, routes: routes, options: options, errors: ew, maxBody: maxBody}
+	return &specValidator{mux: mux, routes: routes, static: static, options: options, errors: ew, maxBody: maxBody}
 }
 
 // isOAuthEndpoint reports whether r was matched to /token, /revoke or
@@ -87,6 +95,9 @@ type operation struct {
 	// decoding it again (a third of an introspection request).
 	form     *openapi3.Schema
 	formBody *openapi3.RequestBody
+	// formCheck, when form allows it, stands for kin-openapi's check of
+	// a form that passes (formcheck.go).
+	formCheck *formCheck
 }
 
 // formType is the media type of the OAuth endpoints' bodies.
@@ -121,6 +132,9 @@ func (v *specValidator) validateForm(input *openapi3filter.RequestValidationInpu
 	if len(r.PostForm) == 0 && op.formBody.Required {
 		return &openapi3filter.RequestError{Input: input, RequestBody: op.formBody, Err: openapi3filter.ErrInvalidRequired}
 	}
+	if op.formCheck != nil && op.formCheck.passes(r.PostForm) {
+		return nil
+	}
 	values := make(map[string]any, len(r.PostForm))
 	for name, vs := range r.PostForm {
 		values[name] = vs[0]
@@ -152,9 +166,36 @@ func parseFormBody(r *http.Request) error {
 		r.PostForm, r.Form = url.Values{}, url.Values{}
 		return err
 	}
-	values, err := url.ParseQuery(string(body))
+	values, err := parseQuery(string(body))
 	r.PostForm, r.Form = values, values
 	return err
+}
+
+// fastQueryPairs is how many pairs parseQuery splits itself; a longer
+// form goes to url.ParseQuery (and its limit on the number of pairs).
+const fastQueryPairs = 32
+
+// parseQuery is url.ParseQuery, the same values and errors, with a
+// shortcut for a form without a '%', '+' or ';' and of few pairs: there
+// nothing is unescaped and nothing refused, so the pairs are split and
+// kept as they are, where ParseQuery scans every value byte by byte for
+// escapes (a tenth of an introspection, whose token is most of its form).
+func parseQuery(s string) (url.Values, error) {
+	if strings.IndexByte(s, '%') >= 0 || strings.IndexByte(s, '+') >= 0 || strings.IndexByte(s, ';') >= 0 ||
+		strings.Count(s, "&") >= fastQueryPairs {
+		return url.ParseQuery(s)
+	}
+	values := make(url.Values, strings.Count(s, "&")+1)
+	for s != "" {
+		var pair string
+		pair, s, _ = strings.Cut(s, "&")
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		values[k] = append(values[k], v)
+	}
+	return values, nil
 }
 
 // schemaReason is how schema errors read: their reason alone, never the
@@ -171,6 +212,12 @@ var routeContexts = sync.Pool{New: func() any { return chi.NewRouteContext() }}
 // find returns the operation chi will route the request to, and the path
 // parameters chi will bind (nil when there are none).
 func (v *specValidator) find(method, path string) (*operation, map[string]string) {
+	if op := v.static[opKey{method, path}]; op != nil {
+		// A path spelled exactly as a pattern without parameters: chi
+		// routes it there (a static route wins over any pattern with
+		// parameters), so there is no tree to walk.
+		return op, nil
+	}
 	rctx := routeContexts.Get().(*chi.Context)
 	defer routeContexts.Put(rctx)
 	rctx.Reset()
