@@ -23,11 +23,8 @@ var oauthOperations = map[string]bool{"issueToken": true, "revokeToken": true, "
 // binding runs: security first (so an unauthenticated malformed request
 // gets 401, not 400), then parameters and body.
 type specValidator struct {
-	mux    *chi.Mux
-	routes map[opKey]*operation
-	// static holds the operations whose path has no parameters, by
-	// method and path as requested.
-	static  map[opKey]*operation
+	mux     *chi.Mux
+	routes  map[opKey]*operation
 	options *openapi3filter.Options
 	errors  errorWriter
 	maxBody int64
@@ -35,7 +32,6 @@ type specValidator struct {
 
 func newSpecValidator(doc *openapi3.T, mux *chi.Mux, authn openapi3filter.AuthenticationFunc, ew errorWriter, maxBody int64) *specValidator {
 	routes := make(map[opKey]*operation)
-	static := make(map[opKey]*operation)
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			o := &operation{route: &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}}
@@ -56,15 +52,13 @@ func newSpecValidator(doc *openapi3.T, mux *chi.Mux, authn openapi3filter.Authen
 				rest.Security = &openapi3.SecurityRequirements{}
 				o.rest = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: &rest}
 			}
+			o.static = !strings.Contains(path, "{")
 			routes[opKey{method, path}] = o
-			if !strings.Contains(path, "{") {
-				static[opKey{method, path}] = o
-			}
 		}
 	}
 	options := &openapi3filter.Options{AuthenticationFunc: authn}
 	options.WithCustomSchemaErrorFunc(schemaReason)
-	return &specValidator{mux: mux, routes: routes, static: static, options: options, errors: ew, maxBody: maxBody}
+	return &specValidator{mux: mux, routes: routes, options: options, errors: ew, maxBody: maxBody}
 }
 
 // isOAuthEndpoint reports whether r was matched to /token, /revoke or
@@ -98,6 +92,9 @@ type operation struct {
 	// formCheck, when form allows it, stands for kin-openapi's check of
 	// a form that passes (formcheck.go).
 	formCheck *formCheck
+	// static: the path has no parameters, so a request for exactly that
+	// path is routed to this operation.
+	static bool
 }
 
 // formType is the media type of the OAuth endpoints' bodies.
@@ -181,11 +178,11 @@ const fastQueryPairs = 32
 // kept as they are, where ParseQuery scans every value byte by byte for
 // escapes (a tenth of an introspection, whose token is most of its form).
 func parseQuery(s string) (url.Values, error) {
-	if strings.IndexByte(s, '%') >= 0 || strings.IndexByte(s, '+') >= 0 || strings.IndexByte(s, ';') >= 0 ||
-		strings.Count(s, "&") >= fastQueryPairs {
+	seps := strings.Count(s, "&")
+	if seps >= fastQueryPairs || strings.IndexByte(s, '%') >= 0 || strings.IndexByte(s, '+') >= 0 || strings.IndexByte(s, ';') >= 0 {
 		return url.ParseQuery(s)
 	}
-	values := make(url.Values, strings.Count(s, "&")+1)
+	values := make(url.Values, seps+1)
 	for s != "" {
 		var pair string
 		pair, s, _ = strings.Cut(s, "&")
@@ -212,7 +209,7 @@ var routeContexts = sync.Pool{New: func() any { return chi.NewRouteContext() }}
 // find returns the operation chi will route the request to, and the path
 // parameters chi will bind (nil when there are none).
 func (v *specValidator) find(method, path string) (*operation, map[string]string) {
-	if op := v.static[opKey{method, path}]; op != nil {
+	if op := v.routes[opKey{method, path}]; op != nil && op.static {
 		// A path spelled exactly as a pattern without parameters: chi
 		// routes it there (a static route wins over any pattern with
 		// parameters), so there is no tree to walk.
