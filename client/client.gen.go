@@ -149,8 +149,11 @@ type NewOAuthClient struct {
 	// Confidential Whether the client gets a secret (RFC 6749 §2.1).
 	Confidential *bool `json:"confidential,omitempty"`
 
-	// Scopes The scopes the client may request; any scope when omitted or empty.
+	// Scopes The scopes the client may request on a user's behalf; any scope when omitted or empty.
 	Scopes *[]string `json:"scopes,omitempty"`
+
+	// ServiceScopes The scopes the client holds itself, authenticated with its own credentials and acting for no user; none when omitted. Only a confidential client may hold any. `tokens:introspect` lets it call `/introspect` with HTTP Basic client authentication (RFC 7662 §2.1).
+	ServiceScopes *[]string `json:"service_scopes,omitempty"`
 }
 
 // NewUser defines model for NewUser.
@@ -190,7 +193,12 @@ type OAuthClient struct {
 	ClientId     string    `json:"client_id"`
 	Confidential bool      `json:"confidential"`
 	CreatedAt    time.Time `json:"created_at"`
-	Scopes       []string  `json:"scopes"`
+
+	// Scopes The scopes the client may request on a user's behalf; empty means any.
+	Scopes []string `json:"scopes"`
+
+	// ServiceScopes The scopes the client holds itself (see NewOAuthClient).
+	ServiceScopes []string `json:"service_scopes"`
 }
 
 // PasswordChange defines model for PasswordChange.
@@ -237,7 +245,12 @@ type RegisteredOAuthClient struct {
 	ClientSecret *string   `json:"client_secret,omitempty"`
 	Confidential bool      `json:"confidential"`
 	CreatedAt    time.Time `json:"created_at"`
-	Scopes       []string  `json:"scopes"`
+
+	// Scopes The scopes the client may request on a user's behalf; empty means any.
+	Scopes []string `json:"scopes"`
+
+	// ServiceScopes The scopes the client holds itself (see NewOAuthClient).
+	ServiceScopes []string `json:"service_scopes"`
 }
 
 // RevocationRequest Revocation request (RFC 7009 §2.1).
@@ -618,6 +631,14 @@ type ClientInterface interface {
 	// Expired, revoked, malformed and unknown tokens are all
 	// `{"active":false}`.
 	//
+	// The caller authenticates either with a bearer token granted
+	// `tokens:introspect`, or as a registered confidential client with
+	// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
+	// holds `tokens:introspect` among its `service_scopes`. Wrong client
+	// credentials answer 401 `invalid_client` with a Basic challenge; a
+	// client that does not hold the scope answers 403
+	// `unauthorized_client`.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /introspect (the `IntrospectToken` operationId).
@@ -628,6 +649,14 @@ type ClientInterface interface {
 	// Tells a resource server whether a token is active, and its claims.
 	// Expired, revoked, malformed and unknown tokens are all
 	// `{"active":false}`.
+	//
+	// The caller authenticates either with a bearer token granted
+	// `tokens:introspect`, or as a registered confidential client with
+	// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
+	// holds `tokens:introspect` among its `service_scopes`. Wrong client
+	// credentials answer 401 `invalid_client` with a Basic challenge; a
+	// client that does not hold the scope answers 403
+	// `unauthorized_client`.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -992,6 +1021,14 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 // Expired, revoked, malformed and unknown tokens are all
 // `{"active":false}`.
 //
+// The caller authenticates either with a bearer token granted
+// `tokens:introspect`, or as a registered confidential client with
+// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
+// holds `tokens:introspect` among its `service_scopes`. Wrong client
+// credentials answer 401 `invalid_client` with a Basic challenge; a
+// client that does not hold the scope answers 403
+// `unauthorized_client`.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /introspect (the `IntrospectToken` operationId).
@@ -1012,6 +1049,14 @@ func (c *Client) IntrospectTokenWithBody(ctx context.Context, contentType string
 // Tells a resource server whether a token is active, and its claims.
 // Expired, revoked, malformed and unknown tokens are all
 // `{"active":false}`.
+//
+// The caller authenticates either with a bearer token granted
+// `tokens:introspect`, or as a registered confidential client with
+// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
+// holds `tokens:introspect` among its `service_scopes`. Wrong client
+// credentials answer 401 `invalid_client` with a Basic challenge; a
+// client that does not hold the scope answers 403
+// `unauthorized_client`.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -2457,6 +2502,14 @@ type ClientWithResponsesInterface interface {
 	// Expired, revoked, malformed and unknown tokens are all
 	// `{"active":false}`.
 	//
+	// The caller authenticates either with a bearer token granted
+	// `tokens:introspect`, or as a registered confidential client with
+	// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
+	// holds `tokens:introspect` among its `service_scopes`. Wrong client
+	// credentials answer 401 `invalid_client` with a Basic challenge; a
+	// client that does not hold the scope answers 403
+	// `unauthorized_client`.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /introspect (the `IntrospectToken` operationId).
@@ -2467,6 +2520,14 @@ type ClientWithResponsesInterface interface {
 	// Tells a resource server whether a token is active, and its claims.
 	// Expired, revoked, malformed and unknown tokens are all
 	// `{"active":false}`.
+	//
+	// The caller authenticates either with a bearer token granted
+	// `tokens:introspect`, or as a registered confidential client with
+	// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
+	// holds `tokens:introspect` among its `service_scopes`. Wrong client
+	// credentials answer 401 `invalid_client` with a Basic challenge; a
+	// client that does not hold the scope answers 403
+	// `unauthorized_client`.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4876,6 +4937,14 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 // Expired, revoked, malformed and unknown tokens are all
 // `{"active":false}`.
 //
+// The caller authenticates either with a bearer token granted
+// `tokens:introspect`, or as a registered confidential client with
+// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
+// holds `tokens:introspect` among its `service_scopes`. Wrong client
+// credentials answer 401 `invalid_client` with a Basic challenge; a
+// client that does not hold the scope answers 403
+// `unauthorized_client`.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /introspect (the `IntrospectToken` operationId).
@@ -4892,6 +4961,14 @@ func (c *ClientWithResponses) IntrospectTokenWithBodyWithResponse(ctx context.Co
 // Tells a resource server whether a token is active, and its claims.
 // Expired, revoked, malformed and unknown tokens are all
 // `{"active":false}`.
+//
+// The caller authenticates either with a bearer token granted
+// `tokens:introspect`, or as a registered confidential client with
+// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
+// holds `tokens:introspect` among its `service_scopes`. Wrong client
+// credentials answer 401 `invalid_client` with a Basic challenge; a
+// client that does not hold the scope answers 403
+// `unauthorized_client`.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -290,7 +290,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 func runClients(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	usage := errors.New(`usage: gatehouse clients create [ID] [--public] [--scopes "me"] | gatehouse clients list`)
+	usage := errors.New(`usage: gatehouse clients create [ID] [--public] [--scopes "me"] [--service-scopes "tokens:introspect"] | gatehouse clients list`)
 	if len(args) == 0 {
 		return usage
 	}
@@ -300,7 +300,8 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 		fs := flag.NewFlagSet("clients create", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		public := fs.Bool("public", false, "a public client, without a secret")
-		scopes := fs.String("scopes", "", "space-separated scopes the client may request (default: any)")
+		scopes := fs.String("scopes", "", "space-separated scopes the client may request on a user's behalf (default: any)")
+		service := fs.String("service-scopes", "", "space-separated scopes the client holds itself, e.g. tokens:introspect (default: none)")
 		rest := args[1:]
 		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 			nc.ID, rest = rest[0], rest[1:]
@@ -308,7 +309,7 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 		if err := fs.Parse(rest); err != nil || fs.NArg() > 0 {
 			return usage
 		}
-		nc.Confidential, nc.Scopes = !*public, strings.Fields(*scopes)
+		nc.Confidential, nc.Scopes, nc.ServiceScopes = !*public, strings.Fields(*scopes), strings.Fields(*service)
 	case "list":
 		if len(args) > 1 {
 			return usage
@@ -328,9 +329,9 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "CLIENT_ID\tCONFIDENTIAL\tSCOPES\tCREATED")
+		fmt.Fprintln(tw, "CLIENT_ID\tCONFIDENTIAL\tSCOPES\tSERVICE_SCOPES\tCREATED")
 		for _, c := range list {
-			fmt.Fprintf(tw, "%s\t%t\t%s\t%s\n", c.ID, c.Confidential(), strings.Join(c.Scopes, " "), c.CreatedAt.Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\n", c.ID, c.Confidential(), strings.Join(c.Scopes, " "), strings.Join(c.ServiceScopes, " "), c.CreatedAt.Format(time.RFC3339))
 		}
 		return tw.Flush()
 	}

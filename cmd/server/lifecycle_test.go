@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -199,6 +200,16 @@ func TestKeysRotateCLI(t *testing.T) {
 	}
 }
 
+// clientSecretIn returns the secret `clients create` printed, or "".
+func clientSecretIn(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "client_secret:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
 func TestClientsCLI(t *testing.T) {
 	t.Parallel()
 	env := testEnv(t)
@@ -209,12 +220,7 @@ func TestClientsCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var secret string
-	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(line, "client_secret:"); ok {
-			secret = strings.TrimSpace(v)
-		}
-	}
+	secret := clientSecretIn(out)
 	if secret == "" {
 		t.Fatalf("no secret in %q", out)
 	}
@@ -241,5 +247,35 @@ func TestClientsCLI(t *testing.T) {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) || re.ErrorCode != "invalid_client" || re.Response.StatusCode != 401 {
 		t.Fatalf("wrong secret: got %v, want 401 invalid_client", err)
+	}
+
+	// A resource server registered to hold tokens:introspect itself
+	// introspects with its own credentials (RFC 7662 §2.1).
+	out, err = runCLI(t, env, "", "clients", "create", "resource-server", "--scopes", "", "--service-scopes", "tokens:introspect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsSecret := clientSecretIn(out)
+	if list, _ := runCLI(t, env, "", "clients", "list"); !strings.Contains(list, "tokens:introspect") {
+		t.Errorf("clients list does not show the service scopes: %q", list)
+	}
+	tok, err := (&oauth2.Config{Endpoint: oauth2.Endpoint{TokenURL: base + "/token"}}).PasswordCredentialsToken(context.Background(), "admin", adminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", base+"/introspect", strings.NewReader(url.Values{"token": {tok.AccessToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape("resource-server"), url.QueryEscape(rsSecret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var in struct {
+		Active   bool   `json:"active"`
+		Username string `json:"username"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&in); err != nil || resp.StatusCode != 200 || !in.Active || in.Username != "admin" {
+		t.Errorf("introspection with client_secret_basic: %d %+v %v, want admin's token active", resp.StatusCode, in, err)
 	}
 }

@@ -184,6 +184,7 @@ func (a *App) LoadKeys(ctx context.Context) error {
 		Leeway:      auth.DefaultLeeway,
 		Revocations: a.Revocations,
 		Users:       a.View,
+		Clients:     a.Clients,
 		CacheSize:   cfg.TokenCacheSize,
 	})
 	a.Metrics.CacheStats(a.Validator.CacheStats)

@@ -36,6 +36,10 @@ type ValidatorConfig struct {
 	// Users, when set, refuses tokens of disabled or deleted users and
 	// gives handlers the user without a store read.
 	Users *UserView
+	// Clients, when set, lets a registered confidential client call an
+	// operation whose spec offers an `http` basic alternative (the
+	// introspection endpoint) with its own credentials.
+	Clients *Clients
 	// CacheSize is how many verified tokens are remembered so that their
 	// signature is checked once, not on every request; 0 turns the cache
 	// off. DefaultCacheSize suits a server. Expiry, revocation and key
@@ -45,13 +49,14 @@ type ValidatorConfig struct {
 
 // Validator checks bearer access tokens (RFC 6750) issued with keys.
 type Validator struct {
-	keys   *Keys
-	parser *jwt.Parser
-	deny   *Revocations
-	users  *UserView
-	now    func() time.Time
-	leeway time.Duration
-	cache  *tokenCache // nil when off
+	keys    *Keys
+	parser  *jwt.Parser
+	deny    *Revocations
+	users   *UserView
+	clients *Clients
+	now     func() time.Time
+	leeway  time.Duration
+	cache   *tokenCache // nil when off
 	// lookup finds the verification key: keys.Lookup, wrapped by tests
 	// that count signature checks.
 	lookup jwt.Keyfunc
@@ -76,14 +81,15 @@ func NewValidator(keys *Keys, cfg ValidatorConfig) *Validator {
 		jwt.WithStrictDecoding(),
 	)
 	return &Validator{
-		keys:   keys,
-		parser: parser,
-		deny:   cfg.Revocations,
-		users:  cfg.Users,
-		now:    cfg.Now,
-		leeway: cfg.Leeway,
-		cache:  newTokenCache(cfg.CacheSize),
-		lookup: keys.Lookup,
+		keys:    keys,
+		parser:  parser,
+		deny:    cfg.Revocations,
+		users:   cfg.Users,
+		clients: cfg.Clients,
+		now:     cfg.Now,
+		leeway:  cfg.Leeway,
+		cache:   newTokenCache(cfg.CacheSize),
+		lookup:  keys.Lookup,
 	}
 }
 
@@ -198,12 +204,15 @@ func describeJWTError(err error) string {
 // read from the spec. On success the claims go into the holder that
 // WithClaimsHolder put in the request context.
 func (v *Validator) Authenticate(ctx context.Context, input *openapi3filter.AuthenticationInput) error {
-	if input.SecurityScheme == nil || input.SecurityScheme.Type != "oauth2" {
-		return errors.New("unsupported security scheme " + input.SecuritySchemeName)
-	}
 	h, _ := ctx.Value(holderKey{}).(*claimsHolder)
 	if h == nil {
 		return errors.New("no claims holder in the request context")
+	}
+	if isBasicScheme(input.SecurityScheme) {
+		return v.authenticateService(ctx, h, input)
+	}
+	if input.SecurityScheme == nil || input.SecurityScheme.Type != "oauth2" {
+		return errors.New("unsupported security scheme " + input.SecuritySchemeName)
 	}
 	// The token's b64token syntax is checked by Verify, on a cache miss
 	// only: a token in the cache was verified, so its syntax is sound,
@@ -284,6 +293,9 @@ type claimsHolder struct {
 	context.Context
 	claims *Claims
 	user   *storage.User
+	// service is the client that authenticated for itself (the Basic
+	// alternative), when no bearer did.
+	service *storage.Client
 }
 
 // Value answers holderKey with the holder and every other key from the
@@ -322,6 +334,17 @@ func UserFromContext(ctx context.Context) (*storage.User, bool) {
 		return nil, false
 	}
 	return h.user, true
+}
+
+// ServiceClientFromContext returns the registered client that
+// authenticated with its own credentials (client_secret_basic) on an
+// operation whose spec allows it. It reports false when no client did.
+func ServiceClientFromContext(ctx context.Context) (*storage.Client, bool) {
+	h, _ := ctx.Value(holderKey{}).(*claimsHolder)
+	if h == nil || h.service == nil {
+		return nil, false
+	}
+	return h.service, true
 }
 
 // Unauthenticated is the error a handler returns when it finds no claims.

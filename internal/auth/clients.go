@@ -41,8 +41,8 @@ func NewClients(store storage.ClientStore, scopes []string, now func() time.Time
 }
 
 // checkScopes returns scopes sorted and deduplicated (never nil), or a
-// *users.ValidationError for field "scopes" naming every unknown scope.
-func (r *Clients) checkScopes(scopes []string) ([]string, error) {
+// *users.ValidationError for field naming every unknown scope.
+func (r *Clients) checkScopes(field string, scopes []string) ([]string, error) {
 	var unknown []string
 	out := []string{}
 	for _, sc := range scopes {
@@ -55,7 +55,7 @@ func (r *Clients) checkScopes(scopes []string) ([]string, error) {
 		}
 	}
 	if len(unknown) > 0 {
-		return nil, &users.ValidationError{Field: "scopes", Message: "unknown scope " + strings.Join(unknown, ", ")}
+		return nil, &users.ValidationError{Field: field, Message: "unknown scope " + strings.Join(unknown, ", ")}
 	}
 	slices.Sort(out)
 	return out, nil
@@ -79,14 +79,19 @@ type NewClient struct {
 	Confidential bool
 	// Scopes must all be known; empty means the client may request any.
 	Scopes []string
+	// ServiceScopes are the scopes the client holds itself, with its own
+	// credentials and for no user (tokens:introspect lets it introspect,
+	// RFC 7662 §2.1). They must be known, and only a confidential client
+	// may hold any.
+	ServiceScopes []string
 }
 
 // RegisterClient adds a client (RFC 6749 §2). An empty ID is replaced by
 // 16 random bytes in unpadded base64url. A confidential client gets a
 // 256-bit random secret, unpadded base64url, which is returned here once
 // and stored only as its hex SHA-256; a public client's secret is "".
-// Returns a *ValidationError for field "client_id" or "scopes", or
-// ErrClientExists.
+// Returns a *ValidationError for field "client_id", "scopes" or
+// "service_scopes", or ErrClientExists.
 func (r *Clients) RegisterClient(ctx context.Context, nc NewClient) (c *storage.Client, secret string, err error) {
 	id := nc.ID
 	if id == "" {
@@ -96,11 +101,18 @@ func (r *Clients) RegisterClient(ctx context.Context, nc NewClient) (c *storage.
 	} else if reservedClientID(id) {
 		return nil, "", &users.ValidationError{Field: "client_id", Message: fmt.Sprintf("%q is reserved", id)}
 	}
-	scopes, err := r.checkScopes(nc.Scopes)
+	scopes, err := r.checkScopes("scopes", nc.Scopes)
 	if err != nil {
 		return nil, "", err
 	}
-	c = &storage.Client{ID: id, Scopes: scopes, CreatedAt: r.now().UTC()}
+	service, err := r.checkScopes("service_scopes", nc.ServiceScopes)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(service) > 0 && !nc.Confidential {
+		return nil, "", &users.ValidationError{Field: "service_scopes", Message: "only a confidential client may hold scopes itself"}
+	}
+	c = &storage.Client{ID: id, Scopes: scopes, ServiceScopes: service, CreatedAt: r.now().UTC()}
 	if nc.Confidential {
 		secret = randomBase64URL(clientSecretBytes)
 		c.SecretHash = hashClientSecret(secret)

@@ -46,13 +46,16 @@ func (h *Handlers) CreateClient(ctx context.Context, req CreateClientRequestObje
 	if req.Body.Scopes != nil {
 		nc.Scopes = *req.Body.Scopes
 	}
+	if req.Body.ServiceScopes != nil {
+		nc.ServiceScopes = *req.Body.ServiceScopes
+	}
 	c, secret, err := h.clients.RegisterClient(ctx, nc)
 	if err != nil {
 		return nil, err
 	}
-	h.audit.Record(ctx, audit.ClientCreated, audit.OK, actor(ctx), slog.String("client_id", c.ID), slog.Bool("confidential", c.Confidential()))
+	h.audit.Record(ctx, audit.ClientCreated, audit.OK, actor(ctx), slog.String("client_id", c.ID), slog.Bool("confidential", c.Confidential()), slog.Any("service_scopes", c.ServiceScopes))
 	oc := toClient(c)
-	body := RegisteredOAuthClient{ClientId: oc.ClientId, Confidential: oc.Confidential, Scopes: oc.Scopes, CreatedAt: oc.CreatedAt}
+	body := RegisteredOAuthClient{ClientId: oc.ClientId, Confidential: oc.Confidential, Scopes: oc.Scopes, ServiceScopes: oc.ServiceScopes, CreatedAt: oc.CreatedAt}
 	if secret != "" {
 		body.ClientSecret = &secret
 	}
@@ -76,5 +79,9 @@ func toClient(c *storage.Client) OAuthClient {
 	if scopes == nil {
 		scopes = []string{}
 	}
-	return OAuthClient{ClientId: c.ID, Confidential: c.Confidential(), Scopes: scopes, CreatedAt: c.CreatedAt}
+	service := c.ServiceScopes
+	if service == nil {
+		service = []string{}
+	}
+	return OAuthClient{ClientId: c.ID, Confidential: c.Confidential(), Scopes: scopes, ServiceScopes: service, CreatedAt: c.CreatedAt}
 }

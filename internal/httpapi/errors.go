@@ -87,6 +87,13 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 		ew.log.WarnContext(r.Context(), "not ready", "request_id", requestID(r.Context()), "err", err)
 		w.Header().Set("Retry-After", "1")
 		writeProblem(w, http.StatusServiceUnavailable, notReadyDetail(err), nil)
+	case errors.As(err, &oauthErr) && errors.As(err, &bearerErr):
+		// Both alternatives of /introspect failed: a bearer's and a
+		// client's own credentials (Basic). Only the client alternative
+		// answers OAuth errors, and only when Basic credentials were sent,
+		// so the caller meant that one: invalid_client with a Basic
+		// challenge (RFC 7662 §2.1, RFC 6749 §5.2).
+		ew.oauth(w, r, oauthErr)
 	case errors.As(err, &bearerErr):
 		// Checked first: kin-openapi wraps it in SecurityRequirementsError.
 		ew.bearer(w, bearerErr)

@@ -153,6 +153,9 @@ func TestDiscovery(t *testing.T) {
 	if got := joined("token_endpoint_auth_methods_supported"); got != "client_secret_basic client_secret_post none" {
 		t.Errorf("token_endpoint_auth_methods_supported: got %q", got)
 	}
+	if got := joined("introspection_endpoint_auth_methods_supported"); got != "client_secret_basic bearer" {
+		t.Errorf("introspection_endpoint_auth_methods_supported: got %q, want client_secret_basic and bearer", got)
+	}
 	if _, ok := m["response_types_supported"]; !ok {
 		t.Error("response_types_supported is required by RFC 8414 §2")
 	}

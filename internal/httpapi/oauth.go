@@ -89,8 +89,12 @@ func (h *Handlers) RevokeToken(ctx context.Context, _ RevokeTokenRequestObject) 
 // IntrospectToken handles RFC 7662 §2.1; the spec requires the caller's
 // bearer token to hold tokens:introspect.
 func (h *Handlers) IntrospectToken(ctx context.Context, _ IntrospectTokenRequestObject) (IntrospectTokenResponseObject, error) {
-	if _, err := claims(ctx); err != nil {
-		return nil, err
+	if _, ok := auth.ServiceClientFromContext(ctx); !ok {
+		// No client authenticated for itself: a bearer must have (fail
+		// closed).
+		if _, err := claims(ctx); err != nil {
+			return nil, err
+		}
 	}
 	r, err := requestFrom(ctx)
 	if err != nil {
@@ -165,7 +169,9 @@ func (h *Handlers) RotateSigningKey(ctx context.Context, _ RotateSigningKeyReque
 func NewServerMetadata(issuer string, scopes []string) ServerMetadata {
 	clientAuth := []string{"client_secret_basic", "client_secret_post", "none"}
 	revocation, introspection := issuer+"/revoke", issuer+"/introspect"
-	bearerAuth := []string{"bearer"}
+	// "bearer" is no registered client authentication method: it says a
+	// bearer token granted tokens:introspect is accepted as well.
+	introspectAuth := []string{"client_secret_basic", "bearer"}
 	return ServerMetadata{
 		Issuer:                                    issuer,
 		TokenEndpoint:                             issuer + "/token",
@@ -177,6 +183,6 @@ func NewServerMetadata(issuer string, scopes []string) ServerMetadata {
 		ScopesSupported:                           &scopes,
 		TokenEndpointAuthMethodsSupported:         &clientAuth,
 		RevocationEndpointAuthMethodsSupported:    &clientAuth,
-		IntrospectionEndpointAuthMethodsSupported: &bearerAuth,
+		IntrospectionEndpointAuthMethodsSupported: &introspectAuth,
 	}
 }

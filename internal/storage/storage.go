@@ -149,6 +149,11 @@ type Client struct {
 	// Scopes limits what the client may request; empty means any scope.
 	Scopes    []string
 	CreatedAt time.Time
+	// ServiceScopes are the scopes the client holds itself, authenticated
+	// with its own credentials and acting for no user (introspection,
+	// RFC 7662 §2.1); empty means none. Only a confidential client holds
+	// any.
+	ServiceScopes []string
 }
 
 // Confidential reports whether the client has a secret (RFC 6749 §2.1).

@@ -17,6 +17,10 @@ func (s *store) CreateClient(ctx context.Context, c *storage.Client) error {
 	if err != nil {
 		return err
 	}
+	service, err := encodeScopes(c.ServiceScopes)
+	if err != nil {
+		return err
+	}
 	createdAt := c.CreatedAt
 	if createdAt.IsZero() {
 		createdAt = s.now()
@@ -25,7 +29,7 @@ func (s *store) CreateClient(ctx context.Context, c *storage.Client) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.execOne(ctx, `INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?)`, c.ID, c.SecretHash, scopes, created)
+	_, err = s.execOne(ctx, `INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?)`, c.ID, c.SecretHash, scopes, created, service)
 	if s.f.conflict(err) == "clients.id" {
 		return storage.ErrClientExists
 	}
@@ -33,6 +37,7 @@ func (s *store) CreateClient(ctx context.Context, c *storage.Client) error {
 		return s.fail(ctx, "create client", err)
 	}
 	c.Scopes, c.CreatedAt = decodeScopes(scopes), decodeTime(created)
+	c.ServiceScopes = decodeScopes(service)
 	return nil
 }
 

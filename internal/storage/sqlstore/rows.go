@@ -21,7 +21,7 @@ const (
 	userColumns    = `id, username, password_hash, scopes, disabled, created_at, updated_at, token_epoch`
 	keyColumns     = `id, algorithm, private, created_at, activates_at`
 	sessionColumns = `id, user_id, client_id, scopes, created_at, last_used_at, idle_expires_at, expires_at, generation, secret_hash, rotated_at, grace_uses, revoked_at, client_addr, user_agent`
-	clientColumns  = `id, secret_hash, scopes, created_at`
+	clientColumns  = `id, secret_hash, scopes, created_at, service_scopes`
 	changeColumns  = `seq, kind, subject, at, expires_at`
 	attemptColumns = `failures, window_start, blocked_until, last_success`
 )
@@ -134,11 +134,13 @@ func scanClient(row rowScanner) (*storage.Client, error) {
 		c       storage.Client
 		scopes  string
 		created int64
+		service string
 	)
-	if err := row.Scan(&c.ID, &c.SecretHash, &scopes, &created); err != nil {
+	if err := row.Scan(&c.ID, &c.SecretHash, &scopes, &created, &service); err != nil {
 		return nil, err
 	}
 	c.Scopes, c.CreatedAt = decodeScopes(scopes), decodeTime(created)
+	c.ServiceScopes = decodeScopes(service)
 	return &c, nil
 }
 

@@ -35,7 +35,7 @@ func hexSHA256(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// assertUpgraded checks what must survive the upgrade to 0005 on either
+// assertUpgraded checks what must survive the upgrade to the latest migration on either
 // engine, and what must not.
 func assertUpgraded(t *testing.T, s *store, wantAttempts []string) {
 	t.Helper()
@@ -66,8 +66,9 @@ func assertUpgraded(t *testing.T, s *store, wantAttempts []string) {
 	if err != nil {
 		t.Fatalf("ClientByID(backend) = %v", err)
 	}
-	if c.SecretHash != hexSHA256(fixtureClientSecret) || !slices.Equal(c.Scopes, []string{"me"}) {
-		t.Errorf("client backend = %+v, want the SHA-256 of its secret and scopes [me]", c)
+	if c.SecretHash != hexSHA256(fixtureClientSecret) || !slices.Equal(c.Scopes, []string{"me"}) || c.ServiceScopes == nil || len(c.ServiceScopes) != 0 {
+		// Migration 0006 gives a client from before it no scope of its own.
+		t.Errorf("client backend = %+v, want the SHA-256 of its secret, scopes [me] and no service scopes", c)
 	}
 
 	keys, err := s.SigningKeys(ctx)
@@ -110,7 +111,7 @@ func assertUpgraded(t *testing.T, s *store, wantAttempts []string) {
 		vrows.Scan(&v)
 		versions = append(versions, v)
 	}
-	if want := []int{1, 2, 3, 4, 5}; !slices.Equal(versions, want) {
+	if want := []int{1, 2, 3, 4, 5, 6}; !slices.Equal(versions, want) {
 		t.Errorf("schema_migrations %v, want %v", versions, want)
 	}
 
@@ -148,8 +149,8 @@ func TestOpenSQLite_upgrades_a_0_1_store_keeping_accounts_clients_keys_and_throt
 	s.Close()
 	again := openSQLiteAt(t, path, sqliteTuning{})
 	var n int
-	if err := again.db.QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 5 {
-		t.Errorf("schema_migrations after reopening: %d rows, %v; want 5", n, err)
+	if err := again.db.QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 6 {
+		t.Errorf("schema_migrations after reopening: %d rows, %v; want 6", n, err)
 	}
 }
 

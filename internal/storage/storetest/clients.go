@@ -24,6 +24,8 @@ func runClientTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 			SecretHash: hashOf("web secret"),
 			Scopes:     []string{"me", "users:read"},
 			CreatedAt:  time.Date(2025, 5, 1, 8, 30, 0, 42, zone),
+			// Held by the client itself, kept apart from Scopes.
+			ServiceScopes: []string{"tokens:introspect"},
 		}
 		wantWeb := *web
 		wantWeb.CreatedAt = web.CreatedAt.UTC()
@@ -38,8 +40,8 @@ func runClientTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		if err != nil {
 			t.Fatalf("ClientByID(cli) = %v", err)
 		}
-		if cli.CreatedAt.IsZero() || cli.CreatedAt.Location() != time.UTC || cli.SecretHash != "" || len(cli.Scopes) != 0 {
-			t.Errorf("ClientByID(cli) = %+v, want CreatedAt from the store's clock in UTC, no secret, no scopes", cli)
+		if cli.CreatedAt.IsZero() || cli.CreatedAt.Location() != time.UTC || cli.SecretHash != "" || len(cli.Scopes) != 0 || cli.ServiceScopes == nil || len(cli.ServiceScopes) != 0 {
+			t.Errorf("ClientByID(cli) = %+v, want CreatedAt from the store's clock in UTC, no secret, no scopes, an empty (non-nil) list of service scopes", cli)
 		}
 		if got, err := s.ClientByID(ctx, "web"); err != nil || !reflect.DeepEqual(got, &wantWeb) {
 			t.Errorf("ClientByID(web) = %+v, %v; want %+v", got, err, &wantWeb)

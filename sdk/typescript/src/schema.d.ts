@@ -280,6 +280,14 @@ export interface paths {
          * @description Tells a resource server whether a token is active, and its claims.
          *     Expired, revoked, malformed and unknown tokens are all
          *     `{"active":false}`.
+         *
+         *     The caller authenticates either with a bearer token granted
+         *     `tokens:introspect`, or as a registered confidential client with
+         *     HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
+         *     holds `tokens:introspect` among its `service_scopes`. Wrong client
+         *     credentials answer 401 `invalid_client` with a Basic challenge; a
+         *     client that does not hold the scope answers 403
+         *     `unauthorized_client`.
          */
         post: operations["introspectToken"];
         delete?: never;
@@ -749,13 +757,18 @@ export interface components {
              * @default true
              */
             confidential: boolean;
-            /** @description The scopes the client may request; any scope when omitted or empty. */
+            /** @description The scopes the client may request on a user's behalf; any scope when omitted or empty. */
             scopes?: string[];
+            /** @description The scopes the client holds itself, authenticated with its own credentials and acting for no user; none when omitted. Only a confidential client may hold any. `tokens:introspect` lets it call `/introspect` with HTTP Basic client authentication (RFC 7662 §2.1). */
+            service_scopes?: string[];
         };
         OAuthClient: {
             client_id: string;
             confidential: boolean;
+            /** @description The scopes the client may request on a user's behalf; empty means any. */
             scopes: string[];
+            /** @description The scopes the client holds itself (see NewOAuthClient). */
+            service_scopes: string[];
             /** Format: date-time */
             created_at: string;
         };
