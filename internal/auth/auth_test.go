@@ -78,7 +78,7 @@ func newFixture(t *testing.T, alg string, secret []byte) *fixture {
 	if err := f.revocations.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f.validator = NewValidator(keys, ValidatorConfig{Issuer: testIssuer, Audience: testAudience, Leeway: DefaultLeeway, Now: clock, Revocations: f.revocations, Users: f.view})
+	f.validator = NewValidator(keys, ValidatorConfig{Issuer: testIssuer, Audience: testAudience, Leeway: DefaultLeeway, Now: clock, Revocations: f.revocations, Users: f.view, Clients: f.clients})
 	f.issuer = NewIssuer(IssuerDeps{Users: svc, Clients: f.clients, Sessions: store, Keys: keys, Refresh: refresh, Validator: f.validator, Revocations: f.revocations},
 		IssuerConfig{Issuer: testIssuer, Audience: testAudience, TTL: testTTL, Scopes: testScopes, Now: clock, ReuseWindow: -1})
 	return f

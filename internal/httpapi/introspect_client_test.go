@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/httpapi"
 )
 
 // basicAuth is client_secret_basic: each part form-urlencoded, then
@@ -140,5 +143,34 @@ func TestRegisterClientServiceScopes(t *testing.T) {
 	}
 	if r := ts.do(t, "GET", "/clients", "", bearer(admin)...); strings.Contains(string(r.body), `"pub"`) || strings.Contains(string(r.body), `"rs"`) {
 		t.Errorf("a refused registration was stored: %s", r.body)
+	}
+}
+
+// TestOnlyIntrospectionAcceptsAClientsOwnCredentials: the Basic
+// alternative opens an operation to registered clients, so adding it
+// anywhere else must be a decision this test is changed for.
+func TestOnlyIntrospectionAcceptsAClientsOwnCredentials(t *testing.T) {
+	doc, err := httpapi.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var with []string
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			reqs := doc.Security
+			if op.Security != nil {
+				reqs = *op.Security
+			}
+			for _, req := range reqs {
+				for name := range req {
+					if s := doc.Components.SecuritySchemes[name]; s != nil && s.Value.Type == "http" {
+						with = append(with, method+" "+path)
+					}
+				}
+			}
+		}
+	}
+	if !slices.Equal(with, []string{"POST /introspect"}) {
+		t.Errorf("operations with an http (Basic) alternative: %v, want only POST /introspect", with)
 	}
 }
