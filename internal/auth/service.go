@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -70,7 +71,7 @@ func (v *Validator) authenticateService(ctx context.Context, h *claimsHolder, in
 		return errors.New("the operation names no oauth2 scopes for a client to hold")
 	}
 	for _, s := range need {
-		if !contains(c.ServiceScopes, s) {
+		if !slices.Contains(c.ServiceScopes, s) {
 			return &Error{Code: CodeUnauthorizedClient, Status: http.StatusForbidden,
 				Description: "the client does not hold the scope " + s + " itself"}
 		}
@@ -112,13 +113,4 @@ func operationScopes(route *routers.Route) (need []string, ok bool) {
 		}
 	}
 	return need, ok
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
