@@ -17,6 +17,21 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for ClientGrant.
+const (
+	ClientGrantClientCredentials ClientGrant = "client_credentials"
+)
+
+// Valid indicates whether the value is a known member of the ClientGrant enum.
+func (e ClientGrant) Valid() bool {
+	switch e {
+	case ClientGrantClientCredentials:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OAuth2ErrorError.
 const (
 	InvalidClient          OAuth2ErrorError = "invalid_client"
@@ -55,20 +70,34 @@ func (e OAuth2ErrorError) Valid() bool {
 
 // Defines values for TokenRequestGrantType.
 const (
-	Password     TokenRequestGrantType = "password"
-	RefreshToken TokenRequestGrantType = "refresh_token"
+	TokenRequestGrantTypeClientCredentials TokenRequestGrantType = "client_credentials"
+	TokenRequestGrantTypePassword          TokenRequestGrantType = "password"
+	TokenRequestGrantTypeRefreshToken      TokenRequestGrantType = "refresh_token"
 )
 
 // Valid indicates whether the value is a known member of the TokenRequestGrantType enum.
 func (e TokenRequestGrantType) Valid() bool {
 	switch e {
-	case Password:
+	case TokenRequestGrantTypeClientCredentials:
 		return true
-	case RefreshToken:
+	case TokenRequestGrantTypePassword:
+		return true
+	case TokenRequestGrantTypeRefreshToken:
 		return true
 	default:
 		return false
 	}
+}
+
+// ClientGrant defines model for ClientGrant.
+type ClientGrant string
+
+// ClientSecretInfo One of a confidential client's secrets, without the secret.
+type ClientSecretInfo struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id The secret's id; tokens of the client_credentials grant carry it as `sid`, and removing the secret ends them.
+	Id string `json:"id"`
 }
 
 // FieldError defines model for FieldError.
@@ -111,6 +140,12 @@ type Introspection struct {
 
 // IntrospectionRequest Introspection request (RFC 7662 §2.1).
 type IntrospectionRequest struct {
+	// ClientId With `client_secret`: the caller's own client credentials in the body (`client_secret_post`, RFC 6749 §2.3.1), when it sends no Authorization header.
+	ClientId *string `json:"client_id,omitempty"`
+
+	// ClientSecret The caller's client secret (`client_secret_post`).
+	ClientSecret *string `json:"client_secret,omitempty"`
+
 	// Token The token to introspect.
 	Token string `json:"token"`
 
@@ -141,6 +176,16 @@ type JWKSet struct {
 	Keys []JWK `json:"keys"`
 }
 
+// NewClientSecret defines model for NewClientSecret.
+type NewClientSecret struct {
+	// ClientSecret The new secret (256 bits), shown only in this response.
+	ClientSecret string    `json:"client_secret"`
+	CreatedAt    time.Time `json:"created_at"`
+
+	// Id The secret's id; tokens of the client_credentials grant carry it as `sid`, and removing the secret ends them.
+	Id string `json:"id"`
+}
+
 // NewOAuthClient defines model for NewOAuthClient.
 type NewOAuthClient struct {
 	// ClientId The identifier; generated when omitted.
@@ -149,10 +194,13 @@ type NewOAuthClient struct {
 	// Confidential Whether the client gets a secret (RFC 6749 §2.1).
 	Confidential *bool `json:"confidential,omitempty"`
 
+	// Grants The grant types the client may use beyond the password and refresh grants, which every client may use; none when omitted. Only a confidential client may use `client_credentials` (RFC 6749 §4.4).
+	Grants *[]ClientGrant `json:"grants,omitempty"`
+
 	// Scopes The scopes the client may request on a user's behalf; any scope when omitted or empty.
 	Scopes *[]string `json:"scopes,omitempty"`
 
-	// ServiceScopes The scopes the client holds itself, authenticated with its own credentials and acting for no user; none when omitted. Only a confidential client may hold any. `tokens:introspect` lets it call `/introspect` with HTTP Basic client authentication (RFC 7662 §2.1).
+	// ServiceScopes The scopes the client holds itself, authenticated with its own credentials and acting for no user; none when omitted. Only a confidential client may hold any. `tokens:introspect` lets it call `/introspect` with HTTP Basic client authentication (RFC 7662 §2.1); with the `client_credentials` grant, tokens of the client carry these scopes.
 	ServiceScopes *[]string `json:"service_scopes,omitempty"`
 }
 
@@ -194,11 +242,29 @@ type OAuthClient struct {
 	Confidential bool      `json:"confidential"`
 	CreatedAt    time.Time `json:"created_at"`
 
+	// Grants The grants the client may use beyond password and refresh (see NewOAuthClient).
+	Grants []ClientGrant `json:"grants"`
+
 	// Scopes The scopes the client may request on a user's behalf; empty means any.
 	Scopes []string `json:"scopes"`
 
+	// Secrets The client's secrets, oldest first, without the secrets themselves; one, or two while it rotates.
+	Secrets []ClientSecretInfo `json:"secrets"`
+
 	// ServiceScopes The scopes the client holds itself (see NewOAuthClient).
 	ServiceScopes []string `json:"service_scopes"`
+}
+
+// OAuthClientPatch Changes to a client; omitted fields stay as they are. A token of the client_credentials grant stops at once, on every replica, when its client loses the grant or a scope it carries.
+type OAuthClientPatch struct {
+	// Grants The grants the client may use beyond password and refresh (see NewOAuthClient).
+	Grants *[]ClientGrant `json:"grants,omitempty"`
+
+	// Scopes The scopes the client may request on a user's behalf; empty means any.
+	Scopes *[]string `json:"scopes,omitempty"`
+
+	// ServiceScopes The scopes the client holds itself (see NewOAuthClient).
+	ServiceScopes *[]string `json:"service_scopes,omitempty"`
 }
 
 // PasswordChange defines model for PasswordChange.
@@ -246,8 +312,14 @@ type RegisteredOAuthClient struct {
 	Confidential bool      `json:"confidential"`
 	CreatedAt    time.Time `json:"created_at"`
 
+	// Grants The grants the client may use beyond password and refresh (see NewOAuthClient).
+	Grants []ClientGrant `json:"grants"`
+
 	// Scopes The scopes the client may request on a user's behalf; empty means any.
 	Scopes []string `json:"scopes"`
+
+	// Secrets The client's secrets, oldest first, without the secrets themselves; one, or two while it rotates.
+	Secrets []ClientSecretInfo `json:"secrets"`
 
 	// ServiceScopes The scopes the client holds itself (see NewOAuthClient).
 	ServiceScopes []string `json:"service_scopes"`
@@ -313,7 +385,7 @@ type TokenRequest struct {
 	// ClientSecret The client's secret (confidential clients only).
 	ClientSecret *string `json:"client_secret,omitempty"`
 
-	// GrantType `password` (RFC 6749 §4.3) or `refresh_token` (§6). Any other value answers `unsupported_grant_type`.
+	// GrantType `password` (RFC 6749 §4.3), `refresh_token` (§6) or `client_credentials` (§4.4). Any other value answers `unsupported_grant_type`.
 	//
 	// Example: password
 	GrantType TokenRequestGrantType `json:"grant_type"`
@@ -326,7 +398,7 @@ type TokenRequest struct {
 	// RefreshToken The refresh token, with `grant_type=refresh_token`.
 	RefreshToken *string `json:"refresh_token,omitempty"`
 
-	// Scope Space-separated scopes requested; all of the user's scopes when omitted.
+	// Scope Space-separated scopes requested; when omitted, all of the user's scopes (password grant) or of the client's `service_scopes` (client credentials grant).
 	//
 	// Example: me
 	Scope *string `json:"scope,omitempty"`
@@ -337,7 +409,7 @@ type TokenRequest struct {
 	Username *string `json:"username,omitempty"`
 }
 
-// TokenRequestGrantType `password` (RFC 6749 §4.3) or `refresh_token` (§6). Any other value answers `unsupported_grant_type`.
+// TokenRequestGrantType `password` (RFC 6749 §4.3), `refresh_token` (§6) or `client_credentials` (§4.4). Any other value answers `unsupported_grant_type`.
 //
 // Example: password
 type TokenRequestGrantType string
@@ -476,6 +548,9 @@ type RevokeMySessionsParams struct {
 // CreateClientJSONRequestBody defines body for CreateClient for application/json ContentType.
 type CreateClientJSONRequestBody = NewOAuthClient
 
+// UpdateClientJSONRequestBody defines body for UpdateClient for application/json ContentType.
+type UpdateClientJSONRequestBody = OAuthClientPatch
+
 // IntrospectTokenFormdataRequestBody defines body for IntrospectToken for application/x-www-form-urlencoded ContentType.
 type IntrospectTokenFormdataRequestBody = IntrospectionRequest
 
@@ -613,10 +688,45 @@ type ClientInterface interface {
 
 	// DeleteClient Delete a registered client
 	//
-	// Deletes the client and revokes every refresh token issued to it.
+	// Deletes the client and its secrets, revokes every refresh token issued to it, and ends its client_credentials tokens.
 	//
 	// Corresponds with DELETE /clients/{client_id} (the `DeleteClient` operationId).
 	DeleteClient(ctx context.Context, clientId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateClientWithBody Change a client's scopes, service scopes or grants
+	//
+	// Narrowing takes effect at once: a client_credentials token the change no longer allows stops on every replica, and later grants get only what remains.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /clients/{client_id} (the `UpdateClient` operationId).
+	UpdateClientWithBody(ctx context.Context, clientId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateClient Change a client's scopes, service scopes or grants
+	//
+	// Narrowing takes effect at once: a client_credentials token the change no longer allows stops on every replica, and later grants get only what remains.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /clients/{client_id} (the `UpdateClient` operationId).
+	UpdateClient(ctx context.Context, clientId string, body UpdateClientJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AddClientSecret Add a secret to a confidential client (rotation, step 1)
+	//
+	// Gives the client a second secret, valid at once beside the first,
+	// so a service rotates without a failed request: add a secret,
+	// deploy it, then remove the old one. A client holds at most two;
+	// a third answers 409, and so does a public client.
+	//
+	// Corresponds with POST /clients/{client_id}/secrets (the `AddClientSecret` operationId).
+	AddClientSecret(ctx context.Context, clientId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RemoveClientSecret Remove one of a client's secrets (rotation, step 2)
+	//
+	// The secret authenticates nothing from then on, and the client_credentials tokens obtained with it stop at once on every replica. The client's only secret cannot be removed (409).
+	//
+	// Corresponds with DELETE /clients/{client_id}/secrets/{secret_id} (the `RemoveClientSecret` operationId).
+	RemoveClientSecret(ctx context.Context, clientId string, secretId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetHealth Liveness probe
 	//
@@ -632,11 +742,14 @@ type ClientInterface interface {
 	// `{"active":false}`.
 	//
 	// The caller authenticates either with a bearer token granted
-	// `tokens:introspect`, or as a registered confidential client with
-	// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
-	// holds `tokens:introspect` among its `service_scopes`. Wrong client
-	// credentials answer 401 `invalid_client` with a Basic challenge; a
-	// client that does not hold the scope answers 403
+	// `tokens:introspect`, or as a registered confidential client
+	// (RFC 7662 §2.1) when the client holds `tokens:introspect` among
+	// its `service_scopes`: with HTTP Basic (`client_secret_basic`, the
+	// `clientSecretBasic` scheme below) or, without an Authorization
+	// header, with `client_id` and `client_secret` in the form
+	// (`client_secret_post`, which OpenAPI has no scheme for). Wrong
+	// client credentials answer 401 `invalid_client` with a Basic
+	// challenge; a client that does not hold the scope answers 403
 	// `unauthorized_client`.
 	//
 	// Takes any type of body and a specified content type.
@@ -651,11 +764,14 @@ type ClientInterface interface {
 	// `{"active":false}`.
 	//
 	// The caller authenticates either with a bearer token granted
-	// `tokens:introspect`, or as a registered confidential client with
-	// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
-	// holds `tokens:introspect` among its `service_scopes`. Wrong client
-	// credentials answer 401 `invalid_client` with a Basic challenge; a
-	// client that does not hold the scope answers 403
+	// `tokens:introspect`, or as a registered confidential client
+	// (RFC 7662 §2.1) when the client holds `tokens:introspect` among
+	// its `service_scopes`: with HTTP Basic (`client_secret_basic`, the
+	// `clientSecretBasic` scheme below) or, without an Authorization
+	// header, with `client_id` and `client_secret` in the form
+	// (`client_secret_post`, which OpenAPI has no scheme for). Wrong
+	// client credentials answer 401 `invalid_client` with a Basic
+	// challenge; a client that does not hold the scope answers 403
 	// `unauthorized_client`.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
@@ -705,30 +821,50 @@ type ClientInterface interface {
 	// Corresponds with POST /revoke (the `RevokeToken` operationId).
 	RevokeTokenWithFormdataBody(ctx context.Context, body RevokeTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// IssueTokenWithBody Issue an access token (password grant)
+	// IssueTokenWithBody Issue an access token (password, refresh and client-credentials grants)
 	//
 	// The token endpoint of RFC 6749 §3.2. Supports the resource owner
-	// password credentials grant (§4.3) and the refresh token grant (§6),
+	// password credentials grant (§4.3), the refresh token grant (§6),
 	// which rotates the refresh token: the one presented stops working,
 	// and presenting it again revokes its whole family (RFC 9700
-	// §4.14.2). Parameters are sent form-encoded in the request body, each
-	// at most once. Registered confidential clients authenticate with HTTP
-	// Basic or `client_secret`; public clients send `client_id` alone.
+	// §4.14.2), and the client credentials grant (§4.4). Parameters are
+	// sent form-encoded in the request body, each at most once.
+	// Registered confidential clients authenticate with HTTP Basic or
+	// `client_secret`; public clients send `client_id` alone.
+	//
+	// The client credentials grant is for a registered confidential
+	// client allowed it (`grants` of the client) and issues a token for
+	// the client itself: its `sub` is the `client_id` (RFC 9068 §2.2),
+	// its `sid` the id of the secret it authenticated with, its scopes
+	// drawn from the client's `service_scopes`, and no refresh token
+	// (§4.4.3). Such a token is accepted only by operations marked
+	// `x-gatehouse-client-tokens: true`; every other operation acts for
+	// a user and answers it 403 `insufficient_scope`.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /token (the `IssueToken` operationId).
 	IssueTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// IssueTokenWithFormdataBody Issue an access token (password grant)
+	// IssueTokenWithFormdataBody Issue an access token (password, refresh and client-credentials grants)
 	//
 	// The token endpoint of RFC 6749 §3.2. Supports the resource owner
-	// password credentials grant (§4.3) and the refresh token grant (§6),
+	// password credentials grant (§4.3), the refresh token grant (§6),
 	// which rotates the refresh token: the one presented stops working,
 	// and presenting it again revokes its whole family (RFC 9700
-	// §4.14.2). Parameters are sent form-encoded in the request body, each
-	// at most once. Registered confidential clients authenticate with HTTP
-	// Basic or `client_secret`; public clients send `client_id` alone.
+	// §4.14.2), and the client credentials grant (§4.4). Parameters are
+	// sent form-encoded in the request body, each at most once.
+	// Registered confidential clients authenticate with HTTP Basic or
+	// `client_secret`; public clients send `client_id` alone.
+	//
+	// The client credentials grant is for a registered confidential
+	// client allowed it (`grants` of the client) and issues a token for
+	// the client itself: its `sub` is the `client_id` (RFC 9068 §2.2),
+	// its `sid` the id of the secret it authenticated with, its scopes
+	// drawn from the client's `service_scopes`, and no refresh token
+	// (§4.4.3). Such a token is accepted only by operations marked
+	// `x-gatehouse-client-tokens: true`; every other operation acts for
+	// a user and answers it 403 `insufficient_scope`.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -983,11 +1119,86 @@ func (c *Client) CreateClient(ctx context.Context, body CreateClientJSONRequestB
 
 // DeleteClient Delete a registered client
 //
-// Deletes the client and revokes every refresh token issued to it.
+// Deletes the client and its secrets, revokes every refresh token issued to it, and ends its client_credentials tokens.
 //
 // Corresponds with DELETE /clients/{client_id} (the `DeleteClient` operationId).
 func (c *Client) DeleteClient(ctx context.Context, clientId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteClientRequest(c.Server, clientId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateClientWithBody Change a client's scopes, service scopes or grants
+//
+// Narrowing takes effect at once: a client_credentials token the change no longer allows stops on every replica, and later grants get only what remains.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /clients/{client_id} (the `UpdateClient` operationId).
+func (c *Client) UpdateClientWithBody(ctx context.Context, clientId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateClientRequestWithBody(c.Server, clientId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateClient Change a client's scopes, service scopes or grants
+//
+// Narrowing takes effect at once: a client_credentials token the change no longer allows stops on every replica, and later grants get only what remains.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /clients/{client_id} (the `UpdateClient` operationId).
+func (c *Client) UpdateClient(ctx context.Context, clientId string, body UpdateClientJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateClientRequest(c.Server, clientId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AddClientSecret Add a secret to a confidential client (rotation, step 1)
+//
+// Gives the client a second secret, valid at once beside the first,
+// so a service rotates without a failed request: add a secret,
+// deploy it, then remove the old one. A client holds at most two;
+// a third answers 409, and so does a public client.
+//
+// Corresponds with POST /clients/{client_id}/secrets (the `AddClientSecret` operationId).
+func (c *Client) AddClientSecret(ctx context.Context, clientId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAddClientSecretRequest(c.Server, clientId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RemoveClientSecret Remove one of a client's secrets (rotation, step 2)
+//
+// The secret authenticates nothing from then on, and the client_credentials tokens obtained with it stop at once on every replica. The client's only secret cannot be removed (409).
+//
+// Corresponds with DELETE /clients/{client_id}/secrets/{secret_id} (the `RemoveClientSecret` operationId).
+func (c *Client) RemoveClientSecret(ctx context.Context, clientId string, secretId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRemoveClientSecretRequest(c.Server, clientId, secretId)
 	if err != nil {
 		return nil, err
 	}
@@ -1022,11 +1233,14 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 // `{"active":false}`.
 //
 // The caller authenticates either with a bearer token granted
-// `tokens:introspect`, or as a registered confidential client with
-// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
-// holds `tokens:introspect` among its `service_scopes`. Wrong client
-// credentials answer 401 `invalid_client` with a Basic challenge; a
-// client that does not hold the scope answers 403
+// `tokens:introspect`, or as a registered confidential client
+// (RFC 7662 §2.1) when the client holds `tokens:introspect` among
+// its `service_scopes`: with HTTP Basic (`client_secret_basic`, the
+// `clientSecretBasic` scheme below) or, without an Authorization
+// header, with `client_id` and `client_secret` in the form
+// (`client_secret_post`, which OpenAPI has no scheme for). Wrong
+// client credentials answer 401 `invalid_client` with a Basic
+// challenge; a client that does not hold the scope answers 403
 // `unauthorized_client`.
 //
 // Takes any type of body and a specified content type.
@@ -1051,11 +1265,14 @@ func (c *Client) IntrospectTokenWithBody(ctx context.Context, contentType string
 // `{"active":false}`.
 //
 // The caller authenticates either with a bearer token granted
-// `tokens:introspect`, or as a registered confidential client with
-// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
-// holds `tokens:introspect` among its `service_scopes`. Wrong client
-// credentials answer 401 `invalid_client` with a Basic challenge; a
-// client that does not hold the scope answers 403
+// `tokens:introspect`, or as a registered confidential client
+// (RFC 7662 §2.1) when the client holds `tokens:introspect` among
+// its `service_scopes`: with HTTP Basic (`client_secret_basic`, the
+// `clientSecretBasic` scheme below) or, without an Authorization
+// header, with `client_id` and `client_secret` in the form
+// (`client_secret_post`, which OpenAPI has no scheme for). Wrong
+// client credentials answer 401 `invalid_client` with a Basic
+// challenge; a client that does not hold the scope answers 403
 // `unauthorized_client`.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
@@ -1155,15 +1372,25 @@ func (c *Client) RevokeTokenWithFormdataBody(ctx context.Context, body RevokeTok
 	return c.Client.Do(req)
 }
 
-// IssueTokenWithBody Issue an access token (password grant)
+// IssueTokenWithBody Issue an access token (password, refresh and client-credentials grants)
 //
 // The token endpoint of RFC 6749 §3.2. Supports the resource owner
-// password credentials grant (§4.3) and the refresh token grant (§6),
+// password credentials grant (§4.3), the refresh token grant (§6),
 // which rotates the refresh token: the one presented stops working,
 // and presenting it again revokes its whole family (RFC 9700
-// §4.14.2). Parameters are sent form-encoded in the request body, each
-// at most once. Registered confidential clients authenticate with HTTP
-// Basic or `client_secret`; public clients send `client_id` alone.
+// §4.14.2), and the client credentials grant (§4.4). Parameters are
+// sent form-encoded in the request body, each at most once.
+// Registered confidential clients authenticate with HTTP Basic or
+// `client_secret`; public clients send `client_id` alone.
+//
+// The client credentials grant is for a registered confidential
+// client allowed it (`grants` of the client) and issues a token for
+// the client itself: its `sub` is the `client_id` (RFC 9068 §2.2),
+// its `sid` the id of the secret it authenticated with, its scopes
+// drawn from the client's `service_scopes`, and no refresh token
+// (§4.4.3). Such a token is accepted only by operations marked
+// `x-gatehouse-client-tokens: true`; every other operation acts for
+// a user and answers it 403 `insufficient_scope`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1180,15 +1407,25 @@ func (c *Client) IssueTokenWithBody(ctx context.Context, contentType string, bod
 	return c.Client.Do(req)
 }
 
-// IssueTokenWithFormdataBody Issue an access token (password grant)
+// IssueTokenWithFormdataBody Issue an access token (password, refresh and client-credentials grants)
 //
 // The token endpoint of RFC 6749 §3.2. Supports the resource owner
-// password credentials grant (§4.3) and the refresh token grant (§6),
+// password credentials grant (§4.3), the refresh token grant (§6),
 // which rotates the refresh token: the one presented stops working,
 // and presenting it again revokes its whole family (RFC 9700
-// §4.14.2). Parameters are sent form-encoded in the request body, each
-// at most once. Registered confidential clients authenticate with HTTP
-// Basic or `client_secret`; public clients send `client_id` alone.
+// §4.14.2), and the client credentials grant (§4.4). Parameters are
+// sent form-encoded in the request body, each at most once.
+// Registered confidential clients authenticate with HTTP Basic or
+// `client_secret`; public clients send `client_id` alone.
+//
+// The client credentials grant is for a registered confidential
+// client allowed it (`grants` of the client) and issues a token for
+// the client itself: its `sub` is the `client_id` (RFC 9068 §2.2),
+// its `sid` the id of the secret it authenticated with, its scopes
+// drawn from the client's `service_scopes`, and no refresh token
+// (§4.4.3). Such a token is accepted only by operations marked
+// `x-gatehouse-client-tokens: true`; every other operation acts for
+// a user and answers it 403 `insufficient_scope`.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -1655,6 +1892,128 @@ func NewDeleteClientRequest(server string, clientId string) (*http.Request, erro
 	}
 
 	operationPath := fmt.Sprintf("/clients/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateClientRequest calls the generic UpdateClient builder with application/json body
+func NewUpdateClientRequest(server string, clientId string, body UpdateClientJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateClientRequestWithBody(server, clientId, "application/json", bodyReader)
+}
+
+// NewUpdateClientRequestWithBody constructs an http.Request for the UpdateClient method, with any body, and a specified content type
+func NewUpdateClientRequestWithBody(server string, clientId string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "client_id", clientId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/clients/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAddClientSecretRequest constructs an http.Request for the AddClientSecret method
+func NewAddClientSecretRequest(server string, clientId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "client_id", clientId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/clients/%s/secrets", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRemoveClientSecretRequest constructs an http.Request for the RemoveClientSecret method
+func NewRemoveClientSecretRequest(server string, clientId string, secretId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "client_id", clientId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "secret_id", secretId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/clients/%s/secrets/%s", pathParam0, pathParam1)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -2480,12 +2839,51 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteClientWithResponse Delete a registered client
 	//
-	// Deletes the client and revokes every refresh token issued to it.
+	// Deletes the client and its secrets, revokes every refresh token issued to it, and ends its client_credentials tokens.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /clients/{client_id} (the `DeleteClient` operationId).
 	DeleteClientWithResponse(ctx context.Context, clientId string, reqEditors ...RequestEditorFn) (*DeleteClientResponse, error)
+
+	// UpdateClientWithBodyWithResponse Change a client's scopes, service scopes or grants
+	//
+	// Narrowing takes effect at once: a client_credentials token the change no longer allows stops on every replica, and later grants get only what remains.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /clients/{client_id} (the `UpdateClient` operationId).
+	UpdateClientWithBodyWithResponse(ctx context.Context, clientId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateClientResponse, error)
+
+	// UpdateClientWithResponse Change a client's scopes, service scopes or grants
+	//
+	// Narrowing takes effect at once: a client_credentials token the change no longer allows stops on every replica, and later grants get only what remains.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /clients/{client_id} (the `UpdateClient` operationId).
+	UpdateClientWithResponse(ctx context.Context, clientId string, body UpdateClientJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateClientResponse, error)
+
+	// AddClientSecretWithResponse Add a secret to a confidential client (rotation, step 1)
+	//
+	// Gives the client a second secret, valid at once beside the first,
+	// so a service rotates without a failed request: add a secret,
+	// deploy it, then remove the old one. A client holds at most two;
+	// a third answers 409, and so does a public client.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /clients/{client_id}/secrets (the `AddClientSecret` operationId).
+	AddClientSecretWithResponse(ctx context.Context, clientId string, reqEditors ...RequestEditorFn) (*AddClientSecretResponse, error)
+
+	// RemoveClientSecretWithResponse Remove one of a client's secrets (rotation, step 2)
+	//
+	// The secret authenticates nothing from then on, and the client_credentials tokens obtained with it stop at once on every replica. The client's only secret cannot be removed (409).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /clients/{client_id}/secrets/{secret_id} (the `RemoveClientSecret` operationId).
+	RemoveClientSecretWithResponse(ctx context.Context, clientId string, secretId string, reqEditors ...RequestEditorFn) (*RemoveClientSecretResponse, error)
 
 	// GetHealthWithResponse Liveness probe
 	//
@@ -2503,11 +2901,14 @@ type ClientWithResponsesInterface interface {
 	// `{"active":false}`.
 	//
 	// The caller authenticates either with a bearer token granted
-	// `tokens:introspect`, or as a registered confidential client with
-	// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
-	// holds `tokens:introspect` among its `service_scopes`. Wrong client
-	// credentials answer 401 `invalid_client` with a Basic challenge; a
-	// client that does not hold the scope answers 403
+	// `tokens:introspect`, or as a registered confidential client
+	// (RFC 7662 §2.1) when the client holds `tokens:introspect` among
+	// its `service_scopes`: with HTTP Basic (`client_secret_basic`, the
+	// `clientSecretBasic` scheme below) or, without an Authorization
+	// header, with `client_id` and `client_secret` in the form
+	// (`client_secret_post`, which OpenAPI has no scheme for). Wrong
+	// client credentials answer 401 `invalid_client` with a Basic
+	// challenge; a client that does not hold the scope answers 403
 	// `unauthorized_client`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -2522,11 +2923,14 @@ type ClientWithResponsesInterface interface {
 	// `{"active":false}`.
 	//
 	// The caller authenticates either with a bearer token granted
-	// `tokens:introspect`, or as a registered confidential client with
-	// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
-	// holds `tokens:introspect` among its `service_scopes`. Wrong client
-	// credentials answer 401 `invalid_client` with a Basic challenge; a
-	// client that does not hold the scope answers 403
+	// `tokens:introspect`, or as a registered confidential client
+	// (RFC 7662 §2.1) when the client holds `tokens:introspect` among
+	// its `service_scopes`: with HTTP Basic (`client_secret_basic`, the
+	// `clientSecretBasic` scheme below) or, without an Authorization
+	// header, with `client_id` and `client_secret` in the form
+	// (`client_secret_post`, which OpenAPI has no scheme for). Wrong
+	// client credentials answer 401 `invalid_client` with a Basic
+	// challenge; a client that does not hold the scope answers 403
 	// `unauthorized_client`.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
@@ -2580,30 +2984,50 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /revoke (the `RevokeToken` operationId).
 	RevokeTokenWithFormdataBodyWithResponse(ctx context.Context, body RevokeTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeTokenResponse, error)
 
-	// IssueTokenWithBodyWithResponse Issue an access token (password grant)
+	// IssueTokenWithBodyWithResponse Issue an access token (password, refresh and client-credentials grants)
 	//
 	// The token endpoint of RFC 6749 §3.2. Supports the resource owner
-	// password credentials grant (§4.3) and the refresh token grant (§6),
+	// password credentials grant (§4.3), the refresh token grant (§6),
 	// which rotates the refresh token: the one presented stops working,
 	// and presenting it again revokes its whole family (RFC 9700
-	// §4.14.2). Parameters are sent form-encoded in the request body, each
-	// at most once. Registered confidential clients authenticate with HTTP
-	// Basic or `client_secret`; public clients send `client_id` alone.
+	// §4.14.2), and the client credentials grant (§4.4). Parameters are
+	// sent form-encoded in the request body, each at most once.
+	// Registered confidential clients authenticate with HTTP Basic or
+	// `client_secret`; public clients send `client_id` alone.
+	//
+	// The client credentials grant is for a registered confidential
+	// client allowed it (`grants` of the client) and issues a token for
+	// the client itself: its `sub` is the `client_id` (RFC 9068 §2.2),
+	// its `sid` the id of the secret it authenticated with, its scopes
+	// drawn from the client's `service_scopes`, and no refresh token
+	// (§4.4.3). Such a token is accepted only by operations marked
+	// `x-gatehouse-client-tokens: true`; every other operation acts for
+	// a user and answers it 403 `insufficient_scope`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /token (the `IssueToken` operationId).
 	IssueTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IssueTokenResponse, error)
 
-	// IssueTokenWithFormdataBodyWithResponse Issue an access token (password grant)
+	// IssueTokenWithFormdataBodyWithResponse Issue an access token (password, refresh and client-credentials grants)
 	//
 	// The token endpoint of RFC 6749 §3.2. Supports the resource owner
-	// password credentials grant (§4.3) and the refresh token grant (§6),
+	// password credentials grant (§4.3), the refresh token grant (§6),
 	// which rotates the refresh token: the one presented stops working,
 	// and presenting it again revokes its whole family (RFC 9700
-	// §4.14.2). Parameters are sent form-encoded in the request body, each
-	// at most once. Registered confidential clients authenticate with HTTP
-	// Basic or `client_secret`; public clients send `client_id` alone.
+	// §4.14.2), and the client credentials grant (§4.4). Parameters are
+	// sent form-encoded in the request body, each at most once.
+	// Registered confidential clients authenticate with HTTP Basic or
+	// `client_secret`; public clients send `client_id` alone.
+	//
+	// The client credentials grant is for a registered confidential
+	// client allowed it (`grants` of the client) and issues a token for
+	// the client itself: its `sub` is the `client_id` (RFC 9068 §2.2),
+	// its `sid` the id of the secret it authenticated with, its scopes
+	// drawn from the client's `service_scopes`, and no refresh token
+	// (§4.4.3). Such a token is accepted only by operations marked
+	// `x-gatehouse-client-tokens: true`; every other operation acts for
+	// a user and answers it 403 `insufficient_scope`.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3109,6 +3533,276 @@ func (r DeleteClientResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r DeleteClientResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateClientResponse401Headers the declared response headers of an HTTP 401 response for UpdateClient
+type UpdateClientResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// UpdateClientResponse403Headers the declared response headers of an HTTP 403 response for UpdateClient
+type UpdateClientResponse403Headers struct {
+	WWWAuthenticate *string
+}
+
+type UpdateClientResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OAuthClient
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UpdateClientResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateClientResponse403Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateClientResponse) GetJSON200() *OAuthClient {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateClientResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateClientResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateClientResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UpdateClientResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r UpdateClientResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateClientResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateClientResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateClientResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateClientResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AddClientSecretResponse201Headers the declared response headers of an HTTP 201 response for AddClientSecret
+type AddClientSecretResponse201Headers struct {
+	CacheControl *string
+}
+
+// AddClientSecretResponse401Headers the declared response headers of an HTTP 401 response for AddClientSecret
+type AddClientSecretResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// AddClientSecretResponse403Headers the declared response headers of an HTTP 403 response for AddClientSecret
+type AddClientSecretResponse403Headers struct {
+	WWWAuthenticate *string
+}
+
+type AddClientSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *NewClientSecret
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *AddClientSecretResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AddClientSecretResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *AddClientSecretResponse403Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AddClientSecretResponse) GetJSON201() *NewClientSecret {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AddClientSecretResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AddClientSecretResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AddClientSecretResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AddClientSecretResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AddClientSecretResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AddClientSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AddClientSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AddClientSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AddClientSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RemoveClientSecretResponse401Headers the declared response headers of an HTTP 401 response for RemoveClientSecret
+type RemoveClientSecretResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RemoveClientSecretResponse403Headers the declared response headers of an HTTP 403 response for RemoveClientSecret
+type RemoveClientSecretResponse403Headers struct {
+	WWWAuthenticate *string
+}
+
+type RemoveClientSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RemoveClientSecretResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *RemoveClientSecretResponse403Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RemoveClientSecretResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RemoveClientSecretResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RemoveClientSecretResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RemoveClientSecretResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RemoveClientSecretResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RemoveClientSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RemoveClientSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RemoveClientSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RemoveClientSecretResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4903,7 +5597,7 @@ func (c *ClientWithResponses) CreateClientWithResponse(ctx context.Context, body
 
 // DeleteClientWithResponse Delete a registered client
 //
-// Deletes the client and revokes every refresh token issued to it.
+// Deletes the client and its secrets, revokes every refresh token issued to it, and ends its client_credentials tokens.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4914,6 +5608,69 @@ func (c *ClientWithResponses) DeleteClientWithResponse(ctx context.Context, clie
 		return nil, err
 	}
 	return ParseDeleteClientResponse(rsp)
+}
+
+// UpdateClientWithBodyWithResponse Change a client's scopes, service scopes or grants
+//
+// Narrowing takes effect at once: a client_credentials token the change no longer allows stops on every replica, and later grants get only what remains.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /clients/{client_id} (the `UpdateClient` operationId).
+func (c *ClientWithResponses) UpdateClientWithBodyWithResponse(ctx context.Context, clientId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateClientResponse, error) {
+	rsp, err := c.UpdateClientWithBody(ctx, clientId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateClientResponse(rsp)
+}
+
+// UpdateClientWithResponse Change a client's scopes, service scopes or grants
+//
+// Narrowing takes effect at once: a client_credentials token the change no longer allows stops on every replica, and later grants get only what remains.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /clients/{client_id} (the `UpdateClient` operationId).
+func (c *ClientWithResponses) UpdateClientWithResponse(ctx context.Context, clientId string, body UpdateClientJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateClientResponse, error) {
+	rsp, err := c.UpdateClient(ctx, clientId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateClientResponse(rsp)
+}
+
+// AddClientSecretWithResponse Add a secret to a confidential client (rotation, step 1)
+//
+// Gives the client a second secret, valid at once beside the first,
+// so a service rotates without a failed request: add a secret,
+// deploy it, then remove the old one. A client holds at most two;
+// a third answers 409, and so does a public client.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /clients/{client_id}/secrets (the `AddClientSecret` operationId).
+func (c *ClientWithResponses) AddClientSecretWithResponse(ctx context.Context, clientId string, reqEditors ...RequestEditorFn) (*AddClientSecretResponse, error) {
+	rsp, err := c.AddClientSecret(ctx, clientId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAddClientSecretResponse(rsp)
+}
+
+// RemoveClientSecretWithResponse Remove one of a client's secrets (rotation, step 2)
+//
+// The secret authenticates nothing from then on, and the client_credentials tokens obtained with it stop at once on every replica. The client's only secret cannot be removed (409).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /clients/{client_id}/secrets/{secret_id} (the `RemoveClientSecret` operationId).
+func (c *ClientWithResponses) RemoveClientSecretWithResponse(ctx context.Context, clientId string, secretId string, reqEditors ...RequestEditorFn) (*RemoveClientSecretResponse, error) {
+	rsp, err := c.RemoveClientSecret(ctx, clientId, secretId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRemoveClientSecretResponse(rsp)
 }
 
 // GetHealthWithResponse Liveness probe
@@ -4938,11 +5695,14 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 // `{"active":false}`.
 //
 // The caller authenticates either with a bearer token granted
-// `tokens:introspect`, or as a registered confidential client with
-// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
-// holds `tokens:introspect` among its `service_scopes`. Wrong client
-// credentials answer 401 `invalid_client` with a Basic challenge; a
-// client that does not hold the scope answers 403
+// `tokens:introspect`, or as a registered confidential client
+// (RFC 7662 §2.1) when the client holds `tokens:introspect` among
+// its `service_scopes`: with HTTP Basic (`client_secret_basic`, the
+// `clientSecretBasic` scheme below) or, without an Authorization
+// header, with `client_id` and `client_secret` in the form
+// (`client_secret_post`, which OpenAPI has no scheme for). Wrong
+// client credentials answer 401 `invalid_client` with a Basic
+// challenge; a client that does not hold the scope answers 403
 // `unauthorized_client`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -4963,11 +5723,14 @@ func (c *ClientWithResponses) IntrospectTokenWithBodyWithResponse(ctx context.Co
 // `{"active":false}`.
 //
 // The caller authenticates either with a bearer token granted
-// `tokens:introspect`, or as a registered confidential client with
-// HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
-// holds `tokens:introspect` among its `service_scopes`. Wrong client
-// credentials answer 401 `invalid_client` with a Basic challenge; a
-// client that does not hold the scope answers 403
+// `tokens:introspect`, or as a registered confidential client
+// (RFC 7662 §2.1) when the client holds `tokens:introspect` among
+// its `service_scopes`: with HTTP Basic (`client_secret_basic`, the
+// `clientSecretBasic` scheme below) or, without an Authorization
+// header, with `client_id` and `client_secret` in the form
+// (`client_secret_post`, which OpenAPI has no scheme for). Wrong
+// client credentials answer 401 `invalid_client` with a Basic
+// challenge; a client that does not hold the scope answers 403
 // `unauthorized_client`.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
@@ -5051,15 +5814,25 @@ func (c *ClientWithResponses) RevokeTokenWithFormdataBodyWithResponse(ctx contex
 	return ParseRevokeTokenResponse(rsp)
 }
 
-// IssueTokenWithBodyWithResponse Issue an access token (password grant)
+// IssueTokenWithBodyWithResponse Issue an access token (password, refresh and client-credentials grants)
 //
 // The token endpoint of RFC 6749 §3.2. Supports the resource owner
-// password credentials grant (§4.3) and the refresh token grant (§6),
+// password credentials grant (§4.3), the refresh token grant (§6),
 // which rotates the refresh token: the one presented stops working,
 // and presenting it again revokes its whole family (RFC 9700
-// §4.14.2). Parameters are sent form-encoded in the request body, each
-// at most once. Registered confidential clients authenticate with HTTP
-// Basic or `client_secret`; public clients send `client_id` alone.
+// §4.14.2), and the client credentials grant (§4.4). Parameters are
+// sent form-encoded in the request body, each at most once.
+// Registered confidential clients authenticate with HTTP Basic or
+// `client_secret`; public clients send `client_id` alone.
+//
+// The client credentials grant is for a registered confidential
+// client allowed it (`grants` of the client) and issues a token for
+// the client itself: its `sub` is the `client_id` (RFC 9068 §2.2),
+// its `sid` the id of the secret it authenticated with, its scopes
+// drawn from the client's `service_scopes`, and no refresh token
+// (§4.4.3). Such a token is accepted only by operations marked
+// `x-gatehouse-client-tokens: true`; every other operation acts for
+// a user and answers it 403 `insufficient_scope`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5072,15 +5845,25 @@ func (c *ClientWithResponses) IssueTokenWithBodyWithResponse(ctx context.Context
 	return ParseIssueTokenResponse(rsp)
 }
 
-// IssueTokenWithFormdataBodyWithResponse Issue an access token (password grant)
+// IssueTokenWithFormdataBodyWithResponse Issue an access token (password, refresh and client-credentials grants)
 //
 // The token endpoint of RFC 6749 §3.2. Supports the resource owner
-// password credentials grant (§4.3) and the refresh token grant (§6),
+// password credentials grant (§4.3), the refresh token grant (§6),
 // which rotates the refresh token: the one presented stops working,
 // and presenting it again revokes its whole family (RFC 9700
-// §4.14.2). Parameters are sent form-encoded in the request body, each
-// at most once. Registered confidential clients authenticate with HTTP
-// Basic or `client_secret`; public clients send `client_id` alone.
+// §4.14.2), and the client credentials grant (§4.4). Parameters are
+// sent form-encoded in the request body, each at most once.
+// Registered confidential clients authenticate with HTTP Basic or
+// `client_secret`; public clients send `client_id` alone.
+//
+// The client credentials grant is for a registered confidential
+// client allowed it (`grants` of the client) and issues a token for
+// the client itself: its `sub` is the `client_id` (RFC 9068 §2.2),
+// its `sid` the id of the secret it authenticated with, its scopes
+// drawn from the client's `service_scopes`, and no refresh token
+// (§4.4.3). Such a token is accepted only by operations marked
+// `x-gatehouse-client-tokens: true`; every other operation acts for
+// a user and answers it 403 `insufficient_scope`.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5644,6 +6427,264 @@ func ParseDeleteClientResponse(rsp *http.Response) (*DeleteClientResponse, error
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
 		var headers DeleteClientResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateClientResponse parses an HTTP response from a UpdateClientWithResponse call
+func ParseUpdateClientResponse(rsp *http.Response) (*UpdateClientResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateClientResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OAuthClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers UpdateClientResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateClientResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAddClientSecretResponse parses an HTTP response from a AddClientSecretWithResponse call
+func ParseAddClientSecretResponse(rsp *http.Response) (*AddClientSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AddClientSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest NewClientSecret
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers AddClientSecretResponse201Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers AddClientSecretResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers AddClientSecretResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRemoveClientSecretResponse parses an HTTP response from a RemoveClientSecretWithResponse call
+func ParseRemoveClientSecretResponse(rsp *http.Response) (*RemoveClientSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RemoveClientSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RemoveClientSecretResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers RemoveClientSecretResponse403Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

@@ -31,6 +31,8 @@
 #   refresh        POST /token, refresh grant, RS256  ≥ 0.8 × RS256 sign
 #   refresh_eddsa  the same on a second server with GATEHOUSE_SIGNING_ALG=EdDSA
 #                                                      ≥ 5,000/s per core
+#   client_eddsa   POST /token, client_credentials grant with HTTP Basic,
+#                  on the EdDSA server                 ≥ 5,000/s per core
 #
 # Refresh rows chain their tokens (scripts/wrk/refresh.lua), from fresh
 # logins each round; a chain that breaks (an answer not 200, the server
@@ -162,7 +164,7 @@ trap 'exit 130' INT TERM
 chains=$(( CONNS + CONNS / 8 + 4 * THREADS ))
 # Rough: 10 wrk rows and about 2 rows of Go benchmarks per round, the chain
 # logins (about 40 ms each on a busy core), warm-ups, the flood, the build.
-expected=$(( ROUNDS * (12 * DURATION + 2 + 2 * chains * 40 / 1000) + 6 * WARMUP + 2 * DURATION + 6 + 30 ))
+expected=$(( ROUNDS * (13 * DURATION + 2 + 2 * chains * 40 / 1000) + 7 * WARMUP + 2 * DURATION + 6 + 30 ))
 log "expected duration: about ${expected} s ($(( (expected + 59) / 60 )) min); $pinning"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -302,6 +304,14 @@ curl -s "${srv_url[rs]}/introspect" -H "Authorization: Bearer $introspector_toke
 	die "POST /introspect of the new token is not active"
 ed_alg=$(jwt_alg "$(login "${srv_url[ed]}" bench1 "$bench_password" me | json_field access_token)")
 [ "$ed_alg" = EdDSA ] || die "the EdDSA server signs $ed_alg"
+# A service on the EdDSA server, allowed the client-credentials grant.
+ed_admin=$(login "${srv_url[ed]}" admin "$admin_password" "" | json_field access_token)
+status=$(curl -s -o "$tmp/client.json" -w '%{http_code}' "${srv_url[ed]}/clients" -H "Authorization: Bearer $ed_admin" \
+	-H 'Content-Type: application/json' -d '{"client_id":"bench-service","service_scopes":["tokens:introspect"],"grants":["client_credentials"]}')
+[ "$status" = 201 ] || die "register the bench service: $status $(cat "$tmp/client.json")"
+client_basic=$(printf 'bench-service:%s' "$(json_field client_secret <"$tmp/client.json")" | base64 -w0)
+curl -s "${srv_url[ed]}/token" -H "Authorization: Basic $client_basic" -d grant_type=client_credentials | grep -q '"access_token"' ||
+	die "the client_credentials grant of the bench service failed"
 
 # ---- one row ------------------------------------------------------------
 # Every row leaves $tmp/ROW.ROUND.row: "answers-per-second cpu-µs-per-answer".
@@ -412,11 +422,14 @@ run_row() {
 	sign) sign_row "$2" ;;
 	refresh) refresh_row refresh "$2" rs ;;
 	refresh_eddsa) refresh_row refresh_eddsa "$2" ed ;;
+	client_eddsa)
+		BENCH_CLIENT_BASIC=$client_basic wrk_row client_eddsa "$2" "${srv_pid[ed]}" -c"$CONNS" -s scripts/wrk/client_credentials.lua "${srv_url[ed]}/token"
+		;;
 	esac
 }
 
 export BENCH_THREADS=$THREADS
-rows=(base healthz healthz_shape me me_shape introspect introspect_shape argon2 password sign refresh refresh_eddsa)
+rows=(base healthz healthz_shape me me_shape introspect introspect_shape argon2 password sign refresh refresh_eddsa client_eddsa)
 for r in $(seq "$ROUNDS"); do
 	log "round $r of $ROUNDS: ${rows[*]}, ${DURATION} s each"
 	for row in "${rows[@]}"; do
@@ -616,6 +629,7 @@ $(line "RS256 signature, one core (BenchmarkSign)" sign_RS256 "" "" "")
 $(line "POST /token, refresh grant, RS256" refresh sign_RS256 "≥ 0.8×" 0.8)
 $(line "EdDSA signature, one core (BenchmarkSign)" sign_EdDSA "" "" "")
 $(line "POST /token, refresh grant, EdDSA" refresh_eddsa sign_EdDSA "≥ 5,000/s per core" /s:5000)
+$(line "POST /token, client_credentials grant, EdDSA" client_eddsa sign_EdDSA "≥ 5,000/s per core" /s:5000)
 
 "rounds" are the answers per second of each round in order. CPU per answer: the server's (or the baseline's)
 user+system time per 200 answer; for argon2id the benchmark process's CPU per check, for signatures ns/op.
@@ -672,7 +686,7 @@ done
 printf '| during the flood, per answer of its POST /token | %s | %s | %s | |\n' "$(get $fl requests)" "$per" "${by:-none}"
 
 printf '\nAnswers by status over the rounds / socket errors and timeouts:\n'
-for row in base healthz healthz_shape me me_shape introspect introspect_shape password refresh refresh_eddsa; do
+for row in base healthz healthz_shape me me_shape introspect introspect_shape password refresh refresh_eddsa client_eddsa; do
 	printf -- '- %s: %s / %s' "$row" "$(statuses "$row")" "$(round_errs "$row")"
 	case $row in
 	refresh | refresh_eddsa)

@@ -289,31 +289,87 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
+const clientsUsage = `usage:
+  gatehouse clients create [ID] [--public] [--scopes "me"] [--service-scopes "tokens:introspect"] [--grants client_credentials]
+  gatehouse clients list
+  gatehouse clients update ID [--scopes "…"] [--service-scopes "…"] [--grants "client_credentials" | --grants ""]
+  gatehouse clients secret add ID          (a second secret, for rotation; printed once)
+  gatehouse clients secret remove ID SECRET_ID`
+
 func runClients(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	usage := errors.New(`usage: gatehouse clients create [ID] [--public] [--scopes "me"] [--service-scopes "tokens:introspect"] | gatehouse clients list`)
+	usage := errors.New(clientsUsage)
 	if len(args) == 0 {
 		return usage
 	}
-	var nc auth.NewClient
-	switch args[0] {
-	case "create":
-		fs := flag.NewFlagSet("clients create", flag.ContinueOnError)
+	var (
+		nc auth.NewClient
+		up auth.ClientUpdate
+		id string
+	)
+	// lists reads the flags that set a client's lists; set reports which
+	// were given, so that an update changes only those.
+	lists := func(name string, rest []string) (set map[string]*[]string, err error) {
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		public := fs.Bool("public", false, "a public client, without a secret")
 		scopes := fs.String("scopes", "", "space-separated scopes the client may request on a user's behalf (default: any)")
 		service := fs.String("service-scopes", "", "space-separated scopes the client holds itself, e.g. tokens:introspect (default: none)")
+		grants := fs.String("grants", "", "grants beyond password and refresh: client_credentials (default: none)")
+		if err := fs.Parse(rest); err != nil || fs.NArg() > 0 || (*public && name != "clients create") {
+			return nil, usage
+		}
+		set = map[string]*[]string{}
+		fs.Visit(func(f *flag.Flag) {
+			var v *string
+			switch f.Name {
+			case "scopes":
+				v = scopes
+			case "service-scopes":
+				v = service
+			case "grants":
+				v = grants
+			default:
+				return
+			}
+			l := strings.Fields(*v)
+			set[f.Name] = &l
+		})
+		nc.Confidential = !*public
+		return set, nil
+	}
+	switch {
+	case args[0] == "create":
 		rest := args[1:]
 		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 			nc.ID, rest = rest[0], rest[1:]
 		}
-		if err := fs.Parse(rest); err != nil || fs.NArg() > 0 {
-			return usage
+		set, err := lists("clients create", rest)
+		if err != nil {
+			return err
 		}
-		nc.Confidential, nc.Scopes, nc.ServiceScopes = !*public, strings.Fields(*scopes), strings.Fields(*service)
-	case "list":
+		for name, dst := range map[string]*[]string{"scopes": &nc.Scopes, "service-scopes": &nc.ServiceScopes, "grants": &nc.Grants} {
+			if l := set[name]; l != nil {
+				*dst = *l
+			}
+		}
+	case args[0] == "list":
 		if len(args) > 1 {
 			return usage
 		}
+	case args[0] == "update" && len(args) >= 2:
+		id = args[1]
+		set, err := lists("clients update", args[2:])
+		if err != nil {
+			return err
+		}
+		if len(set) == 0 {
+			return usage
+		}
+		up = auth.ClientUpdate{Scopes: set["scopes"], ServiceScopes: set["service-scopes"], Grants: set["grants"]}
+	case args[0] == "secret" && len(args) == 3 && args[1] == "add":
+		id = args[2]
+	case args[0] == "secret" && len(args) == 4 && args[1] == "remove":
+		id = args[2]
 	default:
 		return usage
 	}
@@ -323,22 +379,56 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer a.Store.Close()
-	if args[0] == "list" {
+	cli := slog.String("actor", "cli")
+	switch args[0] {
+	case "list":
 		list, err := a.Clients.ListClients(ctx)
 		if err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "CLIENT_ID\tCONFIDENTIAL\tSCOPES\tSERVICE_SCOPES\tCREATED")
+		fmt.Fprintln(tw, "CLIENT_ID\tCONFIDENTIAL\tSCOPES\tSERVICE_SCOPES\tGRANTS\tSECRETS\tCREATED")
 		for _, c := range list {
-			fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\n", c.ID, c.Confidential(), strings.Join(c.Scopes, " "), strings.Join(c.ServiceScopes, " "), c.CreatedAt.Format(time.RFC3339))
+			var secrets []string
+			for _, s := range c.Secrets {
+				secrets = append(secrets, s.ID)
+			}
+			fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Confidential(), strings.Join(c.Scopes, " "), strings.Join(c.ServiceScopes, " "),
+				strings.Join(c.Grants, " "), strings.Join(secrets, " "), c.CreatedAt.Format(time.RFC3339))
 		}
 		return tw.Flush()
+	case "update":
+		c, err := a.Clients.UpdateClient(ctx, id, up)
+		if err != nil {
+			return fmt.Errorf("clients update: %w", err)
+		}
+		a.Audit.Record(ctx, audit.ClientChanged, audit.OK, cli, slog.String("client_id", c.ID),
+			slog.Any("scopes", c.Scopes), slog.Any("service_scopes", c.ServiceScopes), slog.Any("grants", c.Grants))
+		fmt.Fprintf(stdout, "client %s: scopes %q, service scopes %q, grants %q\n", c.ID, strings.Join(c.Scopes, " "), strings.Join(c.ServiceScopes, " "), strings.Join(c.Grants, " "))
+		return nil
+	case "secret":
+		if args[1] == "add" {
+			sec, secret, err := a.Clients.AddClientSecret(ctx, id)
+			if err != nil {
+				return fmt.Errorf("clients secret add: %w", err)
+			}
+			a.Audit.Record(ctx, audit.SecretAdded, audit.OK, cli, slog.String("client_id", id), slog.String("secret_id", sec.ID))
+			fmt.Fprintf(stdout, "secret_id:     %s\nclient_secret: %s\n(shown only this once; the old secret works until you remove it)\n", sec.ID, secret)
+			return nil
+		}
+		if err := a.Clients.RemoveClientSecret(ctx, id, args[3]); err != nil {
+			return fmt.Errorf("clients secret remove: %w", err)
+		}
+		a.Audit.Record(ctx, audit.SecretRemoved, audit.OK, cli, slog.String("client_id", id), slog.String("secret_id", args[3]))
+		fmt.Fprintf(stdout, "removed secret %s of client %s\n", args[3], id)
+		return nil
 	}
 	c, secret, err := a.Clients.RegisterClient(ctx, nc)
 	if err != nil {
 		return fmt.Errorf("clients create: %w", err)
 	}
+	a.Audit.Record(ctx, audit.ClientCreated, audit.OK, cli, slog.String("client_id", c.ID), slog.Bool("confidential", c.Confidential()),
+		slog.Any("service_scopes", c.ServiceScopes), slog.Any("grants", c.Grants))
 	fmt.Fprintf(stdout, "client_id:     %s\n", c.ID)
 	if secret != "" {
 		fmt.Fprintf(stdout, "client_secret: %s\n(shown only this once)\n", secret)

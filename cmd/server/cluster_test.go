@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // coherenceBound is how fast a change made on one replica takes effect on
@@ -228,6 +229,84 @@ func TestReplicas(t *testing.T) {
 		}
 		eventually(t, coherenceBound, "the disabled user's token is refused on C", func() bool {
 			return c.call(t, "GET", "/users/me", tok, "") == 401
+		})
+	})
+
+	t.Run("client_changes_on_one_replica_end_client_tokens_on_the_others_within_the_bound", func(t *testing.T) {
+		body := `{"client_id":"billing","service_scopes":["users:read","tokens:introspect"],"grants":["client_credentials"]}`
+		req, _ := http.NewRequest("POST", a.base+"/clients", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reg struct {
+			Secret  string                `json:"client_secret"`
+			Secrets []struct{ ID string } `json:"secrets"`
+		}
+		json.NewDecoder(resp.Body).Decode(&reg)
+		resp.Body.Close()
+		if resp.StatusCode != 201 || reg.Secret == "" {
+			t.Fatalf("register billing on A: %d", resp.StatusCode)
+		}
+		cc := func(r *replica, secret, scope string) string {
+			t.Helper()
+			cfg := clientcredentials.Config{ClientID: "billing", ClientSecret: secret, TokenURL: r.base + "/token", Scopes: strings.Fields(scope)}
+			tok, err := cfg.Token(context.Background())
+			if err != nil {
+				t.Fatalf("client_credentials on %s: %v", r.base, err)
+			}
+			return tok.AccessToken
+		}
+		// Registered on A, the client gets tokens on B that C accepts.
+		oldTok := cc(b, reg.Secret, "users:read")
+		if got := c.call(t, "GET", "/users/alice", oldTok, ""); got != 200 {
+			t.Fatalf("billing's token on C: %d", got)
+		}
+		// Rotation: a second secret added on C works on A at once, and
+		// removing the first on B ends its tokens on C within the bound.
+		req, _ = http.NewRequest("POST", c.base+"/clients/billing/secrets", nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var added struct {
+			Secret string `json:"client_secret"`
+		}
+		json.NewDecoder(resp.Body).Decode(&added)
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			t.Fatalf("add a secret on C: %d", resp.StatusCode)
+		}
+		newTok := cc(a, added.Secret, "users:read")
+		if got := b.call(t, "DELETE", "/clients/billing/secrets/"+reg.Secrets[0].ID, adminToken, ""); got != 204 {
+			t.Fatalf("remove the first secret on B: %d", got)
+		}
+		eventually(t, coherenceBound, "the removed secret's token is refused on C", func() bool {
+			return c.call(t, "GET", "/users/alice", oldTok, "") == 401
+		})
+		if got := c.call(t, "GET", "/users/alice", newTok, ""); got != 200 {
+			t.Errorf("the new secret's token on C after the rotation: %d", got)
+		}
+		// Narrowed on A: the token's scope is gone on B within the bound.
+		if got := a.call(t, "PATCH", "/clients/billing", adminToken, `{"service_scopes":["tokens:introspect"]}`); got != 200 {
+			t.Fatalf("narrow billing on A: %d", got)
+		}
+		eventually(t, coherenceBound, "the narrowed client's token is refused on B", func() bool {
+			return b.call(t, "GET", "/users/alice", newTok, "") == 401
+		})
+		// Deleted on C: its tokens end on A within the bound.
+		introspector := cc(b, added.Secret, "tokens:introspect")
+		if got := a.call(t, "POST", "/introspect", introspector, "token="+url.QueryEscape(adminToken)); got != 200 {
+			t.Fatalf("introspect with billing's token on A: %d", got)
+		}
+		if got := c.call(t, "DELETE", "/clients/billing", adminToken, ""); got != 204 {
+			t.Fatalf("delete billing on C: %d", got)
+		}
+		eventually(t, coherenceBound, "the deleted client's token is refused on A", func() bool {
+			return a.call(t, "POST", "/introspect", introspector, "token="+url.QueryEscape(adminToken)) == 401
 		})
 	})
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 func getJSON(t *testing.T, url string, v any) {
@@ -277,5 +279,65 @@ func TestClientsCLI(t *testing.T) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&in); err != nil || resp.StatusCode != 200 || !in.Active || in.Username != "admin" {
 		t.Errorf("introspection with client_secret_basic: %d %+v %v, want admin's token active", resp.StatusCode, in, err)
+	}
+
+	// A service account: allowed the client-credentials grant from the
+	// CLI, it rotates its secret there without a failed grant.
+	if _, err := runCLI(t, env, "", "clients", "update", "resource-server", "--grants", "client_credentials"); err != nil {
+		t.Fatal(err)
+	}
+	grant := func(secret string) error {
+		_, err := (&clientcredentials.Config{ClientID: "resource-server", ClientSecret: secret, TokenURL: base + "/token"}).Token(context.Background())
+		return err
+	}
+	if err := grant(rsSecret); err != nil {
+		t.Fatalf("client_credentials after clients update --grants: %v", err)
+	}
+	out, err = runCLI(t, env, "", "clients", "secret", "add", "resource-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newSecret := clientSecretIn(out)
+	if err := grant(newSecret); err != nil {
+		t.Fatalf("client_credentials with the added secret: %v", err)
+	}
+	if err := grant(rsSecret); err != nil {
+		t.Fatalf("client_credentials with the old secret while both are valid: %v", err)
+	}
+	newID := ""
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "secret_id:"); ok {
+			newID = strings.TrimSpace(v)
+		}
+	}
+	list, _ = runCLI(t, env, "", "clients", "list")
+	var oldID string
+	for _, line := range strings.Split(list, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "resource-server" {
+			continue
+		}
+		// …  GRANTS  SECRETS (two ids)  CREATED
+		if !slices.Contains(f, "client_credentials") || !slices.Contains(f, newID) {
+			t.Errorf("clients list does not show the grant and both secrets: %q", line)
+		}
+		for _, w := range f {
+			if len(w) == len(newID) && w != newID && w != "client_credentials" {
+				oldID = w
+			}
+		}
+	}
+	if oldID == "" {
+		t.Fatalf("no old secret id in %q", list)
+	}
+	if _, err := runCLI(t, env, "", "clients", "secret", "remove", "resource-server", oldID); err != nil {
+		t.Fatal(err)
+	}
+	var re2 *oauth2.RetrieveError
+	if err := grant(rsSecret); !errors.As(err, &re2) || re2.ErrorCode != "invalid_client" {
+		t.Errorf("the removed secret: %v, want invalid_client", err)
+	}
+	if err := grant(newSecret); err != nil {
+		t.Errorf("the remaining secret: %v", err)
 	}
 }

@@ -65,9 +65,10 @@ type App struct {
 	Users   *users.Service
 	Clients *auth.Clients
 	Keys    *auth.Keys
-	// View and Revocations are what the bearer path reads instead of the
-	// store; the change log keeps them current.
+	// View, ClientView and Revocations are what the bearer path reads
+	// instead of the store; the change log keeps them current.
 	View        *auth.UserView
+	ClientView  *auth.ClientView
 	Revocations *auth.Revocations
 	Validator   *auth.Validator
 	// Throttle limits password guessing on every path that checks one.
@@ -128,9 +129,9 @@ func New(store storage.Store, cfg Config) (*App, error) {
 	return a, nil
 }
 
-// afterRevoke runs after an account or client change revoked sessions in
-// the store: this process's view learns it before the request that caused
-// it returns.
+// afterRevoke runs after an account or client change (which may revoke
+// sessions) in the store: this process's views learn it before the
+// request that caused it returns.
 func (a *App) afterRevoke(ctx context.Context) {
 	if a.Revocations == nil {
 		return // a CLI command: no view to keep
@@ -166,8 +167,10 @@ func (a *App) LoadKeys(ctx context.Context) error {
 	}
 	a.Keys, a.refresh = keys, refresh
 	a.View = auth.NewUserView(a.Store, auth.DefaultUserViewSize)
+	a.ClientView = auth.NewClientView(a.Store, auth.DefaultClientViewSize)
 	a.Revocations = auth.NewRevocations(a.Store, auth.RevocationsConfig{
-		Users: a.View,
+		Users:   a.View,
+		Clients: a.ClientView,
 		KeysChanged: func(ctx context.Context) {
 			if err := keys.Refresh(ctx); err != nil && ctx.Err() == nil {
 				a.Log.Warn("reloading signing keys after a change failed", "err", err)
@@ -185,6 +188,7 @@ func (a *App) LoadKeys(ctx context.Context) error {
 		Revocations: a.Revocations,
 		Users:       a.View,
 		Clients:     a.Clients,
+		ClientView:  a.ClientView,
 		CacheSize:   cfg.TokenCacheSize,
 	})
 	a.Metrics.CacheStats(a.Validator.CacheStats)

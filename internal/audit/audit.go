@@ -11,17 +11,21 @@ import (
 
 // Event names.
 const (
-	Login         = "login"           // outcomes: succeeded, failed, throttled, busy, unavailable, disabled, stale
-	Refresh       = "refresh"         // outcomes: rotated, grace_replay, reuse_detected, failed, stale
-	TokenRevoked  = "token.revoked"   // outcome: ok
-	SessionEnded  = "session.revoked" // outcome: revoked
-	UserCreated   = "user.created"    // outcome: ok
-	UserChanged   = "user.changed"    // outcome: ok
-	UserDisabled  = "user.disabled"   // outcome: ok
-	UserDeleted   = "user.deleted"    // outcome: ok
-	KeyRotated    = "key.rotated"     // outcome: ok
-	ClientCreated = "client.created"  // outcome: ok
-	ClientDeleted = "client.deleted"  // outcome: ok
+	Login         = "login"                 // outcomes: succeeded, failed, throttled, busy, unavailable, disabled, stale
+	Refresh       = "refresh"               // outcomes: rotated, grace_replay, reuse_detected, failed, stale
+	TokenRevoked  = "token.revoked"         // outcome: ok
+	SessionEnded  = "session.revoked"       // outcome: revoked
+	UserCreated   = "user.created"          // outcome: ok
+	UserChanged   = "user.changed"          // outcome: ok
+	UserDisabled  = "user.disabled"         // outcome: ok
+	UserDeleted   = "user.deleted"          // outcome: ok
+	KeyRotated    = "key.rotated"           // outcome: ok
+	ClientCreated = "client.created"        // outcome: ok
+	ClientDeleted = "client.deleted"        // outcome: ok
+	ClientChanged = "client.changed"        // outcome: ok
+	SecretAdded   = "client.secret_added"   // outcome: ok
+	SecretRemoved = "client.secret_removed" // outcome: ok
+	ClientToken   = "client.token"          // outcomes: succeeded, failed
 )
 
 // Outcomes shared by several events.

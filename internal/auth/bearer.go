@@ -10,6 +10,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/gatehouse/gatehouse/bearer"
@@ -40,6 +41,11 @@ type ValidatorConfig struct {
 	// operation whose spec offers an `http` basic alternative (the
 	// introspection endpoint) with its own credentials.
 	Clients *Clients
+	// ClientView, when set, accepts tokens of the client-credentials
+	// grant on operations whose spec marks them (ClientTokensExtension)
+	// while their client, grant, secret and scopes stand; without it such
+	// tokens are refused everywhere.
+	ClientView *ClientView
 	// CacheSize is how many verified tokens are remembered so that their
 	// signature is checked once, not on every request; 0 turns the cache
 	// off. DefaultCacheSize suits a server. Expiry, revocation and key
@@ -54,9 +60,11 @@ type Validator struct {
 	deny    *Revocations
 	users   *UserView
 	clients *Clients
-	now     func() time.Time
-	leeway  time.Duration
-	cache   *tokenCache // nil when off
+	// clientView holds the clients of client-credentials tokens.
+	clientView *ClientView
+	now        func() time.Time
+	leeway     time.Duration
+	cache      *tokenCache // nil when off
 	// lookup finds the verification key: keys.Lookup, wrapped by tests
 	// that count signature checks.
 	lookup jwt.Keyfunc
@@ -81,15 +89,16 @@ func NewValidator(keys *Keys, cfg ValidatorConfig) *Validator {
 		jwt.WithStrictDecoding(),
 	)
 	return &Validator{
-		keys:    keys,
-		parser:  parser,
-		deny:    cfg.Revocations,
-		users:   cfg.Users,
-		clients: cfg.Clients,
-		now:     cfg.Now,
-		leeway:  cfg.Leeway,
-		cache:   newTokenCache(cfg.CacheSize),
-		lookup:  keys.Lookup,
+		keys:       keys,
+		parser:     parser,
+		deny:       cfg.Revocations,
+		users:      cfg.Users,
+		clients:    cfg.Clients,
+		clientView: cfg.ClientView,
+		now:        cfg.Now,
+		leeway:     cfg.Leeway,
+		cache:      newTokenCache(cfg.CacheSize),
+		lookup:     keys.Lookup,
 	}
 }
 
@@ -226,18 +235,20 @@ func (v *Validator) Authenticate(ctx context.Context, input *openapi3filter.Auth
 	if err != nil {
 		return err
 	}
-	if v.users != nil {
-		// A disabled or deleted account's tokens stop at once (RFC 6750
-		// §3.1 invalid_token), from the in-memory view.
-		u, err := v.users.Get(ctx, claims.Subject)
+	if claims.ClientToken() {
+		if !acceptsClientTokens(input.RequestValidationInput.Route) {
+			return &BearerError{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Scope: strings.Join(input.Scopes, " "),
+				Description: "this operation acts for a user: a token of the client_credentials grant is refused"}
+		}
+		cl, err := v.CheckClient(ctx, claims)
 		if err != nil {
 			return err
 		}
-		if u == nil {
-			return invalidToken("the token's user no longer exists")
-		}
-		if u.Disabled {
-			return invalidToken("the token's user is disabled")
+		h.client = cl
+	} else {
+		u, err := v.CheckUser(ctx, claims)
+		if err != nil {
+			return err
 		}
 		h.user = u
 	}
@@ -246,6 +257,68 @@ func (v *Validator) Authenticate(ctx context.Context, input *openapi3filter.Auth
 	}
 	h.claims = claims
 	return nil
+}
+
+// CheckUser refuses a user's token whose account was disabled or deleted
+// (RFC 6750 §3.1 invalid_token), from the in-memory view, and returns the
+// account; without a view it checks nothing and returns nil.
+func (v *Validator) CheckUser(ctx context.Context, c *Claims) (*storage.User, error) {
+	if v.users == nil {
+		return nil, nil
+	}
+	u, err := v.users.Get(ctx, c.Subject)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		return nil, invalidToken("the token's user no longer exists")
+	}
+	if u.Disabled {
+		return nil, invalidToken("the token's user is disabled")
+	}
+	return u, nil
+}
+
+// CheckClient refuses a token of the client-credentials grant whose
+// client was deleted, lost the grant or a scope the token carries, or no
+// longer holds the secret the token was obtained with (its sid), from the
+// in-memory view; it returns the client.
+func (v *Validator) CheckClient(ctx context.Context, c *Claims) (*storage.Client, error) {
+	if v.clientView == nil {
+		return nil, invalidToken("tokens of the client_credentials grant are not accepted here")
+	}
+	cl, err := v.clientView.Get(ctx, c.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cl == nil:
+		return nil, invalidToken("the token's client no longer exists")
+	case !cl.Allows(GrantClientCredentials):
+		return nil, invalidToken("the token's client may no longer use the client_credentials grant")
+	case !slices.ContainsFunc(cl.Secrets, func(s storage.ClientSecret) bool { return s.ID == c.SessionID }):
+		return nil, invalidToken("the client secret the token was obtained with was removed")
+	}
+	for s := range strings.FieldsSeq(c.Scope) {
+		if !slices.Contains(cl.ServiceScopes, s) {
+			return nil, invalidToken("the token's client no longer holds the scope " + s)
+		}
+	}
+	return cl, nil
+}
+
+// ClientTokensExtension is the operation extension of the OpenAPI
+// document that lets tokens of the client-credentials grant call an
+// operation (`x-gatehouse-client-tokens: true`); every other operation
+// acts for a user and refuses them.
+const ClientTokensExtension = "x-gatehouse-client-tokens"
+
+func acceptsClientTokens(route *routers.Route) bool {
+	if route == nil || route.Operation == nil {
+		return false
+	}
+	on, _ := route.Operation.Extensions[ClientTokensExtension].(bool)
+	return on
 }
 
 var _ openapi3filter.AuthenticationFunc = (*Validator)(nil).Authenticate
@@ -296,6 +369,8 @@ type claimsHolder struct {
 	// service is the client that authenticated for itself (the Basic
 	// alternative), when no bearer did.
 	service *storage.Client
+	// client is the client of a client-credentials token.
+	client *storage.Client
 }
 
 // Value answers holderKey with the holder and every other key from the

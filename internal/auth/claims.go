@@ -24,6 +24,12 @@ type Claims struct {
 	SessionID string `json:"sid,omitempty"`
 }
 
+// ClientToken reports whether the token was issued by the
+// client-credentials grant: its subject is the client itself (RFC 9068
+// §2.2). No client may have a client_id of the form user ids take, so a
+// user's token never matches.
+func (c *Claims) ClientToken() bool { return c.Subject == c.ClientID }
+
 // Scopes returns the space-separated `scope` claim as a list.
 func (c *Claims) Scopes() []string { return strings.Fields(c.Scope) }
 

@@ -49,8 +49,8 @@ func TestRegisterClient_confidential_gets_a_generated_id_and_a_secret_shown_once
 		t.Errorf("secret = %q (%v), want 32 bytes of unpadded base64url", secret, err)
 	}
 	sum := sha256.Sum256([]byte(secret))
-	if want := hex.EncodeToString(sum[:]); c.SecretHash != want {
-		t.Errorf("SecretHash = %q, want hex SHA-256 of the secret %q", c.SecretHash, want)
+	if want := hex.EncodeToString(sum[:]); len(c.Secrets) != 1 || c.Secrets[0].Hash != want || len(c.Secrets[0].ID) != 32 {
+		t.Errorf("Secrets = %+v, want one, with a 32-character id and the hex SHA-256 %q of the secret", c.Secrets, want)
 	}
 	if want := []string{"me", "users:read"}; !slices.Equal(c.Scopes, want) {
 		t.Errorf("Scopes = %v, want sorted and deduplicated %v", c.Scopes, want)
@@ -79,7 +79,7 @@ func TestRegisterClient_public_client_has_no_secret(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RegisterClient(cli) = %v", err)
 	}
-	if secret != "" || c.SecretHash != "" || c.Confidential() || c.ID != "cli" {
+	if secret != "" || len(c.Secrets) != 0 || c.Confidential() || c.ID != "cli" {
 		t.Errorf("RegisterClient(public cli) = %+v, secret %q; want ID cli, no secret", c, secret)
 	}
 }
@@ -154,12 +154,15 @@ func TestAuthenticateClient(t *testing.T) {
 				t.Fatalf("RegisterClient(cli) = %v", err)
 			}
 			secret := tt.secret(webSecret)
-			got, err := s.AuthenticateClient(t.Context(), tt.id, secret)
+			got, secretID, err := s.AuthenticateClient(t.Context(), tt.id, secret)
 			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
 				t.Fatalf("AuthenticateClient(%q, %q) = %v, want %v", tt.id, secret, err, tt.wantErr)
 			}
 			if tt.wantErr == nil && got.ID != tt.id {
 				t.Errorf("AuthenticateClient(%q) = client %q, want %q", tt.id, got.ID, tt.id)
+			}
+			if tt.wantErr == nil && got.Confidential() && (len(got.Secrets) != 1 || secretID != got.Secrets[0].ID) {
+				t.Errorf("AuthenticateClient(%q) named secret %q, want %+v's", tt.id, secretID, got.Secrets)
 			}
 			if tt.wantErr != nil && got != nil {
 				t.Errorf("AuthenticateClient(%q, %q) returned %+v with error %v", tt.id, secret, got, err)
@@ -198,6 +201,10 @@ func TestDeleteClient_revokes_the_clients_sessions(t *testing.T) {
 			t.Fatalf("RegisterClient(%s) = %v", id, err)
 		}
 	}
+	if calls != 2 {
+		t.Errorf("afterChange called %d times by two registrations, want 2", calls)
+	}
+	calls = 0
 	alice := &storage.User{ID: "alice-id", Username: "alice", PasswordHash: "x", Scopes: []string{"me"}}
 	if err := store.CreateUser(ctx, alice); err != nil {
 		t.Fatal(err)
@@ -219,7 +226,7 @@ func TestDeleteClient_revokes_the_clients_sessions(t *testing.T) {
 		t.Errorf("cli's session was revoked with web")
 	}
 	if calls != 1 {
-		t.Errorf("afterRevoke called %d times, want 1", calls)
+		t.Errorf("afterChange called %d times, want 1", calls)
 	}
 	if _, err := store.ClientByID(ctx, "web"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("ClientByID(web) after DeleteClient = %v, want ErrNotFound", err)
@@ -230,7 +237,7 @@ func TestDeleteClient_revokes_the_clients_sessions(t *testing.T) {
 		}
 	}
 	if calls != 1 {
-		t.Errorf("afterRevoke called %d times after deleting missing clients, want still 1", calls)
+		t.Errorf("afterChange called %d times after deleting missing clients, want still 1", calls)
 	}
 }
 

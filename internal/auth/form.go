@@ -12,7 +12,7 @@ import (
 var (
 	tokenParams      = []string{"grant_type", "username", "password", "scope", "refresh_token", "client_id", "client_secret"}
 	revocationParams = []string{"token", "token_type_hint", "client_id", "client_secret"}
-	introspectParams = []string{"token", "token_type_hint"}
+	introspectParams = []string{"token", "token_type_hint", "client_id", "client_secret"}
 )
 
 // clientCredentials are what a client sent to authenticate (RFC 6749 §2.3).
@@ -139,6 +139,10 @@ func ParseIntrospectionRequest(r *http.Request) (token string, err error) {
 	form, err := readForm(r, introspectParams)
 	if err != nil {
 		return "", err
+	}
+	if form.Has("client_secret") && len(r.Header.Values("Authorization")) > 0 {
+		// RFC 6749 §2.3: one authentication method per request.
+		return "", InvalidRequest("client credentials sent both in the body and in the Authorization header")
 	}
 	if form.Get("token") == "" {
 		return "", InvalidRequest("token is required")

@@ -51,13 +51,23 @@ func (i *Issuer) introspectAccess(ctx context.Context, token string) (*Introspec
 		return &Introspection{}, nil
 	}
 	// A disabled or deleted account's tokens are inactive as on the
-	// bearer path.
-	u, err := i.account(ctx, c.Subject)
-	if err != nil {
-		return nil, err
-	}
-	if u == nil || u.Disabled {
-		return &Introspection{}, nil
+	// bearer path, and so are a changed client's own tokens.
+	if c.ClientToken() {
+		if _, err := i.Validator.CheckClient(ctx, c); err != nil {
+			var be *BearerError
+			if errors.As(err, &be) {
+				return &Introspection{}, nil
+			}
+			return nil, err
+		}
+	} else {
+		u, err := i.account(ctx, c.Subject)
+		if err != nil {
+			return nil, err
+		}
+		if u == nil || u.Disabled {
+			return &Introspection{}, nil
+		}
 	}
 	in := &Introspection{
 		Active: true, Scope: c.Scope, ClientID: c.ClientID, Username: c.PreferredUsername,

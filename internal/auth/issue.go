@@ -15,6 +15,12 @@ import (
 // token: revoking the session (or the token's jti, RFC 7009) is recorded
 // in the change log, and every process refuses it from memory.
 func (i *Issuer) issue(u *storage.User, c client, scopes []string, sid string, now time.Time) (*TokenResponse, error) {
+	return i.sign(u.ID, u.Username, c.id, scopes, sid, now)
+}
+
+// sign signs an access token for subject (with username, when the
+// subject is a user) through client clientID.
+func (i *Issuer) sign(subject, username, clientID string, scopes []string, sid string, now time.Time) (*TokenResponse, error) {
 	iat := now.Truncate(time.Second)
 	exp := iat.Add(i.cfg.TTL)
 	jti, err := randomToken(16)
@@ -25,16 +31,16 @@ func (i *Issuer) issue(u *storage.User, c client, scopes []string, sid string, n
 	claims := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    i.cfg.Issuer,
-			Subject:   u.ID,
+			Subject:   subject,
 			Audience:  jwt.ClaimStrings{i.cfg.Audience},
 			ExpiresAt: jwt.NewNumericDate(exp),
 			NotBefore: jwt.NewNumericDate(iat),
 			IssuedAt:  jwt.NewNumericDate(iat),
 			ID:        jti,
 		},
-		ClientID:          c.id,
+		ClientID:          clientID,
 		Scope:             scope,
-		PreferredUsername: u.Username,
+		PreferredUsername: username,
 		SessionID:         sid,
 	}
 	kid, method, key := i.Keys.Signer()

@@ -22,7 +22,8 @@ const feedPage = 1000
 
 // Revocations is every process's in-memory view of what ends tokens
 // before their `exp`: revoked sessions (by `sid`), single revoked access
-// tokens (by `jti`, RFC 7009) and changed users (through the UserView),
+// tokens (by `jti`, RFC 7009), changed users (through the UserView) and
+// changed clients (through the ClientView),
 // kept in step with the store's change log. It is loaded once (Load) and
 // then applies only the entries after its cursor (Sync, Run), so its cost
 // follows the changes, not the state: an idle process reads one indexed
@@ -30,9 +31,10 @@ const feedPage = 1000
 // which the store sets past the last instant a token they concern could
 // still be accepted.
 type Revocations struct {
-	feed  ChangeFeed
-	users *UserView
-	now   func() time.Time
+	feed    ChangeFeed
+	users   *UserView
+	clients *ClientView
+	now     func() time.Time
 	// keysChanged, when set, runs after entries about signing keys.
 	keysChanged func(ctx context.Context)
 	// reloadAfter: a process that has not read the log for this long may
@@ -54,6 +56,8 @@ type Revocations struct {
 type RevocationsConfig struct {
 	// Users is invalidated on entries about users; nil means none.
 	Users *UserView
+	// Clients is invalidated on entries about clients; nil means none.
+	Clients *ClientView
 	// KeysChanged runs after entries about signing keys.
 	KeysChanged func(ctx context.Context)
 	// Retention is how long the store keeps session and user entries
@@ -72,7 +76,7 @@ func NewRevocations(feed ChangeFeed, cfg RevocationsConfig) *Revocations {
 		cfg.Retention = time.Hour
 	}
 	return &Revocations{
-		feed: feed, users: cfg.Users, now: cfg.Now, keysChanged: cfg.KeysChanged,
+		feed: feed, users: cfg.Users, clients: cfg.Clients, now: cfg.Now, keysChanged: cfg.KeysChanged,
 		reloadAfter: cfg.Retention / 2,
 		sessions:    map[string]time.Time{}, tokens: map[string]time.Time{},
 	}
@@ -131,6 +135,9 @@ func (r *Revocations) load(ctx context.Context) error {
 	if r.users != nil {
 		r.users.Clear()
 	}
+	if r.clients != nil {
+		r.clients.Clear()
+	}
 	r.cursor, r.lastRead = cursor, now
 	return nil
 }
@@ -178,11 +185,12 @@ func (r *Revocations) apply(ctx context.Context, page []storage.Change) {
 		r.cursor = c.Seq
 	}
 	r.mu.Unlock()
-	if r.users != nil {
-		for _, c := range page {
-			if c.Kind == storage.ChangeUser {
-				r.users.Invalidate(c.Subject)
-			}
+	for _, c := range page {
+		switch {
+		case c.Kind == storage.ChangeUser && r.users != nil:
+			r.users.Invalidate(c.Subject)
+		case c.Kind == storage.ChangeClient && r.clients != nil:
+			r.clients.Invalidate(c.Subject)
 		}
 	}
 	if keys && r.keysChanged != nil {

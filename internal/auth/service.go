@@ -28,9 +28,11 @@ func isBasicScheme(s *openapi3.SecurityScheme) bool {
 	return s != nil && s.Type == "http" && strings.EqualFold(s.Scheme, "basic")
 }
 
-// authenticateService checks the client_secret_basic alternative of an
-// operation (RFC 7662 §2.1 lets a resource server introspect with its own
-// client credentials). The client must be registered and confidential,
+// authenticateService checks the client alternative of an operation (RFC
+// 7662 §2.1 lets a resource server introspect with its own client
+// credentials): client_secret_basic, or client_secret_post when the
+// router parsed the form body before the security step (it does for an
+// operation with this alternative and no Authorization header). The client must be registered and confidential,
 // present its secret, and hold itself (storage.Client.ServiceScopes) every
 // scope the operation's oauth2 requirements name: the scopes come from the
 // spec, as for a bearer.
@@ -43,17 +45,26 @@ func (v *Validator) authenticateService(ctx context.Context, h *claimsHolder, in
 		return errors.New("no client registry: the Basic alternative is off")
 	}
 	r := input.RequestValidationInput.Request
-	if !hasBasic(r) {
+	form := url.Values{}
+	switch {
+	case hasBasic(r):
+	case r.PostForm.Get("client_secret") != "" && len(r.Header.Values("Authorization")) == 0:
+		// client_secret_post (RFC 6749 §2.3.1), each parameter once.
+		if len(r.PostForm["client_id"]) != 1 || len(r.PostForm["client_secret"]) != 1 {
+			return InvalidRequest("client_id and client_secret must each be sent once")
+		}
+		form = r.PostForm
+	default:
 		return errNoBasic
 	}
-	cred, err := readClient(r, url.Values{})
+	cred, err := readClient(r, form)
 	if err != nil {
 		return err
 	}
 	if cred.ID == "" || cred.Secret == "" {
 		return oauthError(CodeInvalidClient, "client authentication failed")
 	}
-	c, err := v.clients.AuthenticateClient(ctx, cred.ID, cred.Secret)
+	c, _, err := v.clients.AuthenticateClient(ctx, cred.ID, cred.Secret)
 	switch {
 	case errors.Is(err, storage.ErrNotFound), errors.Is(err, users.ErrInvalidCredentials):
 		return oauthError(CodeInvalidClient, "client authentication failed")

@@ -18,8 +18,9 @@ import (
 
 // Grant types of RFC 6749.
 const (
-	GrantPassword     = "password"
-	GrantRefreshToken = "refresh_token"
+	GrantPassword          = "password"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
 )
 
 // PublicClientID is the `client_id` claim of tokens requested by a client
@@ -71,11 +72,12 @@ func (i *Issuer) account(ctx context.Context, id string) (*storage.User, error) 
 	return u, err
 }
 
-// ClientAuthenticator checks registered clients' credentials. It returns
+// ClientAuthenticator checks registered clients' credentials and names
+// the secret that matched ("" for a public client). It returns
 // storage.ErrNotFound for an unregistered client_id and
 // users.ErrInvalidCredentials for a wrong or missing secret.
 type ClientAuthenticator interface {
-	AuthenticateClient(ctx context.Context, id, secret string) (*storage.Client, error)
+	AuthenticateClient(ctx context.Context, id, secret string) (*storage.Client, string, error)
 }
 
 // SessionStore is what the token, revocation, introspection and session
@@ -195,6 +197,10 @@ type client struct {
 	id string
 	// scopes limits what the client may be granted; nil means any.
 	scopes []string
+	// registered is the client as stored, nil for an unregistered one;
+	// secretID names the secret it authenticated with.
+	registered *storage.Client
+	secretID   string
 }
 
 func (c client) allows(scope string) bool {
@@ -214,6 +220,8 @@ func (i *Issuer) Token(ctx context.Context, req TokenRequest) (*TokenResponse, e
 		return i.passwordGrant(ctx, c, req)
 	case GrantRefreshToken:
 		return i.refreshGrant(ctx, c, req)
+	case GrantClientCredentials:
+		return i.clientCredentialsGrant(ctx, c, req)
 	default:
 		return nil, UnsupportedGrantType()
 	}
@@ -240,11 +248,16 @@ func (i *Issuer) authenticateClient(ctx context.Context, cred clientCredentials)
 		}
 		return client{id: PublicClientID}, nil
 	}
-	registered, err := i.Clients.AuthenticateClient(ctx, cred.ID, cred.Secret)
+	registered, secretID, err := i.Clients.AuthenticateClient(ctx, cred.ID, cred.Secret)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		if cred.Secret != "" {
 			return client{}, oauthError(CodeInvalidClient, "client authentication failed")
+		}
+		if userIDForm(cred.ID) {
+			// Its tokens' sub would equal their client_id, the mark of a
+			// client's own token (Claims.ClientToken).
+			return client{}, InvalidRequest("client_id must not have the form of a user id (a UUID)")
 		}
 		return client{id: cred.ID}, nil
 	case errors.Is(err, users.ErrInvalidCredentials):
@@ -252,7 +265,7 @@ func (i *Issuer) authenticateClient(ctx context.Context, cred clientCredentials)
 	case err != nil:
 		return client{}, ServerError(err)
 	}
-	c := client{id: registered.ID}
+	c := client{id: registered.ID, registered: registered, secretID: secretID}
 	if len(registered.Scopes) > 0 {
 		c.scopes = registered.Scopes
 	}

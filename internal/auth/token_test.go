@@ -63,7 +63,8 @@ func TestToken(t *testing.T) {
 		{"rfc6749_5.2_missing_grant_type_is_invalid_request", TokenRequest{Username: "alice", Password: "correct horse"}, CodeInvalidRequest, 400},
 		{"rfc6749_5.2_missing_username_is_invalid_request", TokenRequest{GrantType: "password", Password: "correct horse"}, CodeInvalidRequest, 400},
 		{"rfc6749_5.2_missing_password_is_invalid_request", TokenRequest{GrantType: "password", Username: "alice"}, CodeInvalidRequest, 400},
-		{"rfc6749_5.2_unknown_grant_is_unsupported_grant_type", TokenRequest{GrantType: "client_credentials"}, CodeUnsupportedGrantType, 400},
+		{"rfc6749_5.2_unknown_grant_is_unsupported_grant_type", TokenRequest{GrantType: "urn:ietf:params:oauth:grant-type:device_code"}, CodeUnsupportedGrantType, 400},
+		{"rfc6749_4.4_client_credentials_without_client_authentication_is_invalid_client", TokenRequest{GrantType: "client_credentials"}, CodeInvalidClient, 401},
 		{"rfc6749_5.2_authorization_code_is_unsupported_grant_type", TokenRequest{GrantType: "authorization_code"}, CodeUnsupportedGrantType, 400},
 		{"rfc6749_5.2_scope_not_held_is_invalid_scope", TokenRequest{GrantType: "password", Username: "alice", Password: "correct horse", Scope: "me users:write"}, CodeInvalidScope, 400},
 		{"rfc6749_5.2_unknown_scope_is_invalid_scope", TokenRequest{GrantType: "password", Username: "alice", Password: "correct horse", Scope: "admin"}, CodeInvalidScope, 400},
@@ -198,7 +199,7 @@ func TestToken_the_public_client_id_is_the_anonymous_client_even_if_registered(t
 	f.createUser(t, "alice", "correct horse", "me", "users:read")
 	// A store from before the reservation may hold a client named public,
 	// limited to some scopes; it must not stand in for anonymous callers.
-	if err := f.store.CreateClient(context.Background(), &storage.Client{ID: "public", SecretHash: "00", Scopes: []string{"me"}}); err != nil {
+	if err := f.store.CreateClient(context.Background(), &storage.Client{ID: "public", Secrets: []storage.ClientSecret{{ID: "s1", Hash: "00"}}, Scopes: []string{"me"}}); err != nil {
 		t.Fatal(err)
 	}
 	anon, err := f.issuer.Token(context.Background(), TokenRequest{GrantType: GrantPassword, Username: "alice", Password: "correct horse"})

@@ -14,6 +14,9 @@ import (
 type ClientService interface {
 	RegisterClient(ctx context.Context, nc auth.NewClient) (*storage.Client, string, error)
 	ListClients(ctx context.Context) ([]*storage.Client, error)
+	UpdateClient(ctx context.Context, id string, up auth.ClientUpdate) (*storage.Client, error)
+	AddClientSecret(ctx context.Context, id string) (storage.ClientSecret, string, error)
+	RemoveClientSecret(ctx context.Context, id, secretID string) error
 	DeleteClient(ctx context.Context, id string) error
 }
 
@@ -49,13 +52,18 @@ func (h *Handlers) CreateClient(ctx context.Context, req CreateClientRequestObje
 	if req.Body.ServiceScopes != nil {
 		nc.ServiceScopes = *req.Body.ServiceScopes
 	}
+	if req.Body.Grants != nil {
+		nc.Grants = grantNames(*req.Body.Grants)
+	}
 	c, secret, err := h.clients.RegisterClient(ctx, nc)
 	if err != nil {
 		return nil, err
 	}
-	h.audit.Record(ctx, audit.ClientCreated, audit.OK, actor(ctx), slog.String("client_id", c.ID), slog.Bool("confidential", c.Confidential()), slog.Any("service_scopes", c.ServiceScopes))
+	h.audit.Record(ctx, audit.ClientCreated, audit.OK, actor(ctx), slog.String("client_id", c.ID), slog.Bool("confidential", c.Confidential()),
+		slog.Any("service_scopes", c.ServiceScopes), slog.Any("grants", c.Grants))
 	oc := toClient(c)
-	body := RegisteredOAuthClient{ClientId: oc.ClientId, Confidential: oc.Confidential, Scopes: oc.Scopes, ServiceScopes: oc.ServiceScopes, CreatedAt: oc.CreatedAt}
+	body := RegisteredOAuthClient{ClientId: oc.ClientId, Confidential: oc.Confidential, Scopes: oc.Scopes, ServiceScopes: oc.ServiceScopes,
+		Grants: oc.Grants, Secrets: oc.Secrets, CreatedAt: oc.CreatedAt}
 	if secret != "" {
 		body.ClientSecret = &secret
 	}
@@ -74,14 +82,81 @@ func (h *Handlers) DeleteClient(ctx context.Context, req DeleteClientRequestObje
 	return DeleteClient204Response{}, nil
 }
 
+func (h *Handlers) UpdateClient(ctx context.Context, req UpdateClientRequestObject) (UpdateClientResponseObject, error) {
+	if _, err := claims(ctx); err != nil {
+		return nil, err
+	}
+	up := auth.ClientUpdate{Scopes: req.Body.Scopes, ServiceScopes: req.Body.ServiceScopes}
+	var changed []string
+	if req.Body.Scopes != nil {
+		changed = append(changed, "scopes")
+	}
+	if req.Body.ServiceScopes != nil {
+		changed = append(changed, "service_scopes")
+	}
+	if req.Body.Grants != nil {
+		g := grantNames(*req.Body.Grants)
+		up.Grants = &g
+		changed = append(changed, "grants")
+	}
+	c, err := h.clients.UpdateClient(ctx, req.ClientId, up)
+	if err != nil {
+		return nil, err
+	}
+	h.audit.Record(ctx, audit.ClientChanged, audit.OK, actor(ctx), slog.String("client_id", c.ID), slog.Any("changed", changed),
+		slog.Any("scopes", c.Scopes), slog.Any("service_scopes", c.ServiceScopes), slog.Any("grants", c.Grants))
+	return UpdateClient200JSONResponse(toClient(c)), nil
+}
+
+func (h *Handlers) AddClientSecret(ctx context.Context, req AddClientSecretRequestObject) (AddClientSecretResponseObject, error) {
+	if _, err := claims(ctx); err != nil {
+		return nil, err
+	}
+	sec, secret, err := h.clients.AddClientSecret(ctx, req.ClientId)
+	if err != nil {
+		return nil, err
+	}
+	h.audit.Record(ctx, audit.SecretAdded, audit.OK, actor(ctx), slog.String("client_id", req.ClientId), slog.String("secret_id", sec.ID))
+	return AddClientSecret201JSONResponse{
+		Body:    NewClientSecret{Id: sec.ID, CreatedAt: sec.CreatedAt, ClientSecret: secret},
+		Headers: AddClientSecret201ResponseHeaders{CacheControl: &noStore},
+	}, nil
+}
+
+func (h *Handlers) RemoveClientSecret(ctx context.Context, req RemoveClientSecretRequestObject) (RemoveClientSecretResponseObject, error) {
+	if _, err := claims(ctx); err != nil {
+		return nil, err
+	}
+	if err := h.clients.RemoveClientSecret(ctx, req.ClientId, req.SecretId); err != nil {
+		return nil, err
+	}
+	h.audit.Record(ctx, audit.SecretRemoved, audit.OK, actor(ctx), slog.String("client_id", req.ClientId), slog.String("secret_id", req.SecretId))
+	return RemoveClientSecret204Response{}, nil
+}
+
+func grantNames(gs []ClientGrant) []string {
+	out := make([]string, len(gs))
+	for i, g := range gs {
+		out[i] = string(g)
+	}
+	return out
+}
+
 func toClient(c *storage.Client) OAuthClient {
-	scopes := c.Scopes
-	if scopes == nil {
-		scopes = []string{}
+	oc := OAuthClient{ClientId: c.ID, Confidential: c.Confidential(), Scopes: orEmpty(c.Scopes), ServiceScopes: orEmpty(c.ServiceScopes),
+		Grants: make([]ClientGrant, len(c.Grants)), Secrets: make([]ClientSecretInfo, len(c.Secrets)), CreatedAt: c.CreatedAt}
+	for i, g := range c.Grants {
+		oc.Grants[i] = ClientGrant(g)
 	}
-	service := c.ServiceScopes
-	if service == nil {
-		service = []string{}
+	for i, s := range c.Secrets {
+		oc.Secrets[i] = ClientSecretInfo{Id: s.ID, CreatedAt: s.CreatedAt}
 	}
-	return OAuthClient{ClientId: c.ID, Confidential: c.Confidential(), Scopes: scopes, ServiceScopes: service, CreatedAt: c.CreatedAt}
+	return oc
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -38,6 +38,9 @@ var codes = []struct {
 	{users.ErrDisabled, http.StatusForbidden, ""},
 	{storage.ErrClientExists, http.StatusConflict, ""},
 	{users.ErrLastAdmin, http.StatusConflict, ""},
+	{auth.ErrTooManySecrets, http.StatusConflict, ""},
+	{auth.ErrLastSecret, http.StatusConflict, ""},
+	{auth.ErrPublicClient, http.StatusConflict, ""},
 }
 
 // The handlers' own refusals; codes gives each its status. Their text is

@@ -158,7 +158,7 @@ func (s *fuzzServer) repair(ctx context.Context) error {
 		id.token = tok.AccessToken
 	}
 	if s.clientSecret != "" {
-		if _, err := s.clients.AuthenticateClient(ctx, fuzzClientID, s.clientSecret); err == nil {
+		if _, _, err := s.clients.AuthenticateClient(ctx, fuzzClientID, s.clientSecret); err == nil {
 			return nil
 		}
 	}

@@ -105,6 +105,26 @@ func TestIntrospectWithClientCredentials(t *testing.T) {
 		}
 	})
 
+	t.Run("rfc7662_2.1_client_secret_post_works_without_an_authorization_header", func(t *testing.T) {
+		post := func(kv ...string) response {
+			return ts.do(t, "POST", "/introspect", form(append([]string{"token", access}, kv...)...), "Content-Type", formType)
+		}
+		r := post("client_id", rsID, "client_secret", rsSecret)
+		if r.status != 200 || r.json(t)["active"] != true {
+			t.Fatalf("client_secret_post: %d %s, want 200 active", r.status, r.body)
+		}
+		wantOAuth(t, post("client_id", rsID, "client_secret", "not the secret"), 401, "invalid_client")
+		wantOAuth(t, post("client_id", webID, "client_secret", webSecret), 403, "unauthorized_client")
+		wantOAuth(t, post("client_id", rsID, "client_secret", rsSecret, "client_secret", rsSecret), 400, "invalid_request")
+		// §2.3: one method at a time; a Basic header and a secret in the body are refused.
+		both := ts.do(t, "POST", "/introspect", form("token", access, "client_id", rsID, "client_secret", rsSecret), "Content-Type", formType, "Authorization", basicAuth(rsID, rsSecret))
+		wantOAuth(t, both, 400, "invalid_request")
+		// A client_id alone authenticates nothing: the bearer challenge.
+		if r := post("client_id", rsID); r.status != 401 || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("client_id without a secret: %d %q, want 401 with a Bearer challenge", r.status, r.header.Get("WWW-Authenticate"))
+		}
+	})
+
 	t.Run("a_client_that_does_not_hold_tokens_introspect_itself_is_unauthorized_client", func(t *testing.T) {
 		// web may obtain users' scopes, but holds nothing itself.
 		wantOAuth(t, introspect(access, basicAuth(webID, webSecret)), 403, "unauthorized_client")

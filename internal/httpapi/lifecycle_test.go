@@ -144,7 +144,7 @@ func TestDiscovery(t *testing.T) {
 		}
 		return strings.Join(out, " ")
 	}
-	if got := joined("grant_types_supported"); got != "password refresh_token" {
+	if got := joined("grant_types_supported"); got != "password refresh_token client_credentials" {
 		t.Errorf("grant_types_supported: got %q", got)
 	}
 	if got := joined("scopes_supported"); !strings.Contains(got, "users:read") || !strings.Contains(got, "tokens:introspect") {
@@ -153,7 +153,7 @@ func TestDiscovery(t *testing.T) {
 	if got := joined("token_endpoint_auth_methods_supported"); got != "client_secret_basic client_secret_post none" {
 		t.Errorf("token_endpoint_auth_methods_supported: got %q", got)
 	}
-	if got := joined("introspection_endpoint_auth_methods_supported"); got != "client_secret_basic bearer" {
+	if got := joined("introspection_endpoint_auth_methods_supported"); got != "client_secret_basic client_secret_post bearer" {
 		t.Errorf("introspection_endpoint_auth_methods_supported: got %q, want client_secret_basic and bearer", got)
 	}
 	if _, ok := m["response_types_supported"]; !ok {

@@ -171,14 +171,14 @@ func NewServerMetadata(issuer string, scopes []string) ServerMetadata {
 	revocation, introspection := issuer+"/revoke", issuer+"/introspect"
 	// "bearer" is no registered client authentication method: it says a
 	// bearer token granted tokens:introspect is accepted as well.
-	introspectAuth := []string{"client_secret_basic", "bearer"}
+	introspectAuth := []string{"client_secret_basic", "client_secret_post", "bearer"}
 	return ServerMetadata{
 		Issuer:                                    issuer,
 		TokenEndpoint:                             issuer + "/token",
 		JwksUri:                                   issuer + "/.well-known/jwks.json",
 		RevocationEndpoint:                        &revocation,
 		IntrospectionEndpoint:                     &introspection,
-		GrantTypesSupported:                       []string{auth.GrantPassword, auth.GrantRefreshToken},
+		GrantTypesSupported:                       []string{auth.GrantPassword, auth.GrantRefreshToken, auth.GrantClientCredentials},
 		ResponseTypesSupported:                    []string{},
 		ScopesSupported:                           &scopes,
 		TokenEndpointAuthMethodsSupported:         &clientAuth,

@@ -22,6 +22,21 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for ClientGrant.
+const (
+	ClientGrantClientCredentials ClientGrant = "client_credentials"
+)
+
+// Valid indicates whether the value is a known member of the ClientGrant enum.
+func (e ClientGrant) Valid() bool {
+	switch e {
+	case ClientGrantClientCredentials:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OAuth2ErrorError.
 const (
 	InvalidClient          OAuth2ErrorError = "invalid_client"
@@ -60,20 +75,34 @@ func (e OAuth2ErrorError) Valid() bool {
 
 // Defines values for TokenRequestGrantType.
 const (
-	Password     TokenRequestGrantType = "password"
-	RefreshToken TokenRequestGrantType = "refresh_token"
+	TokenRequestGrantTypeClientCredentials TokenRequestGrantType = "client_credentials"
+	TokenRequestGrantTypePassword          TokenRequestGrantType = "password"
+	TokenRequestGrantTypeRefreshToken      TokenRequestGrantType = "refresh_token"
 )
 
 // Valid indicates whether the value is a known member of the TokenRequestGrantType enum.
 func (e TokenRequestGrantType) Valid() bool {
 	switch e {
-	case Password:
+	case TokenRequestGrantTypeClientCredentials:
 		return true
-	case RefreshToken:
+	case TokenRequestGrantTypePassword:
+		return true
+	case TokenRequestGrantTypeRefreshToken:
 		return true
 	default:
 		return false
 	}
+}
+
+// ClientGrant defines model for ClientGrant.
+type ClientGrant string
+
+// ClientSecretInfo One of a confidential client's secrets, without the secret.
+type ClientSecretInfo struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id The secret's id; tokens of the client_credentials grant carry it as `sid`, and removing the secret ends them.
+	Id string `json:"id"`
 }
 
 // FieldError defines model for FieldError.
@@ -116,6 +145,12 @@ type Introspection struct {
 
 // IntrospectionRequest Introspection request (RFC 7662 §2.1).
 type IntrospectionRequest struct {
+	// ClientId With `client_secret`: the caller's own client credentials in the body (`client_secret_post`, RFC 6749 §2.3.1), when it sends no Authorization header.
+	ClientId *string `json:"client_id,omitempty"`
+
+	// ClientSecret The caller's client secret (`client_secret_post`).
+	ClientSecret *string `json:"client_secret,omitempty"`
+
 	// Token The token to introspect.
 	Token string `json:"token"`
 
@@ -146,6 +181,16 @@ type JWKSet struct {
 	Keys []JWK `json:"keys"`
 }
 
+// NewClientSecret defines model for NewClientSecret.
+type NewClientSecret struct {
+	// ClientSecret The new secret (256 bits), shown only in this response.
+	ClientSecret string    `json:"client_secret"`
+	CreatedAt    time.Time `json:"created_at"`
+
+	// Id The secret's id; tokens of the client_credentials grant carry it as `sid`, and removing the secret ends them.
+	Id string `json:"id"`
+}
+
 // NewOAuthClient defines model for NewOAuthClient.
 type NewOAuthClient struct {
 	// ClientId The identifier; generated when omitted.
@@ -154,10 +199,13 @@ type NewOAuthClient struct {
 	// Confidential Whether the client gets a secret (RFC 6749 §2.1).
 	Confidential *bool `json:"confidential,omitempty"`
 
+	// Grants The grant types the client may use beyond the password and refresh grants, which every client may use; none when omitted. Only a confidential client may use `client_credentials` (RFC 6749 §4.4).
+	Grants *[]ClientGrant `json:"grants,omitempty"`
+
 	// Scopes The scopes the client may request on a user's behalf; any scope when omitted or empty.
 	Scopes *[]string `json:"scopes,omitempty"`
 
-	// ServiceScopes The scopes the client holds itself, authenticated with its own credentials and acting for no user; none when omitted. Only a confidential client may hold any. `tokens:introspect` lets it call `/introspect` with HTTP Basic client authentication (RFC 7662 §2.1).
+	// ServiceScopes The scopes the client holds itself, authenticated with its own credentials and acting for no user; none when omitted. Only a confidential client may hold any. `tokens:introspect` lets it call `/introspect` with HTTP Basic client authentication (RFC 7662 §2.1); with the `client_credentials` grant, tokens of the client carry these scopes.
 	ServiceScopes *[]string `json:"service_scopes,omitempty"`
 }
 
@@ -199,11 +247,29 @@ type OAuthClient struct {
 	Confidential bool      `json:"confidential"`
 	CreatedAt    time.Time `json:"created_at"`
 
+	// Grants The grants the client may use beyond password and refresh (see NewOAuthClient).
+	Grants []ClientGrant `json:"grants"`
+
 	// Scopes The scopes the client may request on a user's behalf; empty means any.
 	Scopes []string `json:"scopes"`
 
+	// Secrets The client's secrets, oldest first, without the secrets themselves; one, or two while it rotates.
+	Secrets []ClientSecretInfo `json:"secrets"`
+
 	// ServiceScopes The scopes the client holds itself (see NewOAuthClient).
 	ServiceScopes []string `json:"service_scopes"`
+}
+
+// OAuthClientPatch Changes to a client; omitted fields stay as they are. A token of the client_credentials grant stops at once, on every replica, when its client loses the grant or a scope it carries.
+type OAuthClientPatch struct {
+	// Grants The grants the client may use beyond password and refresh (see NewOAuthClient).
+	Grants *[]ClientGrant `json:"grants,omitempty"`
+
+	// Scopes The scopes the client may request on a user's behalf; empty means any.
+	Scopes *[]string `json:"scopes,omitempty"`
+
+	// ServiceScopes The scopes the client holds itself (see NewOAuthClient).
+	ServiceScopes *[]string `json:"service_scopes,omitempty"`
 }
 
 // PasswordChange defines model for PasswordChange.
@@ -251,8 +317,14 @@ type RegisteredOAuthClient struct {
 	Confidential bool      `json:"confidential"`
 	CreatedAt    time.Time `json:"created_at"`
 
+	// Grants The grants the client may use beyond password and refresh (see NewOAuthClient).
+	Grants []ClientGrant `json:"grants"`
+
 	// Scopes The scopes the client may request on a user's behalf; empty means any.
 	Scopes []string `json:"scopes"`
+
+	// Secrets The client's secrets, oldest first, without the secrets themselves; one, or two while it rotates.
+	Secrets []ClientSecretInfo `json:"secrets"`
 
 	// ServiceScopes The scopes the client holds itself (see NewOAuthClient).
 	ServiceScopes []string `json:"service_scopes"`
@@ -318,7 +390,7 @@ type TokenRequest struct {
 	// ClientSecret The client's secret (confidential clients only).
 	ClientSecret *string `json:"client_secret,omitempty"`
 
-	// GrantType `password` (RFC 6749 §4.3) or `refresh_token` (§6). Any other value answers `unsupported_grant_type`.
+	// GrantType `password` (RFC 6749 §4.3), `refresh_token` (§6) or `client_credentials` (§4.4). Any other value answers `unsupported_grant_type`.
 	//
 	// Example: password
 	GrantType TokenRequestGrantType `json:"grant_type"`
@@ -331,7 +403,7 @@ type TokenRequest struct {
 	// RefreshToken The refresh token, with `grant_type=refresh_token`.
 	RefreshToken *string `json:"refresh_token,omitempty"`
 
-	// Scope Space-separated scopes requested; all of the user's scopes when omitted.
+	// Scope Space-separated scopes requested; when omitted, all of the user's scopes (password grant) or of the client's `service_scopes` (client credentials grant).
 	//
 	// Example: me
 	Scope *string `json:"scope,omitempty"`
@@ -342,7 +414,7 @@ type TokenRequest struct {
 	Username *string `json:"username,omitempty"`
 }
 
-// TokenRequestGrantType `password` (RFC 6749 §4.3) or `refresh_token` (§6). Any other value answers `unsupported_grant_type`.
+// TokenRequestGrantType `password` (RFC 6749 §4.3), `refresh_token` (§6) or `client_credentials` (§4.4). Any other value answers `unsupported_grant_type`.
 //
 // Example: password
 type TokenRequestGrantType string
@@ -481,6 +553,9 @@ type RevokeMySessionsParams struct {
 // CreateClientJSONRequestBody defines body for CreateClient for application/json ContentType.
 type CreateClientJSONRequestBody = NewOAuthClient
 
+// UpdateClientJSONRequestBody defines body for UpdateClient for application/json ContentType.
+type UpdateClientJSONRequestBody = OAuthClientPatch
+
 // IntrospectTokenFormdataRequestBody defines body for IntrospectToken for application/x-www-form-urlencoded ContentType.
 type IntrospectTokenFormdataRequestBody = IntrospectionRequest
 
@@ -516,6 +591,15 @@ type ServerInterface interface {
 	// DeleteClient Delete a registered client
 	// (DELETE /clients/{client_id})
 	DeleteClient(w http.ResponseWriter, r *http.Request, clientId string)
+	// UpdateClient Change a client's scopes, service scopes or grants
+	// (PATCH /clients/{client_id})
+	UpdateClient(w http.ResponseWriter, r *http.Request, clientId string)
+	// AddClientSecret Add a secret to a confidential client (rotation, step 1)
+	// (POST /clients/{client_id}/secrets)
+	AddClientSecret(w http.ResponseWriter, r *http.Request, clientId string)
+	// RemoveClientSecret Remove one of a client's secrets (rotation, step 2)
+	// (DELETE /clients/{client_id}/secrets/{secret_id})
+	RemoveClientSecret(w http.ResponseWriter, r *http.Request, clientId string, secretId string)
 	// GetHealth Liveness probe
 	// (GET /healthz)
 	GetHealth(w http.ResponseWriter, r *http.Request)
@@ -531,7 +615,7 @@ type ServerInterface interface {
 	// RevokeToken Revoke a token (RFC 7009)
 	// (POST /revoke)
 	RevokeToken(w http.ResponseWriter, r *http.Request)
-	// IssueToken Issue an access token (password grant)
+	// IssueToken Issue an access token (password, refresh and client-credentials grants)
 	// (POST /token)
 	IssueToken(w http.ResponseWriter, r *http.Request)
 	// ListUsers List users, ordered by username
@@ -609,6 +693,24 @@ func (_ Unimplemented) DeleteClient(w http.ResponseWriter, r *http.Request, clie
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// UpdateClient Change a client's scopes, service scopes or grants
+// (PATCH /clients/{client_id})
+func (_ Unimplemented) UpdateClient(w http.ResponseWriter, r *http.Request, clientId string) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AddClientSecret Add a secret to a confidential client (rotation, step 1)
+// (POST /clients/{client_id}/secrets)
+func (_ Unimplemented) AddClientSecret(w http.ResponseWriter, r *http.Request, clientId string) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RemoveClientSecret Remove one of a client's secrets (rotation, step 2)
+// (DELETE /clients/{client_id}/secrets/{secret_id})
+func (_ Unimplemented) RemoveClientSecret(w http.ResponseWriter, r *http.Request, clientId string, secretId string) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // GetHealth Liveness probe
 // (GET /healthz)
 func (_ Unimplemented) GetHealth(w http.ResponseWriter, r *http.Request) {
@@ -639,7 +741,7 @@ func (_ Unimplemented) RevokeToken(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
-// IssueToken Issue an access token (password grant)
+// IssueToken Issue an access token (password, refresh and client-credentials grants)
 // (POST /token)
 func (_ Unimplemented) IssueToken(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
@@ -805,6 +907,93 @@ func (siw *ServerInterfaceWrapper) DeleteClient(w http.ResponseWriter, r *http.R
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.DeleteClient(w, r, clientId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UpdateClient operation middleware
+func (siw *ServerInterfaceWrapper) UpdateClient(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "client_id" -------------
+	var clientId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "client_id", chi.URLParam(r, "client_id"), &clientId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "client_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UpdateClient(w, r, clientId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AddClientSecret operation middleware
+func (siw *ServerInterfaceWrapper) AddClientSecret(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "client_id" -------------
+	var clientId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "client_id", chi.URLParam(r, "client_id"), &clientId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "client_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AddClientSecret(w, r, clientId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RemoveClientSecret operation middleware
+func (siw *ServerInterfaceWrapper) RemoveClientSecret(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "client_id" -------------
+	var clientId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "client_id", chi.URLParam(r, "client_id"), &clientId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "client_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "secret_id" -------------
+	var secretId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "secret_id", chi.URLParam(r, "secret_id"), &secretId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "secret_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RemoveClientSecret(w, r, clientId, secretId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1404,6 +1593,15 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Delete(options.BaseURL+"/clients/{client_id}", wrapper.DeleteClient)
 	})
 	r.Group(func(r chi.Router) {
+		r.Patch(options.BaseURL+"/clients/{client_id}", wrapper.UpdateClient)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/clients/{client_id}/secrets", wrapper.AddClientSecret)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/clients/{client_id}/secrets/{secret_id}", wrapper.RemoveClientSecret)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/healthz", wrapper.GetHealth)
 	})
 	r.Group(func(r chi.Router) {
@@ -1778,6 +1976,324 @@ func (response DeleteClient404ApplicationProblemPlusJSONResponse) VisitDeleteCli
 type DeleteClient500ApplicationProblemPlusJSONResponse Problem
 
 func (response DeleteClient500ApplicationProblemPlusJSONResponse) VisitDeleteClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClientRequestObject struct {
+	ClientId string `json:"client_id"`
+	Body     *UpdateClientJSONRequestBody
+}
+
+type UpdateClientResponseObject interface {
+	VisitUpdateClientResponse(w http.ResponseWriter) error
+}
+
+type UpdateClient200JSONResponse OAuthClient
+
+func (response UpdateClient200JSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateClient400ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateClient401ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateClient403ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient404ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateClient404ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateClient500ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateClient500ApplicationProblemPlusJSONResponse) VisitUpdateClientResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecretRequestObject struct {
+	ClientId string `json:"client_id"`
+}
+
+type AddClientSecretResponseObject interface {
+	VisitAddClientSecretResponse(w http.ResponseWriter) error
+}
+
+type AddClientSecret201ResponseHeaders struct {
+	CacheControl *string
+}
+
+type AddClientSecret201JSONResponse struct {
+	Body    NewClientSecret
+	Headers AddClientSecret201ResponseHeaders
+}
+
+func (response AddClientSecret201JSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AddClientSecret401ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AddClientSecret403ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret404ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response AddClientSecret404ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret409ApplicationProblemPlusJSONResponse Problem
+
+func (response AddClientSecret409ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddClientSecret500ApplicationProblemPlusJSONResponse Problem
+
+func (response AddClientSecret500ApplicationProblemPlusJSONResponse) VisitAddClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveClientSecretRequestObject struct {
+	ClientId string `json:"client_id"`
+	SecretId string `json:"secret_id"`
+}
+
+type RemoveClientSecretResponseObject interface {
+	VisitRemoveClientSecretResponse(w http.ResponseWriter) error
+}
+
+type RemoveClientSecret204Response struct {
+}
+
+func (response RemoveClientSecret204Response) VisitRemoveClientSecretResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type RemoveClientSecret401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveClientSecret401ApplicationProblemPlusJSONResponse) VisitRemoveClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveClientSecret403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveClientSecret403ApplicationProblemPlusJSONResponse) VisitRemoveClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveClientSecret404ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RemoveClientSecret404ApplicationProblemPlusJSONResponse) VisitRemoveClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveClientSecret409ApplicationProblemPlusJSONResponse Problem
+
+func (response RemoveClientSecret409ApplicationProblemPlusJSONResponse) VisitRemoveClientSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveClientSecret500ApplicationProblemPlusJSONResponse Problem
+
+func (response RemoveClientSecret500ApplicationProblemPlusJSONResponse) VisitRemoveClientSecretResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -3712,6 +4228,15 @@ type StrictServerInterface interface {
 	// DeleteClient Delete a registered client
 	// (DELETE /clients/{client_id})
 	DeleteClient(ctx context.Context, request DeleteClientRequestObject) (DeleteClientResponseObject, error)
+	// UpdateClient Change a client's scopes, service scopes or grants
+	// (PATCH /clients/{client_id})
+	UpdateClient(ctx context.Context, request UpdateClientRequestObject) (UpdateClientResponseObject, error)
+	// AddClientSecret Add a secret to a confidential client (rotation, step 1)
+	// (POST /clients/{client_id}/secrets)
+	AddClientSecret(ctx context.Context, request AddClientSecretRequestObject) (AddClientSecretResponseObject, error)
+	// RemoveClientSecret Remove one of a client's secrets (rotation, step 2)
+	// (DELETE /clients/{client_id}/secrets/{secret_id})
+	RemoveClientSecret(ctx context.Context, request RemoveClientSecretRequestObject) (RemoveClientSecretResponseObject, error)
 	// GetHealth Liveness probe
 	// (GET /healthz)
 	GetHealth(ctx context.Context, request GetHealthRequestObject) (GetHealthResponseObject, error)
@@ -3727,7 +4252,7 @@ type StrictServerInterface interface {
 	// RevokeToken Revoke a token (RFC 7009)
 	// (POST /revoke)
 	RevokeToken(ctx context.Context, request RevokeTokenRequestObject) (RevokeTokenResponseObject, error)
-	// IssueToken Issue an access token (password grant)
+	// IssueToken Issue an access token (password, refresh and client-credentials grants)
 	// (POST /token)
 	IssueToken(ctx context.Context, request IssueTokenRequestObject) (IssueTokenResponseObject, error)
 	// ListUsers List users, ordered by username
@@ -3932,6 +4457,92 @@ func (sh *strictHandler) DeleteClient(w http.ResponseWriter, r *http.Request, cl
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(DeleteClientResponseObject); ok {
 		if err := validResponse.VisitDeleteClientResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UpdateClient operation middleware
+func (sh *strictHandler) UpdateClient(w http.ResponseWriter, r *http.Request, clientId string) {
+	var request UpdateClientRequestObject
+
+	request.ClientId = clientId
+
+	var body UpdateClientJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateClient(ctx, request.(UpdateClientRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateClient")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UpdateClientResponseObject); ok {
+		if err := validResponse.VisitUpdateClientResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AddClientSecret operation middleware
+func (sh *strictHandler) AddClientSecret(w http.ResponseWriter, r *http.Request, clientId string) {
+	var request AddClientSecretRequestObject
+
+	request.ClientId = clientId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.AddClientSecret(ctx, request.(AddClientSecretRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AddClientSecret")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(AddClientSecretResponseObject); ok {
+		if err := validResponse.VisitAddClientSecretResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RemoveClientSecret operation middleware
+func (sh *strictHandler) RemoveClientSecret(w http.ResponseWriter, r *http.Request, clientId string, secretId string) {
+	var request RemoveClientSecretRequestObject
+
+	request.ClientId = clientId
+	request.SecretId = secretId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RemoveClientSecret(ctx, request.(RemoveClientSecretRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RemoveClientSecret")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RemoveClientSecretResponseObject); ok {
+		if err := validResponse.VisitRemoveClientSecretResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -4473,128 +5084,147 @@ func (sh *strictHandler) RevokeUserSession(w http.ResponseWriter, r *http.Reques
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchs3sv+roPjfKku1Q4qiZNmWKh8Ub7Jx4sQqSS7/65g+IjjTJBENAS6AEc24dF4n75EnO4UGMFcM",
-	"SdmSEu/ZfIlFzuDS6Ouvu8FPnVjMF4ID16pz/KkzA5qAxH++pPEMXgqupUh/ERdaSDAfJ6BiyRaaCd45",
-	"7pyDWgiuQJGYSrlifEq0uAauyDxTmnChyRhIbIZKyM759y/J0bPDF+SP35/29nd7naij4hnMqRkYeDbv",
-	"HL/vcNFVONmHqKNXC+gcd5SWjE87t7dR50zS6Zz+InB1zfV8LyT54fLybG+/17fTqu2nxedD095GnQWV",
-	"dA7a0eYClGKCv/pHcwWXMyDKfv1EEZYA12zCQJKdEUtGhHH/LUmZ0ioiI+U+p3EMSjn64SqZGXBB9awT",
-	"dTid45rsy1cs6UQdCf/KmISkc6xlBuVdzenH18CnetY5PjqMOnPG/Z/7Iaq+VSDtBKHtZArkE4X/Mw+R",
-	"nZgq6DKugCum2Q20Lda/cX9LvTUjOZYzL3+bqZX5fyy4Bq7NP+likbKYmvXvLaQYpzD/+6/KbOZTada/",
-	"SZh0jjv/b6/g/z37rdo7s2/Z6UKnK29AEqbIOFMrMqNqZvh+QZVaCpmoEyJByxWhEw2SjM7NH91T88eI",
-	"KIgFT5ShV0nUSo80T+DCvkK0IEvKjDxNhAQ7h5kX2fvF/n6f/PH7fr836B3UONzRkHENU5BmV7eREZQx",
-	"SxLgj029MpeTlMbXilCiYrEAomdMEbEAidMTxzJqyHdGjKtsMmExA66v8OlRRKxcPzUbP+jt70ZESKJx",
-	"CnyfKdQ/NE3FEpLekFeJ/u7du+5ppmdGQGOqW5QJfKTzRQpk9C1QCZJIoOn8m2FnSjXMRKZg2IkISCnk",
-	"N8NOc5XmW/zHN0OUBnW8lEzDsDMKnlHB57dR541Z3eA7M/aaQ7rb4ZTHDB0QnoohPChNJPwKsW4o7sFu",
-	"jX1RF3edqWhbgXt+L2RWStu9nEmhdWoUxWNtWZA55SsyoSyFhKRiyrgiE+QlVtJ6lCeEJok03LtzOHiR",
-	"89uQb9IIZOdp/2D3mIw0zBdCUsnS1VXG6Q1lKR2nMIqGfLPOqDPwl5M9+jM0j9cPj6h3TrkVUWI/HkNC",
-	"qEL18eLw6TPi5iMJaMpS1TOE2YYP718/el5cSlHhn7Xc+FXYm7ecZnomJPvtcUn6i6hYHJRZygnjNzRl",
-	"SUTg48K4JeZjCTfi2vyTQ49cGrke1W3EiFgqorfLQKG5KZshy2ePY2twB1e4rS3sya3/Ghf0PYM0yU3L",
-	"Qhqrq5n1qSbmu7AnmFsEfMYQLfeLzfy1WaPOHJSi08B2381WhGmypCofMzDAbdlvfO8WVoxaeOpibMYw",
-	"M/4ANDW+Y31TSlOd4b8clc1b16E134BUzHJfm+/3RBH3VEQmUswJ00b1szQhjE+EnCMzmw0Vk+WHSG76",
-	"PROd7BxMBvE+HUdkKvZ7g6Pe892NFHC7CG38lVHtagGxDi6+8jXxPrQV5mdHRwPyx+8DY9nJG56uyMi4",
-	"UDcwMiZtIUEB16iDUHLsd1aezB6rhLbflnhwLEQKlJs10iwJMGfUiVP0mFj4W/i4QLZEulrFcnRYkCrX",
-	"M1GHUb3tk0oF5/pVs+DnfDzZcmT09oJjqGwc/BwJeWU/rh+bUwUjS/1ygBiRkYSJBDWzKsA+4j5yzwRl",
-	"MivFeuu5zR3lRm47t/7iZqazbmWV52w8XuUhXH1YAG3coAVh+djm/fxgvM0M7bwg9NWM8cB6R5bCnqBC",
-	"1ml8QigxrxLB09VmhWX3EaLfj+9+ak5/ShbZOGUx+fHizS/kHYzJT7By5Hq6/4z88fuhDXqePd1/Tv74",
-	"/cj+9bx/8CxARJpOq+ru/GLw9ChEl1jehAUv+Ol1i5he61V9vtPQbDz4dqag+rZi09DbH4NvrzYzs1me",
-	"XbydLEICtZzNBejQ8fz47idyAbpyJE8DpL+GFf6faZirTc6LYYXbfBlUSrpqLt4MGFrrL7DE+OYlalA8",
-	"9iRhZsE0PSutaUJTBfVlVtRuU9QK7OqETIGbsBwSspwBJ2LOtDPZJfhmf/C8jt8sqNYgzYj//f60+1+0",
-	"+1u/+6J39T/dD3//W5AVBZ/YeWlqVzWhWao9alR3IkDPwMb8di9kChrxBIilPycXt3pN07RKqLFVi73H",
-	"78ozzOkq12SCE+rRsTHMaDo5IcZ9t3BGmVJGl8B8oVFp5GzR1FAVJog6xt1gMVzdbYkzkSbK+CSQTiJC",
-	"S35nQpZMz9BdEUtOYgmO1soGFLE2Hr4xJFzgxk4IF7y6FeciUFI+qzJ1zPSGDD0ysmbouNDVI5KaE2Ka",
-	"xDRNyWiv/BWu7YfLyzPyLVUs9mOWNmDMSMh8bEvR27AIvVU2ELqD7OR2pqkmNEmBKk2ek3hGJY01SBUR",
-	"qslcKE32+4NDMl5pUFX/MBZSQqy7MyEVdMcoN6sWy1aWuf6gCpo+D0hVG/tcFKxjDhtPbwxkKinXkJyQ",
-	"0fs5fBg1RD5f9PvOHN2D7Rk6awWaD4xRPzos0YyICaHd3yLS776IyJPek4g8uXqCjPqk++SEYJYgIalY",
-	"guzGVEGVoDRlMVSJVcOXDzbZ7xJ+nVM/pIVrSF11Y/hx4XGLCdLb+jHAk4Uw/kQIYasyHPjRfcLCB4BO",
-	"GSECbz+xclP6AA/U2L1SEF48lXGVLRZCanBPWl+0eN26tFYbgbyyK4k6LWBWIIES2dVfVQhTp9MP2Zzy",
-	"rgSamFEcGBP0YO1gmWRBF4pOwUT1KWUc01EzcEH5RnfNbqz1gAsbu8aMbrRoTfsTSzCq+aoWvCRUQ1cz",
-	"5L6tJfrzbBZaJjIHyhUq7ke2UWRHAZCqK3NXtV4+x+JAauTP6dZYdeUUQhxw5uT/5YxyC2jcxdHKpDQr",
-	"ajcahkj+20Ifp2KqCOPWMHKxrCq4peAJyJTyZFsz0fTFYblhURyWRHA4MfaradYey4TVD7hOz9pOggdY",
-	"wM7VXZ5V0V+Hbx4+DcVU9pmAjjf6hlv/xDgzbMJiY89sRiu2642hXZu1yA3ji0xbsM1ID9VkCbKA4SJr",
-	"musiuy7aKAF/AVlmXGnKY2hD/6wKWVA9q2+NMEXoWGQ6uMcCfWuOig6ffYDEIikTqQSraKbTwLIuZkJq",
-	"orL5nMqVt60ezzejBJcTxlpOydvzV0TCBNyObPyz8lakPmzJ1TAbPx6nlF8HjUyDGc9hypQGCUk9ekvT",
-	"N5PO8fstUlrupduoxR7ZGChIsiVHAIMIHoPjoZJqZorIfH29bTb0Abd0I6yH3goHFY/UsKB+/0UrFrQh",
-	"SLVfVyotgke+gSiVoXz0GAhwFBJu926Q0wYky+YdvkYU6wIdwp9B04RqGpAo5206xWizpHP3uD3754f7",
-	"h+bsAydf+KLqKvdQK7DKRt+ElQHIK+9tB18NP3plHOarOeiZSD5/FUplNsBs4s3La+U92caXPmb4MhrI",
-	"XOrWEyDw3L3s3npYn/u25fa1C68+cg9rrvG/O77GWkqnF7Uw65ozDMsTFne9ZioQZrjKr+2BxbcKpBtx",
-	"4x7zwdcsS53bBGlzabL4ohbTiaVNaPvxrf8CPKkhCYOmza+t0M8RXCCbmljvJ1g114ZJDKpBufiqASFy",
-	"X7GoNJWajMHYe8Wm3KNl6Olcw6qioddGZw56DwDtd4/0wnB7HR/GWMdMW5kkqu4+RDqs+Gm12NV6oKIG",
-	"soJXHPYOeoMIDfjBPZnwE58J8VZXAU+sz2JO469k4UuISdMS+xdHdYLtBswy2fnj96PdHjnlKyIQ2L6h",
-	"aQaEcrU0NB+FgRrM/HtQqLTSyuDm7At/dd1+1oeDEpTIZAxELDlCCP7xO4amAetTXm3L3KXcZmRlc1TQ",
-	"4ZsqNbc+wDxhW3OTFzSGrgLD9BoSD2E4WYDkhNA09RGHw1PcM614aScs4tna6tsGyf3jYbhzvaIocesa",
-	"bWBNVoAmGXqWkyx13mu1jqBWY13Xw4VTGs6tXVZrQ20c3j96vhsOm7FwR12xwGiv2QSMPvXHUxkXK7Dz",
-	"qqicgC/6/VDcuYEvTxEgqXDmCU4pOPjKCROns4mJ0iOitFgoshTymvFp78vZ0UH123DZujKD03RJV8oX",
-	"Ho2qw9kPN7JW5YAr01UOK8R2Pv9SMxufYS0Tpug4Dbki/3DfoPgoElPOhSapmBLGw3nBkL260AhOly2V",
-	"Oe2RysajmjJYU4LxefmYB0u9vM4zKF+kW3xq3adMcmg1P5SNKKthhDNXMFZlBg4f9VWcSRVKsZxRpQhV",
-	"ZGQfGLl6SSDmLcwInBA6xiomYaGOlCr7RWuJzN387I0Oth2yfc86nm0ElWsVgw4VFCRGTDrfooMLlaYr",
-	"QxQ9gxWhEgJoZklYmuy/JsOJSs9/HxEFGq2xyLTVfSkWUZIdyglN5owzpSXVwkiFUYl698SEAKpiOl2A",
-	"8GckRb8ke1wOshqEesPB1pNjKhO3GrkjybuAGL8BroVc2X4gwnSrA+3qfcNugi9NR+7GOWM6ByxPrNJ0",
-	"/8Wg1+8Nevv9NV70el+9kqGYQmJsqp5JkU1nZGdkXfeRLxikXPDVXGTGsbadQiVHFB8N1ySVlX8oaGss",
-	"Yfv4zOUPgiMXFSU0TZE1K97DGFLBpyoH990xbm9B2vrDImdIWIKGhOnqxDXBOPjXoPtseVr7L7RXo+mu",
-	"MtVCykuvCx2b5hWE2xPTHMIVnQbpiZvFsNrZRpzmiSJGbLqnU8wEYpl0dXs/i99YmtK9p70+2fn/+/sn",
-	"5DXj2Ufy8fnR1dHh7namqJIGLAfFFZIU3NBUzpjdjDPJ9OrCKPuyNF5gCImFKiENWSDooTqZJ836m9yD",
-	"HnIXSR+TfAdY9FAJcCMCNJ4ZGZt3M5kCj0ViHE2rXYbcVtCYs+m6172qNBFmHMMCq5JMRD1eFU1XLstk",
-	"VNGQM31SySJnyuZtrZL3r5i90EzPBt4npXPBp4aBh3xUTbOObGE8Gk4UFaReTvaZ1gvDUXa4YLNpKRIq",
-	"8qVlMqKv1Ii27ZaVGnKH9VAJJuJQpSiDoPE0XkQFtj4mrhp/mPX7B7Ettzf/hNGQ75Rq/zF9gfubpGLZ",
-	"KBJycvVWpp3jzp73kgsj5NCHYwk0wRAGG7AKJrJf93K+dp1kSBb7FJ5yAiloKD9+DavSs0JTDaUKFGWh",
-	"M49vze2ANCErkUlkUhrHIjOUMSyInob9rhz5N+q8jAyoaxMJoz6lPvZSxFWP51VcaBFsa1x562Y287fV",
-	"8W4NqnjWb+glCnbkV1YiQe1FHwFVDqBs0i3TYaME4xPhm1RojHrNdbTmVfxmITiSYVp1vLc3ZXqWjXux",
-	"mO/lDxX/6jQaUzCHRwa9fk7IruVdlyZpAEZMqcycVBEo59xcMLGDRVz0wOkU5sB1j1waW5WIOJu7DB+6",
-	"IE6aJkOuZaZnx84xcS0OUmQaVJTDf1gMZFM5hsy6qOswqmjIm52bKGZF6ShaF5r4lgkrLCa0cGCDo/HP",
-	"ry4b1BUL4Ha5PSGne+4ltWeeLbLDlePJ+zg62G+BimUBnC6YsZ+9fu8Ay7r0DMVvr7eENO1ec7Hke78u",
-	"r1XPtyBNQ2jidzcgVx6kvIYVWc6Egrz3na6I0ixNTfSWshuICONxmiXm/KjxnofcvITvqxkkhBoraIyk",
-	"l0dXp9kjP1wMnh45wNISlMMNyCHPX7Z0zKn/ysjQFPSP73666NTapQf9/r31Vboy6VC7nS+U7lVMaOf4",
-	"/Yeo43L1JmrLqeeszg1INllV3Z6i1hqtPp0qY9+dsH4ww1dODr/o0rIC71qGbj3KPAtJ12UrrWzYVFBU",
-	"6M+IFGkzlIpKGjGv71P2FUMy8vb8tf3LijvmhaKyNHnhCpe/usxWjxQNRdjoTN4sgL/6BzmT4oYlZpHK",
-	"uKgg/fdVOi2As6SLrsk0k3m/UoOLaineB+Sn2kxrm++fqIK01jDRBR2zlJmIaT3XbZmTbuU2Z1lb2clC",
-	"trndLtS8Ty9UitKdwnaRM5Ne0JtnYVyyl27uLzyFrVCNao1JPRJunI1ViA2HBe3uYX+/bbZ8H3uVBlF8",
-	"6WDzS8UtBrdR56klw/o3ilbRCot8yp3O91VP7MNthXta3LISs/hPPtxGnYUIl8HY1xWhXsarPNEjp8Hi",
-	"etvcMOQ+ApCgM8m9G48xONbuOEzeyIWrkZ7RNkNhA6OXvhbY2fpvRbK6N8Gu9ajcVoM1LTO4bTD0/r3N",
-	"Hi61atEujZONioYJlzNkk8rZ9O6/J/+1syftBZl5EPn2/PXmeyQO7yQXjyauh/0Xd1rWfYu3jSBq8l3E",
-	"UiSvj29KdskO7H3Kg/Rbe2Am+AikH/DzSgm0DXFuxLXxoJ36LOWRrLORYK+jbtoDO1FJcCvyc9hcgX3U",
-	"RUdJ71FP+vCvd9L2QAhtynybMi/dAPX+DqWIgXuRysjUVhcjBTrr6pJulmg0S6pnv7U6J6/ZDXBQ6jgv",
-	"Khj0+2Q5Yyn4Elf0vdEtUhFZzqg2rGndU6OgnmBiwUTcrjYGfCt8j5wDTZgZ3nic//zukuwZE7r6LehY",
-	"ukb9B3Qo3Qwtqt5vldndYjp2nd/oSYdlwFDiEUtzpxXKCMinFvt/CWmqkPFcAO6c0FawJLKRhVYkTimb",
-	"q96Qf2evrYj8pRURmdN0IuQcLNiXcfTzSQnuomk65KNPQ9fWPXRppdtRb8iH/DJHvCsNg4oAw0XhaVMy",
-	"tliYXaDLSw55oM/PXrShavIVcGrMwENe6vrbGVWAzisECd1tT6W2v3rZ8pDblpJQz2GOSJIGIEne4VUr",
-	"foxqR6QREXLY3yejamvVyJPD9SnODOFsCm7I8xQJ1SQRYC+hymFT2xrqpe+wfzDko0Bb1ijkqxVbunTw",
-	"4Xbu2sfucrns1qDi7eUo2Ou/lRd3f7Jcvd2iRaTx5L2Cal5t8RCXVm3lW1VuoPrqwqEmtvvhNgpmQd7X",
-	"TGxxaLlOK2Dftvj6GlZqTyJM3a5CLeqLnd4Ffh3leBo2GDNeYC5UY6+DDYnYlKshd369uzUJ9YgDQyAh",
-	"CwldC+5ZmCCBlK7wUiDz1Q0TmbIIntJ0pUo4XsY1S1HTYFbNbnpGlb9nKCTWdrOlGtYHjIZKs7QIkYkv",
-	"MBnw7x8JlDIjNc69wJxlhbsIHpOhU8G49loGZFvr6bSDjObrwmShK5VbAc+VbiZrrlNBXZF0w3XK/aw/",
-	"x3uye9HC+i09eyIHn30itfjLu5Br3Szr9bTrh3MXVlFeqylkrr1pkqmStDrpVFiVS4e8GoftGHFezkQK",
-	"ZELnLF3ZIdDv2u2Rt9bVKntgQg45TZEl/E1juSeWKkGmoNHxrnY/DXZ7xCF8Q152wowf5eqWam3jhnNs",
-	"c69ZjSuQxomGvAgf9QzmQcWDbz2qL9HsEtvekWhrobLwdir41JZMs4TsCGnTJGRJ1a7TZZ9tqR/jGsqX",
-	"QbDf3Um5U/c/687M5vvlsESoOrhNw5cRCTUTWYop1y1Qpf2DO9Pz6Z3PYK2qQJ6vehb9/otWzyIv4W0J",
-	"y5riJSakBMwe9AY9cmEr8C2QUy3NHvJ1FQkui+uTO1UVkz9ztBsN+XLG4pm1N6CaTx83C4yrdcXRkGPB",
-	"h/2WYehD6JQynuNNDZVmU8jP+v0hNyvdP0R1dFZ0fBib5O+Bm3ed4Hsny6eIxyJZRS4d7C88MY5Xj5yv",
-	"jQJVJegsLoLxdSxCkmpUOAp3iIxyZGVEaCo4BMMooxgfVetVmmweOXKqlvSHsrWV4nhrNELl/PeMctuL",
-	"3De9XL3u/UtDrr+eIo/IQ1+tHH0txuFw8GLbd4rLeT/LqGzprzbmWmOMXhm5abqbuUFABd9qmfJ68zW1",
-	"Jq6SKSJCJqhGx6u8Wj8i1N57QzHSZnM4xqoiW1JaKp3H0lK0HPh0qWJeW6/UF82H889vcZ0boPAzM7Ri",
-	"v0EOfv8rs1XbDv1O2ZzpCgvlt7wN+ljHzebZvHO83+8j6O3+CnWIhhi5sV9ditrzmv/Qwlx7QQsGP3h6",
-	"FEDdH1Bz580QAS3zxp+hmNiGlu193MfP9N1XvF6qEgyl5fHroHyU5M71YbQm50s4uAmsrGOGcZWrzmH1",
-	"u4s0Vn7Zku0hr8g/YsCukhtrKG1R2Iyq3RNC1bW/bI/6js8hb+DD7Ul77Dt5sJS97Wp53Fx9MWf1UMzn",
-	"xJVw1wzk5mS5azD5T6p83fNbrAh/amWjdAbhNAvXug6YgDDmNnDPtqe1FlZ5OSp12jUbPJdUFbnzHjlF",
-	"WQJXdlqpcL1hsCz1iGKlcFGQRR1MZxTOCaHEt0sR/CEBzKJXe/0wRvLYksWXy5e0B7G8l7b5IJflB7Ql",
-	"bYiv63/AvXyN9VrzBr9dbscbGzhxr1y+H7YWvwC4NjZPxKIrzkbxTJF4BvE1oo2Jz6TTOQy5dp6l8cPc",
-	"r44ITkZ7/jaABcjg7z3sHhMtxJCXfilimoFSUKQsBy9ce3z5xyB6xHqSlhJY9e3pVACaUbX3SSy5K11u",
-	"KR/DsvsSE5+VLyC4f8NUu4ZvK/t0GG4YtUANjpP8lb2nreKiu0dE963+m1Joz6giHU5dlq9jWCeA5Stv",
-	"2gqrvuOJL59K2U3RV+nUermLD03HTiqmRGR6iPjwajkDCfanfOwgJjoau0bWihjYQoXRNcDiyu3nG8Nw",
-	"o3xId2uHX/UuJgxZ/VL+IVdaLDxWV0lN2hLgav27mZZxe6e1wEtQ3MqJBJSidmT/55W/uWdTzPYTwKLS",
-	"lRqgXr6mtvCpTJlweOf6mOuNkg8aRdUvLwoYwfW3FP27xFUPJuevHfcX8lSIE/5JIFXlGKy4bOo2Wgd5",
-	"oDzn/dMhaY4sxCwhBq5TDPgSMmFS6chl+JczxEQWIJXghFt7LcwbYsqZAsL0CaIgEut65lReK4+vWwO5",
-	"qQ84JH8pU7oifQ/N3nhlWJt/5zdQ1o+q93+QUZnStndRFScTYMqgDdr7VPz05u1Gg2SsSJ1n/UjHCAlU",
-	"E0ATvHq2bAsaDeCV6GK8IhUjUDcTJuyx1qh6vwLBZmAPLhz2NlmOrSqLSy3t6GCXFee/QYHxg/Hjdzzx",
-	"jLIFVzZMeGg5xSN7xW/U2tpgy9GffESxlodrKJjrqEUYzF6fY9sdC0iMpmkFFhvyncP+gXWIlkzB7okd",
-	"xN+li9VRwIsbefBtxqdDPioBCaMSs76oxy8kEL6ElLFdfTjCDnAzgk1fQZX8n1U1tQbnyWvqW3CeFmv/",
-	"hhfITgm1Df3OMMkjN2xpKjXE5t1QQZjlz8RXHhtX+bPaLdrh+X+CXscUd9Nr+W9VmzkW/uKktfrLXQ5w",
-	"B/0VDfl6+N/W5CtBYsp9qRFLgPvf1nFIviI1PdgjlxTjvqqay7HJsmIc8rJmxGUW2vAEfdgb7BdIRXwN",
-	"Sdc44QksUrGaF5X1ZtCXr1/1SP3WJgtnmoGxL38ubmx3us1AuEIRH2v6fAYUylqFdG22SB42M1HclvXI",
-	"dRRrJRx3nZQl/S+aR/grmZhHyDu4S0Gq93NGBZI/SenU/orpFoBU4TptBUx9L/LrR9xVHFKduGQ0u2Ep",
-	"TIHMRQJ4iejo7PTy5Q+kMdOIIMeCavPUS/ePPUac+YUwyn+igS249rWYOpatwSp3glAemv18PchfBORw",
-	"Ev6nQRxfPdPhpUv12xjvJxIteWxrtenWEMujq9b/wCCPwYMlPOTBOTG6G37Suh+7BSwoaOsLd+29un4F",
-	"F36ekPEqv+1qD2Mat8/wXfzNXwzcLTIw/g6zKIhp+AqH4nnr4zQff22z0UVKqprBKgbIjyJQile/Xk6V",
-	"M0Wr0Cvna67NqTfPB5ftW7T95XGlTqLSAK6T6PbD7f8GAAD//w==",
+	"7H37chs31ueroLhflaX6mhR1sRNLlT80nmTiiSdxWXJla02vCHaDJEZNgAOgRTMu7evkPfJkWzgH6EZ3",
+	"o0nKlhR7vsk/kdkX3M7ld679sZfKxVIKJozunX7szRnNmII/X9B0zl5IYZTMf5YXRipmf86YThVfGi5F",
+	"77T3humlFJppklKl1lzMiJHXTGiyKLQhQhoyYSS1r8rI3psfXpBn35w8J3/8/nRwuD/oJT2dztmC2hcz",
+	"USx6p+96QvY1DPY+6Zn1kvVOe9ooLma929uk91rR2YL+LGF27fn8IBX58fLy9cHhYIjD6t2Hhftjw94m",
+	"vSVVdMGM25sLpjWX4uVf2zO4nDOi8fITTXjGhOFTzhTZG/NsTLjwV0nOtdEJGWv3O01TprXbP5glty9c",
+	"UjPvJT1BFzAnfPiKZ72kp9i/Cq5Y1js1qmDhqhb0wysmZmbeO312kvQWXPh/HsZ29a1mCgeILafQTD3R",
+	"8D97E9lLqWZ9LjQTmht+w7om65+4v6ne2jc5krMP/6XQa/v/VArDhLF/0uUy5ym18z9YKjnJ2eK//6nt",
+	"Yj4Go/6XYtPeae9/HVT0f4BX9cFrfAqHi52uumGKcE0mhV6TOdVzS/dLqvVKqkyfEcWMWhM6NUyR8Rv7",
+	"j/65/ceYaJZKkWm7XwGrBbe0T+ACHyFGkhXllp+mUjEcw44L5P388HBI/vj9cDg4Ghw3KNztIReGzZiy",
+	"q7pNLKNMeJYx8di7F1I5yWl6rQklOpVLRsycayKXTMHwxJGMHom9MRe6mE55ypkwV3D3OCHI10/two8H",
+	"h/sJkYoYGAKe5xrkD81zuWLZYCTqm/7rr7/2zwsztwyaUtMhTNgHuljmjIz/wqhiiihG88V3o96MGjaX",
+	"hWajXkKYUlJ9N+q1Z2mvwh/fjYAb9OlKccNGvXH0jCo6v016v9jZHX1v373hkO52OOE7YwcEp2I3nmlD",
+	"FPsnS01LcB/tN8gXZHHfqYquGbj7D2JqJVju5VxJY3IrKB5ryZIsqFiTKeU5y0guZ1xoMgVa4oHUoyIj",
+	"NMuUpd69k6PnJb2NxDaJQPaeDo/3T8nYsMVSKqp4vr4qBL2hPKeTnI2TkdguM5oE/PnbnvwZksfLh0eU",
+	"O+cCWZTgzxOWEapBfDw/efoNceORjBnKcz2wG7MLHd6/fPS0uFKyRj8bqfGr0DdvBS3MXCr+2+Nu6c+y",
+	"pnGAZ6kgXNzQnGcJYR+WFpbYnxW7kdf2T8EG5NLy9bipI8YEdxHQLmca1E2ohpDOHkfXwAquYFk76JNb",
+	"fxllR2511N8UxSPwIDiFn69SxQC30lxH4HDinr5gqWLmpZjK9nJ+EYzIKaEklWLK3csIvv6JtmSpmAW/",
+	"K27msjCwj/ijXcdSWRRgOGK8VDFqWHZFYapTqRb2r15GDesbDuiyNUOedSFzOwYA8zNvqcgpDN9eO5nZ",
+	"/UHLhnBjZQaA9QS4T7GFvAGDp3wvYcA4c7YY9GIwuwLB73oA4IOlVfssJ1bt2lX8wFmelQCgvitTey2+",
+	"yFJvwz2WtEvrZRDbrAXTms4iRPnrHNa9orp85/aF4cSqt8YW9iOjuUX4zUVpQ00BfzlesE9dx+Z8w5Tm",
+	"KCO6EPoTTdxdCZkquSDcWAXN84xwgWTEpbALqgYrWY3cDAfWhtw7nh6lh3SSkJk8HBw9G3y7v3UH3Cpi",
+	"C39pFbBestREJ1+7TLylgyL3m2fPjsgfvx9Z/EV+EfmajC3QvWFjCzyWimkmDGgKkG94DWm8zVN4NZAU",
+	"EylzRoWdIy2yiAhJvHDg8avsw7LGnlyYZyfVVpXaIOnxBiNvuFPr6Fj/NDz6u5hMd3wzYPLoO3Qxif4O",
+	"G3mFPzePzQnsMe5+aMYnZKzYVDE9R0GNt7if3D1RniwCi3wztbmj3EptbxDVbyc6BP91mkOvSUMuh/TQ",
+	"EBzczMnY3YCycXyKUpbmObCmXAknckkocrmA2yYyW5O9+huullKb0uwDY+RogIbfas6ElVQaBLCQ5NyB",
+	"DbQkURNH97k2QlyalFN203WyPjo72KaS/jyAiw0MZx8fEG1jIwkvT+ZurwUyvZpzEVnRGOnTk6NUTQo9",
+	"I5TYR4kU+Xq7uMd1xKjv77/+1B7+nCyLSc5T8veLX34mv7IJ+YmtHbE9PfyG/PH7CZ7wN08PvyV//P4M",
+	"//Xt8PibCAnSfFZXFm8ujp4+i56zuomLreiv1x1C7tqsm+Odx0YT0acLzepPaz6LPf0h+vR6uyiw08PJ",
+	"42AJbFDH2VzE6P2c/P3Xn8gFM7UjeRrZ+mu2hv9zwxZ6G0C3pHBbToMqRdftydsXxub6M1uFgBPPPf9l",
+	"2jt9t3nUFky9TT7GZdgm9hdsVbL80dNnZMKN3k+InlsJZnkEZRbXpb7ezjT1YduLfo/LBtcFrgJWnWXc",
+	"Tozmr4NFTGmu2R1ks11T5ZY+IzMmmLIoFKWoXHDjcF7gmT08+rbpml1SY5iyb/y/7877/4f2fxv2nw+u",
+	"/l///X//V5QDA0sAZzWlRW68Q7iJPJmZMxUAczJjBlyF7ihqWgDVUxvKAIDX8T1AcG+f0eEwC7q2VjaZ",
+	"sLUUGVzx8tbBftTd+Gqreng6J+yGqXXjFWdESMHqu4rALWoWlSOP25bIuLbek8EJetx3Yb3Q0muxoANC",
+	"HTuE15qb4wGCFIT60MCEzWk+PSNUrJ0vN1y1VTJssTTr2qTbqqs5NaZueMqu7jbFucwzbaE+y6cJoYHR",
+	"nYG1CVYAgI8AdYA3JTXWmrP4TEhY2KccoB3ebsOAjBHdnVZKfExyS8PcAKQg44PwEsztx8vL1+QvVPPU",
+	"vzNYgEUyTVR2hs/Z9UfJBqg0iVq6zq41c6b9Pt7lfG7jkvqtRp/SHWRVCWfa2siQnFFtyLcknVNFU8OU",
+	"Tgg1ZCG1IYfDoxMyWRuceKVWU6kUS01/LpVm/QnIqXUHgApl3PCoHn/6NiLFuojxoiJESzpACxMnZFh2",
+	"RsbvFuz9uCViy0m/6y0Aw+/OHkVnzO7YYsdnJ8GegS+m/1tChv3nCXkyeJKQJ1dPgOyf9J+cEQi4ZiSX",
+	"K6b6KUUVVm0ozXnK6pvVCNUdb9N4QSiw3P2Ysm8EPeoLg58rs9iRM8JlJrKltLA1FqyoExzzb/duL+9L",
+	"c6INgpn4C7JK8AMcqIVXgT+zuqsQulgupTLM3YkGY/U42p0o25i6wpkkvY64QNT5Bs9c1TamuU8/Fgsq",
+	"+orRzL7F+bWj5g++rFA8itTpjBH2YZlTLryjC/2bWwEOLqzzgCtMswG2bEUQbX3/Ka7CrRhhEzyIQoM9",
+	"zRipw7cvVF+DViYLRoUGpXVH/QxO3A6jueXqlXlmpzHlSpuY4xcdp5rlN0yfESkYxtdW0kKsnFm1qaSh",
+	"pqGm7mgAPADK2H7e21VpxDhAB3FI8uXpt2ZdUnF1Kludy8FsX1OTzrdq7fq+vJhTMWMQJqJuV85KwAc+",
+	"YE20oWtCYePWhCo2IOdOWm/zuWsjl9oqeilSSwjCIWzFIFZUenxKp0wutTshfIFUZVoBNz5c01YF/2H+",
+	"T2b+L4FtWkT92h0JUuddjeZCKUuO3YD0MrQGS6yXyxk4LgGKC7mqg6eVFBlTORXZrhC07U5iqy2TEmxl",
+	"ReaZZZk2ZH4seNwUZM39bKwkJpWC7ID6Kl/Xg/QuDH3yNOYWxHsi+NFiGYGWlDW7+JSnVoBh4lGK801Z",
+	"N1LqIHQuloXxQs/MqSErpqo4nJNWTR7bJAiCyF+E+bjQhoqUdYX/kOeXFCzD2tII14ROZGGia6zCb+23",
+	"gmmKN5BUZuEmBXEVw00emdbFXCpDdLFYULX2wt+nXdi3RKcTD7ack7dvXlpxy9yK0Je19gi1+drAjLEL",
+	"P53kVFxHAWyLGN+wGdeGKZY1PXE7+R/Dh+7seryo/IuoA4GGAlkKDkc/v8EuC3oPS7qR6EvojAdVtzSC",
+	"QcPh808JBtXgYOV5/ORwTB1Zkr2IK0bDxt1vMAbTQ77GQMwFGJv/YIZm1NAIR9WCZS6ZbeFux7P/9uTw",
+	"xJ79fgeEgoXqq9L6rUUGtoIJHkYgr7wlH300fuuVNcavFszMZfbps9C6QOdVO+C8utbeSm5d9P6Iz9sD",
+	"VXLd5g2I3Hcvq0ew9qlPI7VvnHj9lnuYczOhBo+vNZfg9JIOYt1whnF+ghz8V1xHXBguQX/32NhbzZR7",
+	"49Y1li/fMC39BvPY2lNT1YWGv0iuMO/Qvx/xCxNZw0t51Nb5jRn6MaIT5DPBxewntm7PDbIYrHHvfDet",
+	"cJDwTmxtqDJkwqy+13wmvF8fkM41W9ck9EbPj4seR2LFd/cixSPGzRAn2PR22NogSX31sa2DxOxOjV1P",
+	"265KVRpRo+PBUVImTdyHCj/zwXyvdTUTGWIWexpfkoYPvLFtTewfbIbZjvfb+Tt7f/z+bB+0dTRM56Jz",
+	"5FysiYQQ5g3NC0ao0Ct7IuO4ixjSN707OlhHbfBe0pGgWUHcTVuw2YJUTMtCpYzIlQA3gb/9jtZsRGGF",
+	"S+gYO8iHQt8gGVeb8139CHY+8zLJq4GslzRlfc0snxiWeTeFYx+WndWiNAmhee5NFudBcU/sla4AmCtQ",
+	"Rc2x9USTcd1RMiZ7kaQnfLy+0XExU2ws1Gqdob89Hs7ZLKwCjtkgkVBtRja5AHQ7LXKHoOvJjI1yvKYu",
+	"qIBxPEXlsl5GhL6A4bNv9+OmO+R46yseedsrPmVWpvuDq70XivXKBPpyA58PhzHbdwuhn4OTpkbqZzCk",
+	"FMynb1py41NCxTpxLtCVVNdczAafT98uFLkLlW3KdTzPV3StfY76uP46/HEradUOuDZc7bBiZOfjy5+f",
+	"Ip5xTSd5DA791V0B9tEkpUJIQ3I5I1zE80xiOvPCQPAt1JYQptfFZNyQJxvyQD8t3vxgoeVXZYT4s2SL",
+	"z1DzIeEyjFEeytbwhSWE1y5rvU4Mgn0wV2mhdCyE/JpqDYn8eMPYldYwYp+CiOcZoRNIpZbobsmpxgud",
+	"ebp3w/pbQT6+snvNd4/V/OA8k5Kk4Bcvl9gVp2l7VANmaZP/hgwOEHr+ekI0M7XQn8yh3obsUUFotuCC",
+	"a6OokZYrrEg0+2dlUUWpfZ2R8mckfXxObCI09KIFM1B6iGUzdqmJO5KyYJyLGyaMVGssHSfcdIJ4VxoW",
+	"hwm+ihGoG8ZM6YJBjUR9Tw+fHw2Gg6PB4XADkt9sL9SiJDOWYbKkksVsTvbGaD6MfdUCFVKsF7Kw4J41",
+	"8BDeGk/tDYV/zHBsTWF3G9HFMKJvrjIUfYZ4DT1MWC7FTJcBBneMu2uQrlYCiVMkPANFwk194AZjHP/r",
+	"qP/N6rzxX2ytVtJdFbpjKy+9LHRkWpYx7L6Z9hCu6Cy6n7BYMO2dboRhnmhi2aZ/PoPwYZnHXy3vH/I3",
+	"nuf04OlgSPb+9+HhGXnFRfGBfPj22dWzk/0d67DCkHtomNe2pKKGtnDGfIhCcbO+sMI+5EZMQIC0vpiE",
+	"rLz4HdVyzWzFEkGPhLPmT0m5AghG14zshDCazi2PLfqFyplIZQZ2jcbqZcw3tGfTd497UWnt2DRlS8jh",
+	"tFb9ZF3V57tIlxVFI8HNWS30XGgM9qKQ94/YtdDCzI88JqULKWaWgEeiaShhDSUoTmAV2L1y2+fGLC1F",
+	"4euifUkCS6iK2bYzDZoWPy5Z65Fw/iaqmLU4dGBlEFCeFkXUXOenxBVujorh8DjFykz7JxuPxF5QJgoh",
+	"FFjfNJerVhKk46u3Ku+d9g48Sq6UkPOAnCpGMzBhoFa/IiK8PCjp2jUdgG3Bu+CUM5Yzw8Lbr9k6uBeS",
+	"bYIMO43uO+9jW+ALaUbWslBApDRNZWF3xpIgIA28FroSWlmxlgf0tbW5QZ5Sb3tp4krYypxX0AjYRSFc",
+	"OmZfUITrfg66utcv6AUwduJnFmxB40FvAdUOIFTpSHRQU8td+WsqhaEpyDXX/KQsJbQTgTdZotWnBwcz",
+	"bubFZJDKxUF5U/VXr1XDDHFEcjQYlhvZd1kyGKppkjDhWhf2pCpDuaTmioidn8VZD4LO2IIJkwTyox9w",
+	"S/UC9HCBynYsqwfk0iq4TKbFwoUmAbc4FpyOhFGFmZ86NOOKM5UsDNNJ6beEDEmMQVGXee/EhJVfI9Hu",
+	"DAK8WdUvgEqimS/2RA6z9ojzULiD+cfLy9aRyCUTON2BVLMD95A+sPdWYe3amZYVqD2oFAVptGSCLrlV",
+	"uoPh4BhyXc0cePZgsGJ53r8WciUO/rm61gNf4j6LuUG/h2wn5129ZmuymkvNyt5KdE204XluTb6c37CE",
+	"cJHmRWYPnVrIPRL2IXhez1lGqFWdVrN6Jnap8APy48XR02dlCp7dUMFumBqJ8mHcx3L3X1rGmzHz919/",
+	"uug12vEcDYf31rfDlSjF2jn4IqVBTe/2Tt+9T3ouycCaeuXuOVV1wxSfrutYqapzAqhAZ9qCAsfh7+3r",
+	"aycHF/o0lPp9JOjOoyzDp3RTmBV5A2NYSSV0E1LF+4AravHPMulZ4yN2y8jbN6+SIBEOAlpJyE2eueIV",
+	"Bi4kNyBVKTQ00iG/LJl4+VfyWskbntlJaotrmfLX6/u0ZIJnfcAzs0KVldYtKmrEph+QnhojbWzu9ERX",
+	"W4sCkS7phOfcQBbhJqrbMZjeSW1OHXeSE/p5S2Vf6QYfF6lVRu3XMm258ozePguL4164sT/zFHZyhdST",
+	"Y5rmc+tsvnfpnw2UA8r6ZHjYNVq5joNaAxJ46Hj7Q1WXrNuk9xS3YfMTVSuSGol8LJHquzp8e39bo54O",
+	"LBcQi//l/W3SW8p4/g4+rsvE3AZNDMh5tH4JK+xGwpsNiplCCY/9m1WOwBeucGROuxQFWlMvfIGE0/V/",
+	"kdn63hi7USh5W7fwjCrYbYugD+9t9HiOWId0aZ1sUtWkuWAnn9bOZnD/PZ9eOX3SnUlaWp5v37za3qfs",
+	"5E588WjsejJ8fqdp3Td7o9nR4O/KACNl0VCbswM9cPCxtOxv8cCsxRKJWcDvtWRrgAsmqMDA3AxdptIH",
+	"kShEHhk0HXA2ALhdqwz7WpJ+5WeqczvOLuD2GtOdtKeNtzo7LBs8KnmcfHnkgadIaFtQdGmAoC3puzsk",
+	"XkaadYY+sJ26dUZqwpvi4T1YQBivaPTlokrJFeTsUqDJ6ZSlxld8nJb80SY7JHG04YUkuRQzy095Llfa",
+	"BU3b5SKWoHNqGc9VdcwY5lWSlbUMFFtQHiPoYpk9tPpq1eHspMCGDzF+l9ryAkW7ffeM+oXK/S+QsV84",
+	"n1OQ2wTGWOJ9KN44k55C76IYDoJSvK9AIkRR69/4TUN9udwL4uEo+Ie8hCATpnmG7kksKRwJLeEh3E9X",
+	"K1iaP9Q3+HQ8fEpolpX9JJKRyNgyl2tQf9Ygxv5uLIxSAm4OC5l8IbpZybORoBYfQzUYpnqdDJ+j4NGS",
+	"ZNIa3vV0uRhcpllW63XygMC12Valg/er9idbe57ce0vYL1RifJHI8jygZleUGTHx9oAtoCWeNmxJDvc/",
+	"Rc4cfHQ9r7aA0qrjYq0RB/Rlhg654KkFbrMzqjumIoCTyImhXFSdPEDflyKhqfahi2cQRrN066bjcnom",
+	"zLF5RvZOhs/32wAAL2/myZNoE1U7jHv5l4xrv1AzCWSvLLuINqrJW3R8tP91AuRkS5NSstesYR/wrPvb",
+	"AI4p76/fvt1CK6dzM/+t0yX5it8wwbQ+LVXf0XDoqvZdRR543MEZCi2TqLGMik5pK+6fQA6SYUnVzsaF",
+	"VwbkDaMZt68nXJO/fX9JDhSj2fq3qDvZNRZ9QLjsRujQln6pHFcLmZubvMV+66BqkQU0jHvuRHEYLP3Y",
+	"gZ8uWZ5rsBxd2M25njvjqknpIEhzyhd6MBLfYzNk7ynIErKg+VSqBcO8gEKAd58EkXGa5yMx/jhybShH",
+	"LgPtdjwYiZGo2ic2FADjMCk4bUomGDbHCboUxpGINFDC9s26YSC39ZwLtweNklrlk4jgYk2aIClhJOzO",
+	"NJMSTlttmppdICFPYZxgZsW4lf8xJpjRAMlBq30iVeWgp6LetnIkECD5hPhS/ozhMBrtNX3nTHtcI9HR",
+	"OhOblf2yZOL89UsypxC4cTOaSrU/IL8qWHwkSR15m5wMD8m43h5n7M8RljgS6dweOeYZVmlg1CAKtnq3",
+	"TA3BDg0VYj4eiXGktc44hpWrM7t0KRK7mecf+qvVqt9Ih9ldAESbqj6yzV5vI9whi4C0vWRt9xB+GMC+",
+	"AziofZDhq4vetPNX3lstHsn0etcANdWhlcK4Sm2JhAOT3od+GYTtu5QMHN5RmNUN12ytD9DY7VYOmPoC",
+	"7ROrJJ6kzA+AnnROfkAM2SNqsF75TOiR8IgbvzIAgtQFd1lGlor10bbFsGfGcrpG+L1U7IbLQmNGgjZ0",
+	"rYO8hEIYnoMSgtRC3BUrl1xf/hjf42KDYsIHNJKDUTbYx5AR9e8f2QjSwxqkfQGJmzXqIh6hB5SNLV6B",
+	"bBHDdSdN2MuVzgaQWKoJT5VuJAQiuaSuWrUFCksE+efgQlyLkYjIBngix598Ig1DyYPjjQAS8Vy3fHjj",
+	"IkNUNAqruOszMS10wK2OOzVUvNGRqIeS9iw7r+YyZ2RKFzxf4ysAUe4PyFsEkSG2lGokaA4k4b/MUWLM",
+	"XEtw1luTot6G4mh/QFzGwkiE8NIiRFe80egNaCkH2yLZ2bhKVRhoJKoIGHzAISZ44KlHBRvtdh27I42u",
+	"XhaYruPiJrjZe1Jh2hdZUb2/u3c/rsof47NNL6LJS87Fu9cEqE20s/17LFAnUX+5w8mBDaHnssgh73SH",
+	"KPnh8Z338+mdz2CjqACar0OP4fB5ZyZSWcfYYXC22UtOw+b8x4OjAbnAYmf07NfrU0diU1q2r782zfrg",
+	"6oZn+8lIoEnjvf2tu0/bJZb1yspkJCDlHa9ySEcndEa5KOPlLXmGSbTfDIcjYad5eDI42m+6L7vWdLI/",
+	"IK+rCn2q4Pth+OWORd8JCA/GfGrsRGZrl8bvYw4Wnw1G4s1GO1jXzO6W8WrlbsOMjJf012zPXApWWfdd",
+	"i+X41apOS720Md33+ey272HRtx7Xy6j30VNh5bMu6XdqJx+2Q4KmcqcEzfZiMvZZyOHcy+xnp0ASb+bb",
+	"i5CAmfmhfTqOifSQTjCvAnwCI5EpuhKlK7u79BspRMg6gY4EkgWUHlwU9oRDT0139cWCqmtwk3RaCafE",
+	"aofxmfOKYzuCKouapkbjNlKXAS+q4BU31honsQ8vRm1xeziPqhlrHTEe2fyu177HMpRrVeQILGJ17/ec",
+	"2YUfx932cP0Tup9rt395yr72hZgH+Vxl8rUAiJOj57s+U33w8JOAx442TWusDYDlpeWbtklSFRN7ORqv",
+	"WHF5FJ3wpqzc3lCA4WqCEiJVBhpssi7r3hNCsUM2BX8OX7BTqM9BpRMUoYM2AwQCdwe15wZNG19+Hk/K",
+	"fgvz3BLJem1frflvrAwN/avA+mcXG8r5gpsajZXf3zgaQkU0XxSL3unhcAgxIfevWL+nGKW31msC109Z",
+	"PR+bmCvU74hQHT19Fs0heTDRXrYViIihX/wZyim2hviS06Duy+kT1NvFctXhcpQ/Ar4rOxpsc2gmG2wN",
+	"F0ey5rtr8QzxfEyb4s3ewgbqpbA6eiRqEgRCEa5oGsoVsZRqTvX+GaH62n8FhPoWTiPRClN0p7pDi4cH",
+	"S3THBhKPm+FejVk/FPs7cdXSDRW7PcXc9XL4T4L5pvt3mBF8AH8r+8ZzEuHoXLOJNrdWSvIAO8F0liN5",
+	"Pgqa2rR7Ka2orpLMB+QceIllld1UfbSTs1XQjgmKcoMoqXMGW4l0RijxnUkIfN4Z0sjrbXXAO+w9mBjF",
+	"CD+dG/UYv8A6/5KXH1DZdObc4hRgLV9jldOiRW+Xu9HGFko8CCvl49riZ8Zcxxi/iRVmRHcR1ySds/Qa",
+	"fNqZz0ShCzYSxmFTC9Tct+ClIOMD3/5vyVT0K9z7p8RIORLB97tnBdOaVZHzo+cukh9+ontAEGr67yKg",
+	"UwP2qXKbJ+1vZ2LBb0fRFWQbB0T8OuwoeP+KqdF1fyf9dBLvzYTuwK8gy3wXy+ruNtV9i/9FVya6aYiY",
+	"oOHjNgYMO9x2ZX5+LzJfZ5Tzm6qFkffrBQ1zQHXs5XJGZGFGEIVYr+ZMsX3I9nG+K8HIxPWMqrGBZaiR",
+	"GF8ztrxy6/kOvF7lK53fy896H8LSvPkR3pGAVFLnFK4FwLFwtl41boflospRl8LNvMw97Ywf/WPtG/Vu",
+	"M+p+YmxZawAV2b1yTl32VbgzcfvPtQxr9iR6UDOr2as4ogQ3NyX+dzG8HozPXznqr/ipYif4J2G5Do20",
+	"qrf0bbLJJwL8XLYqi3FzghEKxVImTA4WYVYWaYAGhKIrSpZMaSmIQH0t7RNyJrhmhJszcJMoSC9bUHWt",
+	"fSDHef23tNyK8V/Otalx30OTN3QI78J3fgGhfNSD/4GEyrXBNkG6OpkIUUZ10MFH99e2UgRQSC6fvEY/",
+	"/k0YOapHGqfwpZlQF7R6rdWsi8m6XoDQVBPW7EFtVG9lSHhYNXQy2KY5dipBCLrHAcAOBee/QSHeg9Hj",
+	"9yLzhLIDVbZUeGw61S1eMrz8K36OxVH0R29RbC2nCbxgrnkVuMGwUy02CapcYjTPa26xkdg7GR4jIFpx",
+	"zfbP8CX+0zmQg8dE1fwWnuZiNhLjwJEwDkvcmvYLiZgvMWGMs49b2BFqBmfTV1Am/mfl5m3w85RF5R1+",
+	"ng5t/4uoPDuBW5fspVSzPheaCc0Nv2GQ0OAsN2gEErSRKnuIRN0sf6Z/5bH9Kn9WWXK3//5vzHQSxU6u",
+	"+jsJvrc+LLChKUBDwLki/zsIuGQkNscHyoLclAqf8cYz9ylJuRLO1a9JQ1AOyCUFw7AuB0vnZSg5RyIU",
+	"nTDNSlyeAci9gYKcXKbXLOtblI7Fx9A8Dy1a+9IXr14OSLODMvo77Yuh3d1C3mDTNwxRuJQlb4xWDRPK",
+	"KemYMMY2Bw8Yuqg6Vz9yqsZGEQCrzkJR8G/R0eCrD0z4Zgm1z20klat/mlMg/508VhW22slz9YMsW4G6",
+	"tphKn7lwNr/hOZsxspAZg2+CjF+fX774kbRGGhOgWKa7oHzQC/wxDNHP9LP8x1zYgWpfyZkj2Ybf5U4+",
+	"locmP59R8oV4QRyH/2k+kK+e6KABcvPLCPdjqgaIbaM03dkH8+ii9T9+ksegwcBh8uCUmNzNwdK5HlwC",
+	"ZBx0NYZw9fOm2dkafs/IZF02kT4Am8atM/5tvrJEoswC3q9CNL6feBJ1evgUiOp+xDjt219huLqKWdVD",
+	"XGGjCHcUkWS+Zqt3HYaS1rFH3mzoRtvsnhGdtu+B4Bu5BwVtwQtcQdvt+9v/HwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

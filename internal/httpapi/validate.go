@@ -44,6 +44,7 @@ func newSpecValidator(doc *openapi3.T, mux *chi.Mux, authn openapi3filter.Authen
 				o.form = nil
 			}
 			o.formCheck = compileFormCheck(o.form)
+			o.formCredentials = o.form != nil && hasBasicAlternative(doc, o.security)
 			if len(op.Parameters) > 0 || len(item.Parameters) > 0 || op.RequestBody != nil {
 				// The same operation without its security requirements:
 				// kin-openapi's ValidateRequest over it checks the
@@ -95,6 +96,11 @@ type operation struct {
 	// static: the path has no parameters, so a request for exactly that
 	// path is routed to this operation.
 	static bool
+	// formCredentials: the operation offers a client alternative (an
+	// http basic scheme) and takes a form, so a client may authenticate
+	// with client_secret_post: the form is parsed before the security
+	// step when the request has no Authorization header.
+	formCredentials bool
 }
 
 // formType is the media type of the OAuth endpoints' bodies.
@@ -155,6 +161,9 @@ var formVisitOptions = []openapi3.SchemaValidationOption{openapi3.VisitAsRequest
 // copied the values into r.Form. Any other request goes to ParseForm
 // itself. The caller has checked the media type and bounded the body.
 func parseFormBody(r *http.Request) error {
+	if r.PostForm != nil {
+		return nil // parsed before the security step (formCredentials)
+	}
 	if r.ContentLength < 0 || r.URL.RawQuery != "" || r.Body == nil {
 		return r.ParseForm()
 	}
@@ -274,6 +283,19 @@ func (v *specValidator) middleware(next http.Handler) http.Handler {
 			Route:      op.route,
 			Options:    v.options,
 		}
+		if op.formCredentials && isFormRequest(r) && len(r.Header.Values("Authorization")) == 0 {
+			if r.ContentLength > v.maxBody {
+				v.errors.write(w, r, &http.MaxBytesError{Limit: v.maxBody})
+				return
+			}
+			if r.Body != nil && r.Body != http.NoBody {
+				r.Body = http.MaxBytesReader(w, r.Body, v.maxBody)
+			}
+			if err := v.validateForm(input, op); err != nil {
+				v.errors.write(w, r, err)
+				return
+			}
+		}
 		body := r.Body
 		r.Body = http.NoBody
 		err := openapi3filter.ValidateSecurityRequirements(ctx, input, *op.security)
@@ -308,6 +330,23 @@ func (v *specValidator) middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// hasBasicAlternative reports whether one of the requirements is an http
+// basic scheme alone: a registered client calling for itself.
+func hasBasicAlternative(doc *openapi3.T, reqs *openapi3.SecurityRequirements) bool {
+	if doc.Components == nil {
+		return false
+	}
+	for _, req := range *reqs {
+		for name := range req {
+			ref := doc.Components.SecuritySchemes[name]
+			if ref != nil && ref.Value != nil && ref.Value.Type == "http" && strings.EqualFold(ref.Value.Scheme, "basic") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // isFormRequest reports whether r's Content-Type is exactly the form media

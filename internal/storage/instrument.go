@@ -198,6 +198,11 @@ func (in *instrumented) ListClients(ctx context.Context) (_ []*Client, err error
 	return in.s.ListClients(ctx)
 }
 
+func (in *instrumented) UpdateClient(ctx context.Context, id string, fn func(*Client) error) (_ *Client, err error) {
+	defer in.done(ctx, "update_client", time.Now(), &err)
+	return in.s.UpdateClient(ctx, id, fn)
+}
+
 func (in *instrumented) DeleteClient(ctx context.Context, id string, now time.Time) (err error) {
 	defer in.done(ctx, "delete_client", time.Now(), &err)
 	return in.s.DeleteClient(ctx, id, now)

@@ -121,6 +121,9 @@ func (f *fake) ClientByID(context.Context, string) (*storage.Client, error) {
 func (f *fake) ListClients(context.Context) ([]*storage.Client, error) {
 	return nil, f.call("ListClients")
 }
+func (f *fake) UpdateClient(context.Context, string, func(*storage.Client) error) (*storage.Client, error) {
+	return nil, f.call("UpdateClient")
+}
 func (f *fake) DeleteClient(context.Context, string, time.Time) error {
 	return f.call("DeleteClient")
 }
@@ -183,6 +186,7 @@ var opNames = map[string]string{
 	"CreateClient":             "create_client",
 	"ClientByID":               "client_by_id",
 	"ListClients":              "list_clients",
+	"UpdateClient":             "update_client",
 	"DeleteClient":             "delete_client",
 	"UpdateLoginAttempts":      "update_login_attempts",
 	"ReserveLogin":             "reserve_login",

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -143,9 +144,12 @@ func (s *Session) Live(now time.Time) bool {
 // Client is a registered OAuth 2.0 client (RFC 6749 §2).
 type Client struct {
 	ID string
-	// SecretHash is the hex SHA-256 of the client secret, "" for a public
-	// client.
-	SecretHash string
+	// Secrets are the confidential client's secrets, oldest first: one,
+	// or two while it rotates. A public client has none.
+	Secrets []ClientSecret
+	// Grants are the grant types the client may use beyond the password
+	// and refresh grants ("client_credentials", RFC 6749 §4.4).
+	Grants []string
 	// Scopes limits what the client may request; empty means any scope.
 	Scopes    []string
 	CreatedAt time.Time
@@ -156,8 +160,21 @@ type Client struct {
 	ServiceScopes []string
 }
 
+// ClientSecret is one secret of a confidential client.
+type ClientSecret struct {
+	// ID names the secret: tokens of the client-credentials grant carry
+	// it as their sid, so removing the secret ends them.
+	ID string
+	// Hash is the hex SHA-256 of the secret; the secret is not stored.
+	Hash      string
+	CreatedAt time.Time
+}
+
 // Confidential reports whether the client has a secret (RFC 6749 §2.1).
-func (c *Client) Confidential() bool { return c.SecretHash != "" }
+func (c *Client) Confidential() bool { return len(c.Secrets) > 0 }
+
+// Allows reports whether the client may use grant, one of Grants' values.
+func (c *Client) Allows(grant string) bool { return slices.Contains(c.Grants, grant) }
 
 // LoginAttempts is the throttling state of one key; the auth package
 // decides what the numbers mean.
@@ -194,6 +211,9 @@ const (
 	ChangeUser = "user"
 	// ChangeKeys: a signing key was created, changed or deleted.
 	ChangeKeys = "keys"
+	// ChangeClient: the client whose client_id is Subject was registered,
+	// changed (scopes, grants, secrets) or deleted.
+	ChangeClient = "client"
 )
 
 // Change is one entry of the change log: what every process applies to
@@ -334,15 +354,22 @@ type ChangeLog interface {
 
 // ClientStore persists registered clients.
 type ClientStore interface {
-	// CreateClient stores c (zero CreatedAt: the store's clock). Returns
-	// ErrClientExists.
+	// CreateClient stores c with its secrets (zero CreatedAt: the store's
+	// clock) and a ChangeClient entry. Returns ErrClientExists.
 	CreateClient(ctx context.Context, c *Client) error
 	// ClientByID returns ErrNotFound.
 	ClientByID(ctx context.Context, id string) (*Client, error)
 	// ListClients returns every client ordered by ID (non-nil).
 	ListClients(ctx context.Context) ([]*Client, error)
+	// UpdateClient loads the client, calls fn on it and, if fn returns
+	// nil, saves its Scopes, ServiceScopes, Grants and Secrets atomically
+	// with the read (fn's error is returned unchanged; ErrNotFound for no
+	// such client), with a ChangeClient entry. ID and CreatedAt cannot
+	// change.
+	UpdateClient(ctx context.Context, id string, fn func(*Client) error) (*Client, error)
 	// DeleteClient revokes the client's live sessions at now and removes
-	// it, in one transaction. Returns ErrNotFound.
+	// it and its secrets, with a ChangeClient entry, in one transaction.
+	// Returns ErrNotFound.
 	DeleteClient(ctx context.Context, id string, now time.Time) error
 }
 

@@ -253,6 +253,13 @@ func (t *timed) ListClients(parent context.Context) ([]*Client, error) {
 	return r, t.fault(parent, ctx, err)
 }
 
+func (t *timed) UpdateClient(parent context.Context, id string, fn func(*Client) error) (*Client, error) {
+	ctx, cancel := context.WithTimeout(parent, t.d)
+	defer cancel()
+	c, err := t.s.UpdateClient(ctx, id, fn)
+	return c, t.fault(parent, ctx, err)
+}
+
 func (t *timed) DeleteClient(parent context.Context, id string, now time.Time) error {
 	ctx, cancel := context.WithTimeout(parent, t.d)
 	defer cancel()

@@ -21,7 +21,8 @@ const (
 	userColumns    = `id, username, password_hash, scopes, disabled, created_at, updated_at, token_epoch`
 	keyColumns     = `id, algorithm, private, created_at, activates_at`
 	sessionColumns = `id, user_id, client_id, scopes, created_at, last_used_at, idle_expires_at, expires_at, generation, secret_hash, rotated_at, grace_uses, revoked_at, client_addr, user_agent`
-	clientColumns  = `id, secret_hash, scopes, created_at, service_scopes`
+	clientColumns  = `id, scopes, created_at, service_scopes, grants`
+	secretColumns  = `id, client_id, hash, created_at`
 	changeColumns  = `seq, kind, subject, at, expires_at`
 	attemptColumns = `failures, window_start, blocked_until, last_success`
 )
@@ -127,21 +128,6 @@ func (r sessionRow) into(s *storage.Session) {
 	s.Generation, s.SecretHash, s.GraceUses = r.generation, r.secretHash, r.graceUses
 	s.RotatedAt, s.RevokedAt = decodeOptionalTime(r.rotated), decodeOptionalTime(r.revoked)
 	s.ClientAddr, s.UserAgent = r.clientAddr, r.userAgent
-}
-
-func scanClient(row rowScanner) (*storage.Client, error) {
-	var (
-		c       storage.Client
-		scopes  string
-		created int64
-		service string
-	)
-	if err := row.Scan(&c.ID, &c.SecretHash, &scopes, &created, &service); err != nil {
-		return nil, err
-	}
-	c.Scopes, c.CreatedAt = decodeScopes(scopes), decodeTime(created)
-	c.ServiceScopes = decodeScopes(service)
-	return &c, nil
 }
 
 func scanChange(row rowScanner) (storage.Change, error) {

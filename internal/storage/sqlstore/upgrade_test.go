@@ -66,9 +66,12 @@ func assertUpgraded(t *testing.T, s *store, wantAttempts []string) {
 	if err != nil {
 		t.Fatalf("ClientByID(backend) = %v", err)
 	}
-	if c.SecretHash != hexSHA256(fixtureClientSecret) || !slices.Equal(c.Scopes, []string{"me"}) || c.ServiceScopes == nil || len(c.ServiceScopes) != 0 {
-		// Migration 0006 gives a client from before it no scope of its own.
-		t.Errorf("client backend = %+v, want the SHA-256 of its secret, scopes [me] and no service scopes", c)
+	if len(c.Secrets) != 1 || c.Secrets[0].Hash != hexSHA256(fixtureClientSecret) || c.Secrets[0].ID == "" || !c.Secrets[0].CreatedAt.Equal(c.CreatedAt) ||
+		!slices.Equal(c.Scopes, []string{"me"}) || c.ServiceScopes == nil || len(c.ServiceScopes) != 0 || c.Grants == nil || len(c.Grants) != 0 {
+		// Migration 0006 gives a client from before it no scope of its
+		// own, 0007 moves its secret to client_secrets under an id of its
+		// own and allows it no grant beyond password and refresh.
+		t.Errorf("client backend = %+v, want one secret (the SHA-256 of its secret, with an id, made when the client was), scopes [me], no service scopes, no grants", c)
 	}
 
 	keys, err := s.SigningKeys(ctx)
@@ -111,7 +114,7 @@ func assertUpgraded(t *testing.T, s *store, wantAttempts []string) {
 		vrows.Scan(&v)
 		versions = append(versions, v)
 	}
-	if want := []int{1, 2, 3, 4, 5, 6}; !slices.Equal(versions, want) {
+	if want := []int{1, 2, 3, 4, 5, 6, 7}; !slices.Equal(versions, want) {
 		t.Errorf("schema_migrations %v, want %v", versions, want)
 	}
 
@@ -149,8 +152,8 @@ func TestOpenSQLite_upgrades_a_0_1_store_keeping_accounts_clients_keys_and_throt
 	s.Close()
 	again := openSQLiteAt(t, path, sqliteTuning{})
 	var n int
-	if err := again.db.QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 6 {
-		t.Errorf("schema_migrations after reopening: %d rows, %v; want 6", n, err)
+	if err := again.db.QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 7 {
+		t.Errorf("schema_migrations after reopening: %d rows, %v; want 7", n, err)
 	}
 }
 

@@ -19,18 +19,25 @@ func runClientTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 			t.Errorf("ListClients() on an empty store = %#v, %v; want an empty slice", got, err)
 		}
 		zone := time.FixedZone("UTC-7", -7*3600)
+		created := time.Date(2025, 5, 1, 8, 30, 0, 42, zone)
 		web := &storage.Client{
-			ID:         "web",
-			SecretHash: hashOf("web secret"),
-			Scopes:     []string{"me", "users:read"},
-			CreatedAt:  time.Date(2025, 5, 1, 8, 30, 0, 42, zone),
+			ID:        "web",
+			Secrets:   []storage.ClientSecret{{ID: "s1", Hash: hashOf("web secret"), CreatedAt: created}},
+			Scopes:    []string{"me", "users:read"},
+			CreatedAt: created,
 			// Held by the client itself, kept apart from Scopes.
 			ServiceScopes: []string{"tokens:introspect"},
+			Grants:        []string{"client_credentials"},
 		}
 		wantWeb := *web
 		wantWeb.CreatedAt = web.CreatedAt.UTC()
+		wantWeb.Secrets = []storage.ClientSecret{{ID: "s1", Hash: hashOf("web secret"), CreatedAt: created.UTC()}}
+		cursor := lastChange(t, s)
 		if err := s.CreateClient(ctx, web); err != nil {
 			t.Fatalf("CreateClient(web) = %v", err)
+		}
+		if got, want := entries(changesAfter(t, s, cursor)), entryNames(storage.ChangeClient, "web"); !slices.Equal(got, want) {
+			t.Errorf("CreateClient(web) appended %v, want %v", got, want)
 		}
 		// A public client that may ask for any scope, on the store's clock.
 		if err := s.CreateClient(ctx, &storage.Client{ID: "cli", Scopes: []string{}}); err != nil {
@@ -40,8 +47,9 @@ func runClientTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		if err != nil {
 			t.Fatalf("ClientByID(cli) = %v", err)
 		}
-		if cli.CreatedAt.IsZero() || cli.CreatedAt.Location() != time.UTC || cli.SecretHash != "" || len(cli.Scopes) != 0 || cli.ServiceScopes == nil || len(cli.ServiceScopes) != 0 {
-			t.Errorf("ClientByID(cli) = %+v, want CreatedAt from the store's clock in UTC, no secret, no scopes, an empty (non-nil) list of service scopes", cli)
+		if cli.CreatedAt.IsZero() || cli.CreatedAt.Location() != time.UTC || cli.Secrets == nil || len(cli.Secrets) != 0 || len(cli.Scopes) != 0 ||
+			cli.ServiceScopes == nil || len(cli.ServiceScopes) != 0 || cli.Grants == nil || len(cli.Grants) != 0 {
+			t.Errorf("ClientByID(cli) = %+v, want CreatedAt from the store's clock in UTC, and empty (non-nil) lists of secrets, scopes, service scopes and grants", cli)
 		}
 		if got, err := s.ClientByID(ctx, "web"); err != nil || !reflect.DeepEqual(got, &wantWeb) {
 			t.Errorf("ClientByID(web) = %+v, %v; want %+v", got, err, &wantWeb)
@@ -80,14 +88,14 @@ func runClientTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	t.Run("duplicate_client_id_is_ErrClientExists_not_ErrUsernameTaken", func(t *testing.T) {
 		ctx := t.Context()
 		s := newStore(t)
-		if err := s.CreateClient(ctx, &storage.Client{ID: "web", SecretHash: "aa", CreatedAt: base}); err != nil {
+		if err := s.CreateClient(ctx, &storage.Client{ID: "web", Secrets: []storage.ClientSecret{{ID: "s1", Hash: "aa"}}, CreatedAt: base}); err != nil {
 			t.Fatalf("CreateClient(web) = %v", err)
 		}
-		err := s.CreateClient(ctx, &storage.Client{ID: "web", CreatedAt: base})
+		err := s.CreateClient(ctx, &storage.Client{ID: "web", Secrets: []storage.ClientSecret{{ID: "s2", Hash: "bb"}}, CreatedAt: base})
 		if !errors.Is(err, storage.ErrClientExists) || errors.Is(err, storage.ErrUsernameTaken) {
 			t.Errorf("second CreateClient(web) = %v, want ErrClientExists only", err)
 		}
-		if got, err := s.ClientByID(ctx, "web"); err != nil || got.SecretHash != "aa" {
+		if got, err := s.ClientByID(ctx, "web"); err != nil || len(got.Secrets) != 1 || got.Secrets[0].Hash != "aa" {
 			t.Errorf("ClientByID(web) = %+v, %v; want the first client kept", got, err)
 		}
 		// A client and a user may share a name.
@@ -147,9 +155,69 @@ func runClientTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 			}
 		}
 		appended := changesAfter(t, s, cursor)
-		if got, want := entries(appended), entryNames(storage.ChangeSession, "a1", "b1"); !slices.Equal(got, want) {
+		if got, want := entries(appended), append(entryNames(storage.ChangeClient, "web"), entryNames(storage.ChangeSession, "a1", "b1")...); !slices.Equal(got, want) {
 			t.Errorf("DeleteClient(web) appended %v, want %v", got, want)
 		}
 		assertChangesAt(t, appended, storage.ChangeSession, now)
+	})
+
+	t.Run("update_client_saves_lists_and_secrets_with_a_change_entry", func(t *testing.T) {
+		ctx := t.Context()
+		s := newStore(t)
+		old := storage.ClientSecret{ID: "s1", Hash: hashOf("one"), CreatedAt: base}
+		if err := s.CreateClient(ctx, &storage.Client{ID: "svc", Secrets: []storage.ClientSecret{old}, CreatedAt: base}); err != nil {
+			t.Fatalf("CreateClient(svc) = %v", err)
+		}
+		cursor := lastChange(t, s)
+		next := storage.ClientSecret{ID: "s2", Hash: hashOf("two"), CreatedAt: base.Add(time.Hour)}
+		got, err := s.UpdateClient(ctx, "svc", func(c *storage.Client) error {
+			c.Secrets = append(c.Secrets, next)
+			c.Grants = []string{"client_credentials"}
+			c.ServiceScopes = []string{"tokens:introspect", "users:read"}
+			c.Scopes = []string{"me"}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("UpdateClient(svc) = %v", err)
+		}
+		want := &storage.Client{ID: "svc", Secrets: []storage.ClientSecret{old, next}, Grants: []string{"client_credentials"},
+			ServiceScopes: []string{"tokens:introspect", "users:read"}, Scopes: []string{"me"}, CreatedAt: base}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("UpdateClient(svc) = %+v, want %+v", got, want)
+		}
+		if read, err := s.ClientByID(ctx, "svc"); err != nil || !reflect.DeepEqual(read, want) {
+			t.Errorf("ClientByID(svc) after the update = %+v, %v; want %+v", read, err, want)
+		}
+		if got, want := entries(changesAfter(t, s, cursor)), entryNames(storage.ChangeClient, "svc"); !slices.Equal(got, want) {
+			t.Errorf("UpdateClient(svc) appended %v, want %v", got, want)
+		}
+
+		// Removing the old secret leaves the new one only.
+		if _, err := s.UpdateClient(ctx, "svc", func(c *storage.Client) error {
+			c.Secrets = c.Secrets[1:]
+			return nil
+		}); err != nil {
+			t.Fatalf("UpdateClient(svc) removing s1 = %v", err)
+		}
+		if read, err := s.ClientByID(ctx, "svc"); err != nil || !reflect.DeepEqual(read.Secrets, []storage.ClientSecret{next}) {
+			t.Errorf("ClientByID(svc).Secrets after removing s1 = %+v, %v; want [s2]", read, err)
+		}
+
+		// fn's error is returned unchanged and nothing is written.
+		refused := errors.New("refused")
+		cursor = lastChange(t, s)
+		if _, err := s.UpdateClient(ctx, "svc", func(c *storage.Client) error {
+			c.Secrets = nil
+			return refused
+		}); err != refused {
+			t.Errorf("UpdateClient with a refusing fn = %v, want its error unchanged", err)
+		}
+		if read, err := s.ClientByID(ctx, "svc"); err != nil || len(read.Secrets) != 1 {
+			t.Errorf("ClientByID(svc) after a refused update = %+v, %v; want s2 kept", read, err)
+		}
+		assertNoChanges(t, s, cursor, "a refused UpdateClient")
+		if _, err := s.UpdateClient(ctx, "nope", func(*storage.Client) error { return nil }); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("UpdateClient(nope) = %v, want ErrNotFound", err)
+		}
 	})
 }

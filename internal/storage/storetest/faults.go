@@ -50,6 +50,7 @@ const (
 	OpCreateClient = "create_client"
 	OpClientByID   = "client_by_id"
 	OpListClients  = "list_clients"
+	OpUpdateClient = "update_client"
 	OpDeleteClient = "delete_client"
 
 	OpUpdateLoginAttempts = "update_login_attempts"
@@ -66,7 +67,7 @@ var ops = []string{
 	OpSigningKeys, OpEnsureSigningKey, OpCreateSigningKey, OpDeleteSigningKey, OpReplaceSigningKeyPrivate, OpEnsureSecret, OpReplaceSecret,
 	OpCreateSession, OpSession, OpUpdateSession, OpListSessions, OpRevokeSessions, OpRevokeClientSessions, OpPruneSessions,
 	OpRevokeToken, OpLastChange, OpChanges, OpLiveRevocations, OpPruneChanges,
-	OpCreateClient, OpClientByID, OpListClients, OpDeleteClient,
+	OpCreateClient, OpClientByID, OpListClients, OpUpdateClient, OpDeleteClient,
 	OpUpdateLoginAttempts, OpReserveLogin, OpPruneLoginAttempts,
 	OpPing, OpClose,
 }
@@ -366,6 +367,13 @@ func (f *Faulty) ListClients(ctx context.Context) ([]*storage.Client, error) {
 	return f.Store.ListClients(ctx)
 }
 
+func (f *Faulty) UpdateClient(ctx context.Context, id string, fn func(*storage.Client) error) (*storage.Client, error) {
+	if err := f.fault(OpUpdateClient); err != nil {
+		return nil, err
+	}
+	return f.Store.UpdateClient(ctx, id, fn)
+}
+
 func (f *Faulty) DeleteClient(ctx context.Context, id string, now time.Time) error {
 	if err := f.fault(OpDeleteClient); err != nil {
 		return err
@@ -497,6 +505,16 @@ func runFaultTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		}, func(t *testing.T, s storage.Store, fx fixture) bool {
 			_, err := s.ClientByID(t.Context(), "cli")
 			return err == nil
+		}},
+		{OpUpdateClient, func(t *testing.T, s storage.Store, fx fixture) error {
+			_, err := s.UpdateClient(t.Context(), "web", func(c *storage.Client) error {
+				c.Scopes = []string{"me"}
+				return nil
+			})
+			return err
+		}, func(t *testing.T, s storage.Store, fx fixture) bool {
+			c, err := s.ClientByID(t.Context(), "web")
+			return err == nil && slices.Equal(c.Scopes, []string{"me"})
 		}},
 		{OpDeleteClient, func(t *testing.T, s storage.Store, fx fixture) error {
 			return s.DeleteClient(t.Context(), "web", now)

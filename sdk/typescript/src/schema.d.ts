@@ -14,14 +14,24 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Issue an access token (password grant)
+         * Issue an access token (password, refresh and client-credentials grants)
          * @description The token endpoint of RFC 6749 §3.2. Supports the resource owner
-         *     password credentials grant (§4.3) and the refresh token grant (§6),
+         *     password credentials grant (§4.3), the refresh token grant (§6),
          *     which rotates the refresh token: the one presented stops working,
          *     and presenting it again revokes its whole family (RFC 9700
-         *     §4.14.2). Parameters are sent form-encoded in the request body, each
-         *     at most once. Registered confidential clients authenticate with HTTP
-         *     Basic or `client_secret`; public clients send `client_id` alone.
+         *     §4.14.2), and the client credentials grant (§4.4). Parameters are
+         *     sent form-encoded in the request body, each at most once.
+         *     Registered confidential clients authenticate with HTTP Basic or
+         *     `client_secret`; public clients send `client_id` alone.
+         *
+         *     The client credentials grant is for a registered confidential
+         *     client allowed it (`grants` of the client) and issues a token for
+         *     the client itself: its `sub` is the `client_id` (RFC 9068 §2.2),
+         *     its `sid` the id of the secret it authenticated with, its scopes
+         *     drawn from the client's `service_scopes`, and no refresh token
+         *     (§4.4.3). Such a token is accepted only by operations marked
+         *     `x-gatehouse-client-tokens: true`; every other operation acts for
+         *     a user and answers it 403 `insufficient_scope`.
          */
         post: operations["issueToken"];
         delete?: never;
@@ -282,11 +292,14 @@ export interface paths {
          *     `{"active":false}`.
          *
          *     The caller authenticates either with a bearer token granted
-         *     `tokens:introspect`, or as a registered confidential client with
-         *     HTTP Basic (`client_secret_basic`, RFC 7662 §2.1) when the client
-         *     holds `tokens:introspect` among its `service_scopes`. Wrong client
-         *     credentials answer 401 `invalid_client` with a Basic challenge; a
-         *     client that does not hold the scope answers 403
+         *     `tokens:introspect`, or as a registered confidential client
+         *     (RFC 7662 §2.1) when the client holds `tokens:introspect` among
+         *     its `service_scopes`: with HTTP Basic (`client_secret_basic`, the
+         *     `clientSecretBasic` scheme below) or, without an Authorization
+         *     header, with `client_id` and `client_secret` in the form
+         *     (`client_secret_post`, which OpenAPI has no scheme for). Wrong
+         *     client credentials answer 401 `invalid_client` with a Basic
+         *     challenge; a client that does not hold the scope answers 403
          *     `unauthorized_client`.
          */
         post: operations["introspectToken"];
@@ -400,9 +413,64 @@ export interface paths {
         post?: never;
         /**
          * Delete a registered client
-         * @description Deletes the client and revokes every refresh token issued to it.
+         * @description Deletes the client and its secrets, revokes every refresh token issued to it, and ends its client_credentials tokens.
          */
         delete: operations["deleteClient"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a client's scopes, service scopes or grants
+         * @description Narrowing takes effect at once: a client_credentials token the change no longer allows stops on every replica, and later grants get only what remains.
+         */
+        patch: operations["updateClient"];
+        trace?: never;
+    };
+    "/clients/{client_id}/secrets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's identifier. */
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a secret to a confidential client (rotation, step 1)
+         * @description Gives the client a second secret, valid at once beside the first,
+         *     so a service rotates without a failed request: add a secret,
+         *     deploy it, then remove the old one. A client holds at most two;
+         *     a third answers 409, and so does a public client.
+         */
+        post: operations["addClientSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/clients/{client_id}/secrets/{secret_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's identifier. */
+                client_id: string;
+                /** @description The secret's id (ClientSecretInfo.id). */
+                secret_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove one of a client's secrets (rotation, step 2)
+         * @description The secret authenticates nothing from then on, and the client_credentials tokens obtained with it stop at once on every replica. The client's only secret cannot be removed (409).
+         */
+        delete: operations["removeClientSecret"];
         options?: never;
         head?: never;
         patch?: never;
@@ -455,11 +523,11 @@ export interface components {
         /** @description Token request parameters (RFC 6749 §4.3.2, §2.3.1). */
         TokenRequest: {
             /**
-             * @description `password` (RFC 6749 §4.3) or `refresh_token` (§6). Any other value answers `unsupported_grant_type`.
+             * @description `password` (RFC 6749 §4.3), `refresh_token` (§6) or `client_credentials` (§4.4). Any other value answers `unsupported_grant_type`.
              * @example password
              * @enum {string}
              */
-            grant_type: "password" | "refresh_token";
+            grant_type: "password" | "refresh_token" | "client_credentials";
             /**
              * @description The resource owner's username.
              * @example alice
@@ -472,7 +540,7 @@ export interface components {
              */
             password?: string;
             /**
-             * @description Space-separated scopes requested; all of the user's scopes when omitted.
+             * @description Space-separated scopes requested; when omitted, all of the user's scopes (password grant) or of the client's `service_scopes` (client credentials grant).
              * @example me
              */
             scope?: string;
@@ -685,6 +753,13 @@ export interface components {
             token: string;
             /** @description `access_token` or `refresh_token`; a hint only. */
             token_type_hint?: string;
+            /** @description With `client_secret`: the caller's own client credentials in the body (`client_secret_post`, RFC 6749 §2.3.1), when it sends no Authorization header. */
+            client_id?: string;
+            /**
+             * Format: password
+             * @description The caller's client secret (`client_secret_post`).
+             */
+            client_secret?: string;
         };
         /** @description Introspection response (RFC 7662 §2.2). Only `active` is present for an inactive token. */
         Introspection: {
@@ -759,8 +834,32 @@ export interface components {
             confidential: boolean;
             /** @description The scopes the client may request on a user's behalf; any scope when omitted or empty. */
             scopes?: string[];
-            /** @description The scopes the client holds itself, authenticated with its own credentials and acting for no user; none when omitted. Only a confidential client may hold any. `tokens:introspect` lets it call `/introspect` with HTTP Basic client authentication (RFC 7662 §2.1). */
+            /** @description The scopes the client holds itself, authenticated with its own credentials and acting for no user; none when omitted. Only a confidential client may hold any. `tokens:introspect` lets it call `/introspect` with HTTP Basic client authentication (RFC 7662 §2.1); with the `client_credentials` grant, tokens of the client carry these scopes. */
             service_scopes?: string[];
+            /** @description The grant types the client may use beyond the password and refresh grants, which every client may use; none when omitted. Only a confidential client may use `client_credentials` (RFC 6749 §4.4). */
+            grants?: components["schemas"]["ClientGrant"][];
+        };
+        /** @enum {string} */
+        ClientGrant: "client_credentials";
+        /** @description Changes to a client; omitted fields stay as they are. A token of the client_credentials grant stops at once, on every replica, when its client loses the grant or a scope it carries. */
+        OAuthClientPatch: {
+            /** @description The scopes the client may request on a user's behalf; empty means any. */
+            scopes?: string[];
+            /** @description The scopes the client holds itself (see NewOAuthClient). */
+            service_scopes?: string[];
+            /** @description The grants the client may use beyond password and refresh (see NewOAuthClient). */
+            grants?: components["schemas"]["ClientGrant"][];
+        };
+        /** @description One of a confidential client's secrets, without the secret. */
+        ClientSecretInfo: {
+            /** @description The secret's id; tokens of the client_credentials grant carry it as `sid`, and removing the secret ends them. */
+            id: string;
+            /** Format: date-time */
+            created_at: string;
+        };
+        NewClientSecret: components["schemas"]["ClientSecretInfo"] & {
+            /** @description The new secret (256 bits), shown only in this response. */
+            client_secret: string;
         };
         OAuthClient: {
             client_id: string;
@@ -769,6 +868,10 @@ export interface components {
             scopes: string[];
             /** @description The scopes the client holds itself (see NewOAuthClient). */
             service_scopes: string[];
+            /** @description The grants the client may use beyond password and refresh (see NewOAuthClient). */
+            grants: components["schemas"]["ClientGrant"][];
+            /** @description The client's secrets, oldest first, without the secrets themselves; one, or two while it rotates. */
+            secrets: components["schemas"]["ClientSecretInfo"][];
             /** Format: date-time */
             created_at: string;
         };
@@ -1500,6 +1603,95 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["Problem"];
+            500: components["responses"]["Problem"];
+        };
+    };
+    updateClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's identifier. */
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OAuthClientPatch"];
+            };
+        };
+        responses: {
+            /** @description The client as changed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthClient"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Problem"];
+            500: components["responses"]["Problem"];
+        };
+    };
+    addClientSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's identifier. */
+                client_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new secret, shown only in this response. */
+            201: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewClientSecret"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+            500: components["responses"]["Problem"];
+        };
+    };
+    removeClientSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's identifier. */
+                client_id: string;
+                /** @description The secret's id (ClientSecretInfo.id). */
+                secret_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Secret removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
             500: components["responses"]["Problem"];
         };
     };
