@@ -38,6 +38,7 @@ const (
 	InvalidGrant           OAuth2ErrorError = "invalid_grant"
 	InvalidRequest         OAuth2ErrorError = "invalid_request"
 	InvalidScope           OAuth2ErrorError = "invalid_scope"
+	MfaRequired            OAuth2ErrorError = "mfa_required"
 	ServerError            OAuth2ErrorError = "server_error"
 	TemporarilyUnavailable OAuth2ErrorError = "temporarily_unavailable"
 	UnauthorizedClient     OAuth2ErrorError = "unauthorized_client"
@@ -55,6 +56,8 @@ func (e OAuth2ErrorError) Valid() bool {
 		return true
 	case InvalidScope:
 		return true
+	case MfaRequired:
+		return true
 	case ServerError:
 		return true
 	case TemporarilyUnavailable:
@@ -70,9 +73,10 @@ func (e OAuth2ErrorError) Valid() bool {
 
 // Defines values for TokenRequestGrantType.
 const (
-	TokenRequestGrantTypeClientCredentials TokenRequestGrantType = "client_credentials"
-	TokenRequestGrantTypePassword          TokenRequestGrantType = "password"
-	TokenRequestGrantTypeRefreshToken      TokenRequestGrantType = "refresh_token"
+	TokenRequestGrantTypeClientCredentials                TokenRequestGrantType = "client_credentials"
+	TokenRequestGrantTypeHttpauth0ComoauthgrantTypemfaOtp TokenRequestGrantType = "http://auth0.com/oauth/grant-type/mfa-otp"
+	TokenRequestGrantTypePassword                         TokenRequestGrantType = "password"
+	TokenRequestGrantTypeRefreshToken                     TokenRequestGrantType = "refresh_token"
 )
 
 // Valid indicates whether the value is a known member of the TokenRequestGrantType enum.
@@ -80,9 +84,32 @@ func (e TokenRequestGrantType) Valid() bool {
 	switch e {
 	case TokenRequestGrantTypeClientCredentials:
 		return true
+	case TokenRequestGrantTypeHttpauth0ComoauthgrantTypemfaOtp:
+		return true
 	case TokenRequestGrantTypePassword:
 		return true
 	case TokenRequestGrantTypeRefreshToken:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UserTotp.
+const (
+	Enabled UserTotp = "enabled"
+	None    UserTotp = "none"
+	Pending UserTotp = "pending"
+)
+
+// Valid indicates whether the value is a known member of the UserTotp enum.
+func (e UserTotp) Valid() bool {
+	switch e {
+	case Enabled:
+		return true
+	case None:
+		return true
+	case Pending:
 		return true
 	default:
 		return false
@@ -231,6 +258,9 @@ type OAuth2Error struct {
 
 	// ErrorUri A page explaining the error.
 	ErrorUri *string `json:"error_uri,omitempty"`
+
+	// MfaToken With `mfa_required`: the single-use token of the second step, valid five minutes, for this user and client only.
+	MfaToken *string `json:"mfa_token,omitempty"`
 }
 
 // OAuth2ErrorError defines model for OAuth2Error.Error.
@@ -301,6 +331,12 @@ type Problem struct {
 	//
 	// Example: about:blank
 	Type *string `json:"type,omitempty"`
+}
+
+// RecoveryCodes defines model for RecoveryCodes.
+type RecoveryCodes struct {
+	// RecoveryCodes Single-use codes for when the device is lost; shown only once.
+	RecoveryCodes []string `json:"recovery_codes"`
 }
 
 // RegisteredOAuthClient defines model for RegisteredOAuthClient.
@@ -377,6 +413,31 @@ type SigningKey struct {
 	Kid         string    `json:"kid"`
 }
 
+// TOTPCode defines model for TOTPCode.
+type TOTPCode struct {
+	// Code A current code of the authenticator app.
+	Code string `json:"code"`
+}
+
+// TOTPDisable defines model for TOTPDisable.
+type TOTPDisable struct {
+	// Code A current code, or a recovery code.
+	Code     string `json:"code"`
+	Password string `json:"password"`
+}
+
+// TOTPEnrolment defines model for TOTPEnrolment.
+type TOTPEnrolment struct {
+	// OtpauthUri The key as an `otpauth://totp/…` URI.
+	OtpauthUri string `json:"otpauth_uri"`
+
+	// QrCode A PNG of the URI as a QR code, as a `data:image/png;base64,…` URI.
+	QrCode string `json:"qr_code"`
+
+	// Secret The shared secret in base32, for typing into an authenticator app.
+	Secret string `json:"secret"`
+}
+
 // TokenRequest Token request parameters (RFC 6749 §4.3.2, §2.3.1).
 type TokenRequest struct {
 	// ClientId The client's identifier; public clients send only this.
@@ -385,10 +446,16 @@ type TokenRequest struct {
 	// ClientSecret The client's secret (confidential clients only).
 	ClientSecret *string `json:"client_secret,omitempty"`
 
-	// GrantType `password` (RFC 6749 §4.3), `refresh_token` (§6) or `client_credentials` (§4.4). Any other value answers `unsupported_grant_type`.
+	// GrantType `password` (RFC 6749 §4.3), `refresh_token` (§6), `client_credentials` (§4.4), or the second step of a two-step login, `http://auth0.com/oauth/grant-type/mfa-otp`. Any other value answers `unsupported_grant_type`.
 	//
 	// Example: password
 	GrantType TokenRequestGrantType `json:"grant_type"`
+
+	// MfaToken The `mfa_token` of an `mfa_required` answer, with the mfa-otp grant.
+	MfaToken *string `json:"mfa_token,omitempty"`
+
+	// Otp The second factor's code (six digits) or a recovery code: with the password grant for a user with a factor, or with `mfa_token`.
+	Otp *string `json:"otp,omitempty"`
 
 	// Password The resource owner's password.
 	//
@@ -409,7 +476,7 @@ type TokenRequest struct {
 	Username *string `json:"username,omitempty"`
 }
 
-// TokenRequestGrantType `password` (RFC 6749 §4.3), `refresh_token` (§6) or `client_credentials` (§4.4). Any other value answers `unsupported_grant_type`.
+// TokenRequestGrantType `password` (RFC 6749 §4.3), `refresh_token` (§6), `client_credentials` (§4.4), or the second step of a two-step login, `http://auth0.com/oauth/grant-type/mfa-otp`. Any other value answers `unsupported_grant_type`.
 //
 // Example: password
 type TokenRequestGrantType string
@@ -453,11 +520,17 @@ type User struct {
 	// Example: ["me"]
 	Scopes []string `json:"scopes"`
 
+	// Totp The user's TOTP second factor: none, an enrolment started and not yet confirmed, or enabled (logins need a code).
+	Totp *UserTotp `json:"totp,omitempty"`
+
 	// Username Lower-case username.
 	//
 	// Example: alice
 	Username string `json:"username"`
 }
+
+// UserTotp The user's TOTP second factor: none, an enrolment started and not yet confirmed, or enabled (logins need a code).
+type UserTotp string
 
 // UserPage defines model for UserPage.
 type UserPage struct {
@@ -562,6 +635,12 @@ type IssueTokenFormdataRequestBody = TokenRequest
 
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = NewUser
+
+// ConfirmTotpEnrolmentJSONRequestBody defines body for ConfirmTotpEnrolment for application/json ContentType.
+type ConfirmTotpEnrolmentJSONRequestBody = TOTPCode
+
+// DisableTotpJSONRequestBody defines body for DisableTotp for application/json ContentType.
+type DisableTotpJSONRequestBody = TOTPDisable
 
 // ChangeCurrentUserPasswordJSONRequestBody defines body for ChangeCurrentUserPassword for application/json ContentType.
 type ChangeCurrentUserPasswordJSONRequestBody = PasswordChange
@@ -841,6 +920,21 @@ type ClientInterface interface {
 	// `x-gatehouse-client-tokens: true`; every other operation acts for
 	// a user and answers it 403 `insufficient_scope`.
 	//
+	// A user with a confirmed second factor (TOTP, RFC 6238; see
+	// `/users/me/mfa/totp`) logs in in one of two shapes. In one request:
+	// the password grant with the code as `otp` (a wrong password and a
+	// wrong code then answer the same `invalid_grant`). In two steps,
+	// Auth0's shape: the password grant without `otp` answers 403
+	// `mfa_required` with an `mfa_token` (single use, bound to the user
+	// and the client, valid five minutes), which a second request
+	// exchanges with the code: `grant_type`
+	// `http://auth0.com/oauth/grant-type/mfa-otp`, `mfa_token`, `otp`.
+	// A recovery code works wherever a code does, once. A code is
+	// accepted once per 30-second step, with one step of clock skew;
+	// wrong codes count in the login throttle as wrong passwords do.
+	// Users without a factor log in as before, and `otp` is ignored for
+	// them.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /token (the `IssueToken` operationId).
@@ -865,6 +959,21 @@ type ClientInterface interface {
 	// (§4.4.3). Such a token is accepted only by operations marked
 	// `x-gatehouse-client-tokens: true`; every other operation acts for
 	// a user and answers it 403 `insufficient_scope`.
+	//
+	// A user with a confirmed second factor (TOTP, RFC 6238; see
+	// `/users/me/mfa/totp`) logs in in one of two shapes. In one request:
+	// the password grant with the code as `otp` (a wrong password and a
+	// wrong code then answer the same `invalid_grant`). In two steps,
+	// Auth0's shape: the password grant without `otp` answers 403
+	// `mfa_required` with an `mfa_token` (single use, bound to the user
+	// and the client, valid five minutes), which a second request
+	// exchanges with the code: `grant_type`
+	// `http://auth0.com/oauth/grant-type/mfa-otp`, `mfa_token`, `otp`.
+	// A recovery code works wherever a code does, once. A code is
+	// accepted once per 30-second step, with one step of clock skew;
+	// wrong codes count in the login throttle as wrong passwords do.
+	// Users without a factor log in as before, and `otp` is ignored for
+	// them.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -906,6 +1015,60 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /users/me (the `GetCurrentUser` operationId).
 	GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StartTotpEnrolment Start enrolling a TOTP second factor
+	//
+	// Creates a TOTP key (RFC 6238: HMAC-SHA-1, 30-second steps, six
+	// digits) for the caller and returns it once: the base32 secret, an
+	// `otpauth://` URI and a QR code of it. It replaces a pending
+	// enrolment and is not enforced until confirmed with a first code.
+	// The secret is encrypted at rest when `GATEHOUSE_KEY_ENCRYPTION_KEY`
+	// is set. A confirmed factor must be disabled first (409).
+	//
+	// Corresponds with POST /users/me/mfa/totp (the `StartTotpEnrolment` operationId).
+	StartTotpEnrolment(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmTotpEnrolmentWithBody Confirm a TOTP enrolment with a first code
+	//
+	// From now on logins need a code. Returns ten recovery codes, shown
+	// only here and stored hashed, each usable once in place of a code.
+	// A wrong code answers 403 and counts in the login throttle (429
+	// with `Retry-After` after too many).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+	ConfirmTotpEnrolmentWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmTotpEnrolment Confirm a TOTP enrolment with a first code
+	//
+	// From now on logins need a code. Returns ten recovery codes, shown
+	// only here and stored hashed, each usable once in place of a code.
+	// A wrong code answers 403 and counts in the login throttle (429
+	// with `Retry-After` after too many).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+	ConfirmTotpEnrolment(ctx context.Context, body ConfirmTotpEnrolmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DisableTotpWithBody Remove the caller's TOTP factor
+	//
+	// Needs the password and a current code (or a recovery code); both are checked under the login throttle. The sessions stay.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /users/me/mfa/totp/disable (the `DisableTotp` operationId).
+	DisableTotpWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DisableTotp Remove the caller's TOTP factor
+	//
+	// Needs the password and a current code (or a recovery code); both are checked under the login throttle. The sessions stay.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /users/me/mfa/totp/disable (the `DisableTotp` operationId).
+	DisableTotp(ctx context.Context, body DisableTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ChangeCurrentUserPasswordWithBody Change the current user's password
 	//
@@ -1001,6 +1164,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /users/{username} (the `UpdateUser` operationId).
 	UpdateUser(ctx context.Context, username Username, body UpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResetUserMfa Reset a user's second factor (a lost device)
+	//
+	// Removes the user's TOTP factor, enrolled or pending, and ends the user's sessions (whoever holds the lost device may hold them too). Within the privilege model of `PATCH /users/{username}`; audited.
+	//
+	// Corresponds with DELETE /users/{username}/mfa (the `ResetUserMfa` operationId).
+	ResetUserMfa(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RevokeUserSessions Log a user out everywhere
 	//
@@ -1392,6 +1562,21 @@ func (c *Client) RevokeTokenWithFormdataBody(ctx context.Context, body RevokeTok
 // `x-gatehouse-client-tokens: true`; every other operation acts for
 // a user and answers it 403 `insufficient_scope`.
 //
+// A user with a confirmed second factor (TOTP, RFC 6238; see
+// `/users/me/mfa/totp`) logs in in one of two shapes. In one request:
+// the password grant with the code as `otp` (a wrong password and a
+// wrong code then answer the same `invalid_grant`). In two steps,
+// Auth0's shape: the password grant without `otp` answers 403
+// `mfa_required` with an `mfa_token` (single use, bound to the user
+// and the client, valid five minutes), which a second request
+// exchanges with the code: `grant_type`
+// `http://auth0.com/oauth/grant-type/mfa-otp`, `mfa_token`, `otp`.
+// A recovery code works wherever a code does, once. A code is
+// accepted once per 30-second step, with one step of clock skew;
+// wrong codes count in the login throttle as wrong passwords do.
+// Users without a factor log in as before, and `otp` is ignored for
+// them.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /token (the `IssueToken` operationId).
@@ -1426,6 +1611,21 @@ func (c *Client) IssueTokenWithBody(ctx context.Context, contentType string, bod
 // (§4.4.3). Such a token is accepted only by operations marked
 // `x-gatehouse-client-tokens: true`; every other operation acts for
 // a user and answers it 403 `insufficient_scope`.
+//
+// A user with a confirmed second factor (TOTP, RFC 6238; see
+// `/users/me/mfa/totp`) logs in in one of two shapes. In one request:
+// the password grant with the code as `otp` (a wrong password and a
+// wrong code then answer the same `invalid_grant`). In two steps,
+// Auth0's shape: the password grant without `otp` answers 403
+// `mfa_required` with an `mfa_token` (single use, bound to the user
+// and the client, valid five minutes), which a second request
+// exchanges with the code: `grant_type`
+// `http://auth0.com/oauth/grant-type/mfa-otp`, `mfa_token`, `otp`.
+// A recovery code works wherever a code does, once. A code is
+// accepted once per 30-second step, with one step of clock skew;
+// wrong codes count in the login throttle as wrong passwords do.
+// Users without a factor log in as before, and `otp` is ignored for
+// them.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -1508,6 +1708,110 @@ func (c *Client) CreateUser(ctx context.Context, body CreateUserJSONRequestBody,
 // Corresponds with GET /users/me (the `GetCurrentUser` operationId).
 func (c *Client) GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetCurrentUserRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StartTotpEnrolment Start enrolling a TOTP second factor
+//
+// Creates a TOTP key (RFC 6238: HMAC-SHA-1, 30-second steps, six
+// digits) for the caller and returns it once: the base32 secret, an
+// `otpauth://` URI and a QR code of it. It replaces a pending
+// enrolment and is not enforced until confirmed with a first code.
+// The secret is encrypted at rest when `GATEHOUSE_KEY_ENCRYPTION_KEY`
+// is set. A confirmed factor must be disabled first (409).
+//
+// Corresponds with POST /users/me/mfa/totp (the `StartTotpEnrolment` operationId).
+func (c *Client) StartTotpEnrolment(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStartTotpEnrolmentRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmTotpEnrolmentWithBody Confirm a TOTP enrolment with a first code
+//
+// From now on logins need a code. Returns ten recovery codes, shown
+// only here and stored hashed, each usable once in place of a code.
+// A wrong code answers 403 and counts in the login throttle (429
+// with `Retry-After` after too many).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+func (c *Client) ConfirmTotpEnrolmentWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmTotpEnrolmentRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmTotpEnrolment Confirm a TOTP enrolment with a first code
+//
+// From now on logins need a code. Returns ten recovery codes, shown
+// only here and stored hashed, each usable once in place of a code.
+// A wrong code answers 403 and counts in the login throttle (429
+// with `Retry-After` after too many).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+func (c *Client) ConfirmTotpEnrolment(ctx context.Context, body ConfirmTotpEnrolmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmTotpEnrolmentRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DisableTotpWithBody Remove the caller's TOTP factor
+//
+// Needs the password and a current code (or a recovery code); both are checked under the login throttle. The sessions stay.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /users/me/mfa/totp/disable (the `DisableTotp` operationId).
+func (c *Client) DisableTotpWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDisableTotpRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DisableTotp Remove the caller's TOTP factor
+//
+// Needs the password and a current code (or a recovery code); both are checked under the login throttle. The sessions stay.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /users/me/mfa/totp/disable (the `DisableTotp` operationId).
+func (c *Client) DisableTotp(ctx context.Context, body DisableTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDisableTotpRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1693,6 +1997,23 @@ func (c *Client) UpdateUserWithBody(ctx context.Context, username Username, cont
 // Corresponds with PATCH /users/{username} (the `UpdateUser` operationId).
 func (c *Client) UpdateUser(ctx context.Context, username Username, body UpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateUserRequest(c.Server, username, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResetUserMfa Reset a user's second factor (a lost device)
+//
+// Removes the user's TOTP factor, enrolled or pending, and ends the user's sessions (whoever holds the lost device may hold them too). Within the privilege model of `PATCH /users/{username}`; audited.
+//
+// Corresponds with DELETE /users/{username}/mfa (the `ResetUserMfa` operationId).
+func (c *Client) ResetUserMfa(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResetUserMfaRequest(c.Server, username)
 	if err != nil {
 		return nil, err
 	}
@@ -2365,6 +2686,113 @@ func NewGetCurrentUserRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewStartTotpEnrolmentRequest constructs an http.Request for the StartTotpEnrolment method
+func NewStartTotpEnrolmentRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/users/me/mfa/totp")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewConfirmTotpEnrolmentRequest calls the generic ConfirmTotpEnrolment builder with application/json body
+func NewConfirmTotpEnrolmentRequest(server string, body ConfirmTotpEnrolmentJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewConfirmTotpEnrolmentRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewConfirmTotpEnrolmentRequestWithBody constructs an http.Request for the ConfirmTotpEnrolment method, with any body, and a specified content type
+func NewConfirmTotpEnrolmentRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/users/me/mfa/totp/confirm")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDisableTotpRequest calls the generic DisableTotp builder with application/json body
+func NewDisableTotpRequest(server string, body DisableTotpJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDisableTotpRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewDisableTotpRequestWithBody constructs an http.Request for the DisableTotp method, with any body, and a specified content type
+func NewDisableTotpRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/users/me/mfa/totp/disable")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewChangeCurrentUserPasswordRequest calls the generic ChangeCurrentUserPassword builder with application/json body
 func NewChangeCurrentUserPasswordRequest(server string, body ChangeCurrentUserPasswordJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -2631,6 +3059,40 @@ func NewUpdateUserRequestWithBody(server string, username Username, contentType 
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewResetUserMfaRequest constructs an http.Request for the ResetUserMfa method
+func NewResetUserMfaRequest(server string, username string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "username", username, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/users/%s/mfa", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -3004,6 +3466,21 @@ type ClientWithResponsesInterface interface {
 	// `x-gatehouse-client-tokens: true`; every other operation acts for
 	// a user and answers it 403 `insufficient_scope`.
 	//
+	// A user with a confirmed second factor (TOTP, RFC 6238; see
+	// `/users/me/mfa/totp`) logs in in one of two shapes. In one request:
+	// the password grant with the code as `otp` (a wrong password and a
+	// wrong code then answer the same `invalid_grant`). In two steps,
+	// Auth0's shape: the password grant without `otp` answers 403
+	// `mfa_required` with an `mfa_token` (single use, bound to the user
+	// and the client, valid five minutes), which a second request
+	// exchanges with the code: `grant_type`
+	// `http://auth0.com/oauth/grant-type/mfa-otp`, `mfa_token`, `otp`.
+	// A recovery code works wherever a code does, once. A code is
+	// accepted once per 30-second step, with one step of clock skew;
+	// wrong codes count in the login throttle as wrong passwords do.
+	// Users without a factor log in as before, and `otp` is ignored for
+	// them.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /token (the `IssueToken` operationId).
@@ -3028,6 +3505,21 @@ type ClientWithResponsesInterface interface {
 	// (§4.4.3). Such a token is accepted only by operations marked
 	// `x-gatehouse-client-tokens: true`; every other operation acts for
 	// a user and answers it 403 `insufficient_scope`.
+	//
+	// A user with a confirmed second factor (TOTP, RFC 6238; see
+	// `/users/me/mfa/totp`) logs in in one of two shapes. In one request:
+	// the password grant with the code as `otp` (a wrong password and a
+	// wrong code then answer the same `invalid_grant`). In two steps,
+	// Auth0's shape: the password grant without `otp` answers 403
+	// `mfa_required` with an `mfa_token` (single use, bound to the user
+	// and the client, valid five minutes), which a second request
+	// exchanges with the code: `grant_type`
+	// `http://auth0.com/oauth/grant-type/mfa-otp`, `mfa_token`, `otp`.
+	// A recovery code works wherever a code does, once. A code is
+	// accepted once per 30-second step, with one step of clock skew;
+	// wrong codes count in the login throttle as wrong passwords do.
+	// Users without a factor log in as before, and `otp` is ignored for
+	// them.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3073,6 +3565,62 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /users/me (the `GetCurrentUser` operationId).
 	GetCurrentUserWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCurrentUserResponse, error)
+
+	// StartTotpEnrolmentWithResponse Start enrolling a TOTP second factor
+	//
+	// Creates a TOTP key (RFC 6238: HMAC-SHA-1, 30-second steps, six
+	// digits) for the caller and returns it once: the base32 secret, an
+	// `otpauth://` URI and a QR code of it. It replaces a pending
+	// enrolment and is not enforced until confirmed with a first code.
+	// The secret is encrypted at rest when `GATEHOUSE_KEY_ENCRYPTION_KEY`
+	// is set. A confirmed factor must be disabled first (409).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /users/me/mfa/totp (the `StartTotpEnrolment` operationId).
+	StartTotpEnrolmentWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*StartTotpEnrolmentResponse, error)
+
+	// ConfirmTotpEnrolmentWithBodyWithResponse Confirm a TOTP enrolment with a first code
+	//
+	// From now on logins need a code. Returns ten recovery codes, shown
+	// only here and stored hashed, each usable once in place of a code.
+	// A wrong code answers 403 and counts in the login throttle (429
+	// with `Retry-After` after too many).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+	ConfirmTotpEnrolmentWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmTotpEnrolmentResponse, error)
+
+	// ConfirmTotpEnrolmentWithResponse Confirm a TOTP enrolment with a first code
+	//
+	// From now on logins need a code. Returns ten recovery codes, shown
+	// only here and stored hashed, each usable once in place of a code.
+	// A wrong code answers 403 and counts in the login throttle (429
+	// with `Retry-After` after too many).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+	ConfirmTotpEnrolmentWithResponse(ctx context.Context, body ConfirmTotpEnrolmentJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmTotpEnrolmentResponse, error)
+
+	// DisableTotpWithBodyWithResponse Remove the caller's TOTP factor
+	//
+	// Needs the password and a current code (or a recovery code); both are checked under the login throttle. The sessions stay.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /users/me/mfa/totp/disable (the `DisableTotp` operationId).
+	DisableTotpWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DisableTotpResponse, error)
+
+	// DisableTotpWithResponse Remove the caller's TOTP factor
+	//
+	// Needs the password and a current code (or a recovery code); both are checked under the login throttle. The sessions stay.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /users/me/mfa/totp/disable (the `DisableTotp` operationId).
+	DisableTotpWithResponse(ctx context.Context, body DisableTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*DisableTotpResponse, error)
 
 	// ChangeCurrentUserPasswordWithBodyWithResponse Change the current user's password
 	//
@@ -3178,6 +3726,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /users/{username} (the `UpdateUser` operationId).
 	UpdateUserWithResponse(ctx context.Context, username Username, body UpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateUserResponse, error)
+
+	// ResetUserMfaWithResponse Reset a user's second factor (a lost device)
+	//
+	// Removes the user's TOTP factor, enrolled or pending, and ends the user's sessions (whoever holds the lost device may hold them too). Within the privilege model of `PATCH /users/{username}`; audited.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /users/{username}/mfa (the `ResetUserMfa` operationId).
+	ResetUserMfaWithResponse(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*ResetUserMfaResponse, error)
 
 	// RevokeUserSessionsWithResponse Log a user out everywhere
 	//
@@ -4185,6 +4742,11 @@ type IssueTokenResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// IssueTokenResponse403Headers the declared response headers of an HTTP 403 response for IssueToken
+type IssueTokenResponse403Headers struct {
+	CacheControl *string
+}
+
 // IssueTokenResponse413Headers the declared response headers of an HTTP 413 response for IssueToken
 type IssueTokenResponse413Headers struct {
 	CacheControl *string
@@ -4216,6 +4778,8 @@ type IssueTokenResponse struct {
 	JSON400 *OAuth2Error
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *OAuth2Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuth2Error
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *OAuth2Error
 	// JSON429 the response for an HTTP 429 `application/json` response
@@ -4230,6 +4794,8 @@ type IssueTokenResponse struct {
 	Headers400 *IssueTokenResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *IssueTokenResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *IssueTokenResponse403Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *IssueTokenResponse413Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -4253,6 +4819,11 @@ func (r IssueTokenResponse) GetJSON400() *OAuth2Error {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r IssueTokenResponse) GetJSON401() *OAuth2Error {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r IssueTokenResponse) GetJSON403() *OAuth2Error {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -4568,6 +5139,304 @@ func (r GetCurrentUserResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetCurrentUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// StartTotpEnrolmentResponse201Headers the declared response headers of an HTTP 201 response for StartTotpEnrolment
+type StartTotpEnrolmentResponse201Headers struct {
+	CacheControl *string
+}
+
+// StartTotpEnrolmentResponse401Headers the declared response headers of an HTTP 401 response for StartTotpEnrolment
+type StartTotpEnrolmentResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// StartTotpEnrolmentResponse403Headers the declared response headers of an HTTP 403 response for StartTotpEnrolment
+type StartTotpEnrolmentResponse403Headers struct {
+	WWWAuthenticate *string
+}
+
+type StartTotpEnrolmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *TOTPEnrolment
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *StartTotpEnrolmentResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *StartTotpEnrolmentResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *StartTotpEnrolmentResponse403Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r StartTotpEnrolmentResponse) GetJSON201() *TOTPEnrolment {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r StartTotpEnrolmentResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r StartTotpEnrolmentResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r StartTotpEnrolmentResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r StartTotpEnrolmentResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r StartTotpEnrolmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StartTotpEnrolmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StartTotpEnrolmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StartTotpEnrolmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ConfirmTotpEnrolmentResponse200Headers the declared response headers of an HTTP 200 response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponse200Headers struct {
+	CacheControl *string
+}
+
+// ConfirmTotpEnrolmentResponse401Headers the declared response headers of an HTTP 401 response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ConfirmTotpEnrolmentResponse403Headers the declared response headers of an HTTP 403 response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponse403Headers struct {
+	WWWAuthenticate *string
+}
+
+// ConfirmTotpEnrolmentResponse429Headers the declared response headers of an HTTP 429 response for ConfirmTotpEnrolment
+type ConfirmTotpEnrolmentResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ConfirmTotpEnrolmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RecoveryCodes
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Throttled
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ConfirmTotpEnrolmentResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ConfirmTotpEnrolmentResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ConfirmTotpEnrolmentResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ConfirmTotpEnrolmentResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ConfirmTotpEnrolmentResponse) GetJSON200() *RecoveryCodes {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON429() *Throttled {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ConfirmTotpEnrolmentResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ConfirmTotpEnrolmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConfirmTotpEnrolmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConfirmTotpEnrolmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConfirmTotpEnrolmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DisableTotpResponse401Headers the declared response headers of an HTTP 401 response for DisableTotp
+type DisableTotpResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// DisableTotpResponse403Headers the declared response headers of an HTTP 403 response for DisableTotp
+type DisableTotpResponse403Headers struct {
+	WWWAuthenticate *string
+}
+
+// DisableTotpResponse429Headers the declared response headers of an HTTP 429 response for DisableTotp
+type DisableTotpResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DisableTotpResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Throttled
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DisableTotpResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DisableTotpResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DisableTotpResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DisableTotpResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DisableTotpResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DisableTotpResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DisableTotpResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DisableTotpResponse) GetApplicationproblemJSON429() *Throttled {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DisableTotpResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DisableTotpResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DisableTotpResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DisableTotpResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DisableTotpResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5232,6 +6101,89 @@ func (r UpdateUserResponse) ContentType() string {
 	return ""
 }
 
+// ResetUserMfaResponse401Headers the declared response headers of an HTTP 401 response for ResetUserMfa
+type ResetUserMfaResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ResetUserMfaResponse403Headers the declared response headers of an HTTP 403 response for ResetUserMfa
+type ResetUserMfaResponse403Headers struct {
+	WWWAuthenticate *string
+}
+
+type ResetUserMfaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ResetUserMfaResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ResetUserMfaResponse403Headers
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ResetUserMfaResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ResetUserMfaResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ResetUserMfaResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ResetUserMfaResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ResetUserMfaResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ResetUserMfaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResetUserMfaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResetUserMfaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResetUserMfaResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RevokeUserSessionsResponse401Headers the declared response headers of an HTTP 401 response for RevokeUserSessions
 type RevokeUserSessionsResponse401Headers struct {
 	WWWAuthenticate *string
@@ -5834,6 +6786,21 @@ func (c *ClientWithResponses) RevokeTokenWithFormdataBodyWithResponse(ctx contex
 // `x-gatehouse-client-tokens: true`; every other operation acts for
 // a user and answers it 403 `insufficient_scope`.
 //
+// A user with a confirmed second factor (TOTP, RFC 6238; see
+// `/users/me/mfa/totp`) logs in in one of two shapes. In one request:
+// the password grant with the code as `otp` (a wrong password and a
+// wrong code then answer the same `invalid_grant`). In two steps,
+// Auth0's shape: the password grant without `otp` answers 403
+// `mfa_required` with an `mfa_token` (single use, bound to the user
+// and the client, valid five minutes), which a second request
+// exchanges with the code: `grant_type`
+// `http://auth0.com/oauth/grant-type/mfa-otp`, `mfa_token`, `otp`.
+// A recovery code works wherever a code does, once. A code is
+// accepted once per 30-second step, with one step of clock skew;
+// wrong codes count in the login throttle as wrong passwords do.
+// Users without a factor log in as before, and `otp` is ignored for
+// them.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /token (the `IssueToken` operationId).
@@ -5864,6 +6831,21 @@ func (c *ClientWithResponses) IssueTokenWithBodyWithResponse(ctx context.Context
 // (§4.4.3). Such a token is accepted only by operations marked
 // `x-gatehouse-client-tokens: true`; every other operation acts for
 // a user and answers it 403 `insufficient_scope`.
+//
+// A user with a confirmed second factor (TOTP, RFC 6238; see
+// `/users/me/mfa/totp`) logs in in one of two shapes. In one request:
+// the password grant with the code as `otp` (a wrong password and a
+// wrong code then answer the same `invalid_grant`). In two steps,
+// Auth0's shape: the password grant without `otp` answers 403
+// `mfa_required` with an `mfa_token` (single use, bound to the user
+// and the client, valid five minutes), which a second request
+// exchanges with the code: `grant_type`
+// `http://auth0.com/oauth/grant-type/mfa-otp`, `mfa_token`, `otp`.
+// A recovery code works wherever a code does, once. A code is
+// accepted once per 30-second step, with one step of clock skew;
+// wrong codes count in the login throttle as wrong passwords do.
+// Users without a factor log in as before, and `otp` is ignored for
+// them.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5938,6 +6920,92 @@ func (c *ClientWithResponses) GetCurrentUserWithResponse(ctx context.Context, re
 		return nil, err
 	}
 	return ParseGetCurrentUserResponse(rsp)
+}
+
+// StartTotpEnrolmentWithResponse Start enrolling a TOTP second factor
+//
+// Creates a TOTP key (RFC 6238: HMAC-SHA-1, 30-second steps, six
+// digits) for the caller and returns it once: the base32 secret, an
+// `otpauth://` URI and a QR code of it. It replaces a pending
+// enrolment and is not enforced until confirmed with a first code.
+// The secret is encrypted at rest when `GATEHOUSE_KEY_ENCRYPTION_KEY`
+// is set. A confirmed factor must be disabled first (409).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /users/me/mfa/totp (the `StartTotpEnrolment` operationId).
+func (c *ClientWithResponses) StartTotpEnrolmentWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*StartTotpEnrolmentResponse, error) {
+	rsp, err := c.StartTotpEnrolment(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStartTotpEnrolmentResponse(rsp)
+}
+
+// ConfirmTotpEnrolmentWithBodyWithResponse Confirm a TOTP enrolment with a first code
+//
+// From now on logins need a code. Returns ten recovery codes, shown
+// only here and stored hashed, each usable once in place of a code.
+// A wrong code answers 403 and counts in the login throttle (429
+// with `Retry-After` after too many).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+func (c *ClientWithResponses) ConfirmTotpEnrolmentWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmTotpEnrolmentResponse, error) {
+	rsp, err := c.ConfirmTotpEnrolmentWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmTotpEnrolmentResponse(rsp)
+}
+
+// ConfirmTotpEnrolmentWithResponse Confirm a TOTP enrolment with a first code
+//
+// From now on logins need a code. Returns ten recovery codes, shown
+// only here and stored hashed, each usable once in place of a code.
+// A wrong code answers 403 and counts in the login throttle (429
+// with `Retry-After` after too many).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /users/me/mfa/totp/confirm (the `ConfirmTotpEnrolment` operationId).
+func (c *ClientWithResponses) ConfirmTotpEnrolmentWithResponse(ctx context.Context, body ConfirmTotpEnrolmentJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmTotpEnrolmentResponse, error) {
+	rsp, err := c.ConfirmTotpEnrolment(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmTotpEnrolmentResponse(rsp)
+}
+
+// DisableTotpWithBodyWithResponse Remove the caller's TOTP factor
+//
+// Needs the password and a current code (or a recovery code); both are checked under the login throttle. The sessions stay.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /users/me/mfa/totp/disable (the `DisableTotp` operationId).
+func (c *ClientWithResponses) DisableTotpWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DisableTotpResponse, error) {
+	rsp, err := c.DisableTotpWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDisableTotpResponse(rsp)
+}
+
+// DisableTotpWithResponse Remove the caller's TOTP factor
+//
+// Needs the password and a current code (or a recovery code); both are checked under the login throttle. The sessions stay.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /users/me/mfa/totp/disable (the `DisableTotp` operationId).
+func (c *ClientWithResponses) DisableTotpWithResponse(ctx context.Context, body DisableTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*DisableTotpResponse, error) {
+	rsp, err := c.DisableTotp(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDisableTotpResponse(rsp)
 }
 
 // ChangeCurrentUserPasswordWithBodyWithResponse Change the current user's password
@@ -6097,6 +7165,21 @@ func (c *ClientWithResponses) UpdateUserWithResponse(ctx context.Context, userna
 		return nil, err
 	}
 	return ParseUpdateUserResponse(rsp)
+}
+
+// ResetUserMfaWithResponse Reset a user's second factor (a lost device)
+//
+// Removes the user's TOTP factor, enrolled or pending, and ends the user's sessions (whoever holds the lost device may hold them too). Within the privilege model of `PATCH /users/{username}`; audited.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /users/{username}/mfa (the `ResetUserMfa` operationId).
+func (c *ClientWithResponses) ResetUserMfaWithResponse(ctx context.Context, username string, reqEditors ...RequestEditorFn) (*ResetUserMfaResponse, error) {
+	rsp, err := c.ResetUserMfa(ctx, username, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResetUserMfaResponse(rsp)
 }
 
 // RevokeUserSessionsWithResponse Log a user out everywhere
@@ -7059,6 +8142,13 @@ func ParseIssueTokenResponse(rsp *http.Response) (*IssueTokenResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuth2Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest OAuth2Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7134,6 +8224,16 @@ func ParseIssueTokenResponse(rsp *http.Response) (*IssueTokenResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers IssueTokenResponse403Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 413:
 		var headers IssueTokenResponse413Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
@@ -7446,6 +8546,301 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseStartTotpEnrolmentResponse parses an HTTP response from a StartTotpEnrolmentWithResponse call
+func ParseStartTotpEnrolmentResponse(rsp *http.Response) (*StartTotpEnrolmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StartTotpEnrolmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest TOTPEnrolment
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers StartTotpEnrolmentResponse201Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers StartTotpEnrolmentResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers StartTotpEnrolmentResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseConfirmTotpEnrolmentResponse parses an HTTP response from a ConfirmTotpEnrolmentWithResponse call
+func ParseConfirmTotpEnrolmentResponse(rsp *http.Response) (*ConfirmTotpEnrolmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConfirmTotpEnrolmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RecoveryCodes
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Throttled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ConfirmTotpEnrolmentResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ConfirmTotpEnrolmentResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ConfirmTotpEnrolmentResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers ConfirmTotpEnrolmentResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDisableTotpResponse parses an HTTP response from a DisableTotpWithResponse call
+func ParseDisableTotpResponse(rsp *http.Response) (*DisableTotpResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DisableTotpResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Throttled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DisableTotpResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DisableTotpResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers DisableTotpResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -8089,6 +9484,86 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			headers.RetryAfter = &value
 		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseResetUserMfaResponse parses an HTTP response from a ResetUserMfaWithResponse call
+func ParseResetUserMfaResponse(rsp *http.Response) (*ResetUserMfaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResetUserMfaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ResetUserMfaResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ResetUserMfaResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers403 = &headers
 	}
 
 	return response, nil

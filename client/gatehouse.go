@@ -6,9 +6,12 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -59,7 +62,30 @@ type loginConfig struct {
 	httpClient             *http.Client
 	expiryDelta            time.Duration
 	clientOptions          []ClientOption
+	otp                    string
+	otpPrompt              func(ctx context.Context) (string, error)
 }
+
+// WithOTP sends the user's second-factor code (a TOTP code, or a recovery
+// code) with the password, in one request: for a user with a factor
+// enrolled. A user without one logs in as without it.
+func WithOTP(code string) LoginOption {
+	return func(c *loginConfig) { c.otp = code }
+}
+
+// WithOTPPrompt supplies the code only when the server asks for it: a
+// login of a user with a factor, sent without a code, is answered
+// mfa_required with a single-use mfa_token, and Login calls prompt (to
+// read the code from the user, say) and exchanges the token with it
+// (grant_type MFAOTPGrant). Without WithOTP or WithOTPPrompt such a login
+// fails with an *oauth2.RetrieveError whose ErrorCode is "mfa_required".
+func WithOTPPrompt(prompt func(ctx context.Context) (string, error)) LoginOption {
+	return func(c *loginConfig) { c.otpPrompt = prompt }
+}
+
+// MFAOTPGrant is the grant type of a two-step login's second step, which
+// gatehouse takes from Auth0.
+const MFAOTPGrant = "http://auth0.com/oauth/grant-type/mfa-otp"
 
 // WithOAuthClient names the OAuth 2.0 client the session logs in as
 // (RFC 6749 §2). Without it the session is gatehouse's default public
@@ -105,7 +131,8 @@ func WithClientOptions(opts ...ClientOption) LoginOption {
 // (RFC 6749 §4.3) at serverURL's token endpoint (serverURL + "/token") and
 // returns the session. Refused credentials come back as an error wrapping
 // the *oauth2.RetrieveError of the RFC 6749 §5.2 response, whose ErrorCode
-// is "invalid_grant" for a wrong username or password.
+// is "invalid_grant" for a wrong username or password (or code). For a user
+// with a second factor, pass WithOTP or WithOTPPrompt.
 //
 // ctx bounds the login request. Later refreshes use ctx's values (such as
 // an oauth2.HTTPClient) but not its cancellation, so the session outlives
@@ -113,7 +140,17 @@ func WithClientOptions(opts ...ClientOption) LoginOption {
 func Login(ctx context.Context, serverURL, username, password string, opts ...LoginOption) (*Session, error) {
 	cfg := newLoginConfig(opts)
 	conf := cfg.oauth2Config(serverURL)
-	tok, err := conf.PasswordCredentialsToken(cfg.tokenContext(ctx), username, password)
+	var tok *oauth2.Token
+	var err error
+	if cfg.otp != "" {
+		// x/oauth2's password grant takes no extra parameter.
+		tok, err = cfg.token(ctx, conf, url.Values{"grant_type": {"password"}, "username": {username}, "password": {password}, "otp": {cfg.otp}})
+	} else {
+		tok, err = conf.PasswordCredentialsToken(cfg.tokenContext(ctx), username, password)
+	}
+	if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok && re.ErrorCode == "mfa_required" && cfg.otpPrompt != nil {
+		tok, err = cfg.secondStep(ctx, conf, re)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("gatehouse: log in as %q: %w", username, err)
 	}
@@ -166,6 +203,72 @@ func (cfg loginConfig) oauth2Config(serverURL string) *oauth2.Config {
 		Endpoint:     oauth2.Endpoint{TokenURL: strings.TrimRight(serverURL, "/") + "/token", AuthStyle: style},
 		Scopes:       cfg.scopes,
 	}
+}
+
+// secondStep answers an mfa_required refusal: the code from the prompt,
+// exchanged with the answer's mfa_token.
+func (cfg loginConfig) secondStep(ctx context.Context, conf *oauth2.Config, re *oauth2.RetrieveError) (*oauth2.Token, error) {
+	var body struct {
+		MFAToken string `json:"mfa_token"`
+	}
+	if err := json.Unmarshal(re.Body, &body); err != nil || body.MFAToken == "" {
+		return nil, fmt.Errorf("mfa_required without an mfa_token: %w", re)
+	}
+	code, err := cfg.otpPrompt(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the second factor's code: %w", err)
+	}
+	return cfg.token(ctx, conf, url.Values{"grant_type": {MFAOTPGrant}, "mfa_token": {body.MFAToken}, "otp": {code}})
+}
+
+// token sends a token request x/oauth2 has no call for, with conf's
+// client authentication, and reads the answer as x/oauth2 does: an
+// *oauth2.Token, or an *oauth2.RetrieveError for an RFC 6749 §5.2 error.
+func (cfg loginConfig) token(ctx context.Context, conf *oauth2.Config, form url.Values) (*oauth2.Token, error) {
+	if len(conf.Scopes) > 0 && form.Get("grant_type") == "password" {
+		form.Set("scope", strings.Join(conf.Scopes, " "))
+	}
+	if conf.ClientID != "" && conf.ClientSecret == "" {
+		form.Set("client_id", conf.ClientID)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, conf.Endpoint.TokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if conf.ClientSecret != "" {
+		req.SetBasicAuth(url.QueryEscape(conf.ClientID), url.QueryEscape(conf.ClientSecret))
+	}
+	resp, err := cfg.httpClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	var body struct {
+		AccessToken      string `json:"access_token"`
+		TokenType        string `json:"token_type"`
+		RefreshToken     string `json:"refresh_token"`
+		ExpiresIn        int64  `json:"expires_in"`
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+		ErrorURI         string `json:"error_uri"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil && resp.StatusCode == http.StatusOK {
+		return nil, fmt.Errorf("the token response is not JSON: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK || body.AccessToken == "" {
+		return nil, &oauth2.RetrieveError{Response: resp, Body: raw, ErrorCode: body.Error, ErrorDescription: body.ErrorDescription, ErrorURI: body.ErrorURI}
+	}
+	tok := &oauth2.Token{AccessToken: body.AccessToken, TokenType: body.TokenType, RefreshToken: body.RefreshToken}
+	if body.ExpiresIn > 0 {
+		tok.Expiry = time.Now().Add(time.Duration(body.ExpiresIn) * time.Second)
+		tok.ExpiresIn = body.ExpiresIn
+	}
+	return tok, nil
 }
 
 // tokenContext makes x/oauth2 send token requests through the base client.

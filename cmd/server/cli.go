@@ -23,7 +23,7 @@ import (
 )
 
 // usersUsage lists the users commands.
-const usersUsage = `usage: gatehouse users create NAME [--scopes "me"] | list | disable NAME | enable NAME | delete NAME | set-password NAME | set-scopes NAME "SCOPES" | import FILE [--format jsonl|csv]`
+const usersUsage = `usage: gatehouse users create NAME [--scopes "me"] | list | disable NAME | enable NAME | delete NAME | set-password NAME | set-scopes NAME "SCOPES" | reset-mfa NAME | import FILE [--format jsonl|csv]`
 
 // runUsers manages accounts on the store directly. Whoever runs it holds
 // the store, so it is unrestricted (users.CLIActor); every change is
@@ -128,6 +128,19 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 			fmt.Fprintf(stdout, "set the scopes of %s to %q\n", u.Username, strings.Join(u.Scopes, " "))
 			return nil
 		}
+	case "reset-mfa":
+		if len(args) != 2 {
+			return errors.New("usage: gatehouse users reset-mfa NAME (removes the user's TOTP factor, for a lost device; ends its sessions)")
+		}
+		change = func(a *server) error {
+			u, err := a.Users.ResetTOTP(ctx, users.CLIActor(), args[1])
+			if err != nil {
+				return fmt.Errorf("users reset-mfa: %w", err)
+			}
+			a.Audit.Record(ctx, audit.UserChanged, audit.OK, cli, slog.String("username", u.Username), slog.String("changed", "totp_reset"))
+			fmt.Fprintf(stdout, "removed the second factor of %s; its sessions are ended\n", u.Username)
+			return nil
+		}
 	case "import":
 		path, format, err := parseImportArgs(args[1:])
 		if err != nil {
@@ -181,7 +194,7 @@ func parseCreateArgs(args []string) (name string, scopes []string, err error) {
 func printUsers(ctx context.Context, a *server, stdout io.Writer) error {
 	const pageSize = 100
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "USERNAME\tSCOPES\tDISABLED\tCREATED")
+	fmt.Fprintln(tw, "USERNAME\tSCOPES\tDISABLED\tTOTP\tCREATED")
 	after := ""
 	for {
 		page, err := a.Users.List(ctx, after, pageSize)
@@ -189,7 +202,14 @@ func printUsers(ctx context.Context, a *server, stdout io.Writer) error {
 			return err
 		}
 		for _, u := range page {
-			fmt.Fprintf(tw, "%s\t%s\t%t\t%s\n", u.Username, strings.Join(u.Scopes, " "), u.Disabled, u.CreatedAt.Format(time.RFC3339))
+			totp := "none"
+			switch {
+			case u.TOTP.Enforced():
+				totp = "enabled"
+			case u.TOTP.Secret != "":
+				totp = "pending"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%t\t%s\t%s\n", u.Username, strings.Join(u.Scopes, " "), u.Disabled, totp, u.CreatedAt.Format(time.RFC3339))
 		}
 		if len(page) < pageSize {
 			break

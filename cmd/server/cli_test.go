@@ -8,7 +8,7 @@ import (
 )
 
 // listRowRE splits a `users list` row; scopes may contain spaces.
-var listRowRE = regexp.MustCompile(`^(\S+)\s+(.*?)\s+(true|false)\s+(\S+)$`)
+var listRowRE = regexp.MustCompile(`^(\S+)\s+(.*?)\s+(true|false)\s+(none|pending|enabled)\s+(\S+)$`)
 
 // listUsers runs `users list` and returns username → scopes.
 func listUsers(t *testing.T, env map[string]string) map[string]string {
@@ -25,7 +25,7 @@ func listUsers(t *testing.T, env map[string]string) map[string]string {
 	for _, line := range lines[1:] {
 		m := listRowRE.FindStringSubmatch(line)
 		if m == nil {
-			t.Fatalf("users list row %q is not USERNAME SCOPES DISABLED CREATED:\n%s", line, out)
+			t.Fatalf("users list row %q is not USERNAME SCOPES DISABLED TOTP CREATED:\n%s", line, out)
 		}
 		got[m[1]] = m[2]
 	}

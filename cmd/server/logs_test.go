@@ -7,6 +7,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
 )
 
 // TestLogsHoldNoSecrets drives every path that handles a password or a
@@ -75,6 +78,45 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	post("/users/me/password", "application/json", `{"current_password":"`+alicePassword+`","new_password":"x"}`, "Authorization", "Bearer "+access)
 	post("/introspect", formType, form("token", access), "Authorization", "Bearer "+admin+"tampered")
 	post("/revoke", formType, form("token", rotated["refresh_token"].(string)))
+	// A second factor: its secret, codes, recovery codes and MFA tokens,
+	// and a service's client secret and token.
+	jsonPost := func(path, token, body string) map[string]any {
+		return post(path, "application/json", body, "Authorization", "Bearer "+token)
+	}
+	fresh := post("/token", formType, form("grant_type", "password", "username", "alice", "password", alicePassword))
+	aliceToken, _ := fresh["access_token"].(string)
+	secrets = append(secrets, aliceToken)
+	enrolment := post("/users/me/mfa/totp", "application/json", "", "Authorization", "Bearer "+aliceToken)
+	totpSecret, _ := enrolment["secret"].(string)
+	if totpSecret == "" {
+		t.Fatalf("enrolment: %v", enrolment)
+	}
+	code, err := totp.GenerateCode(totpSecret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	confirmed := jsonPost("/users/me/mfa/totp/confirm", aliceToken, `{"code":"`+code+`"}`)
+	codes, _ := confirmed["recovery_codes"].([]any)
+	if len(codes) == 0 {
+		t.Fatalf("confirm: %v", confirmed)
+	}
+	secrets = append(secrets, totpSecret, codes[0].(string), codes[1].(string))
+	post("/token", formType, form("grant_type", "password", "username", "alice", "password", alicePassword, "otp", "000000"))
+	step := post("/token", formType, form("grant_type", "password", "username", "alice", "password", alicePassword))
+	mfa, _ := step["mfa_token"].(string)
+	secrets = append(secrets, mfa)
+	post("/token", formType, form("grant_type", "http://auth0.com/oauth/grant-type/mfa-otp", "mfa_token", mfa, "otp", codes[0].(string)))
+	post("/token", formType, form("grant_type", "http://auth0.com/oauth/grant-type/mfa-otp", "mfa_token", mfa, "otp", codes[1].(string)))
+	svc := jsonPost("/clients", admin, `{"client_id":"svc","service_scopes":["users:read"],"grants":["client_credentials"]}`)
+	svcSecret, _ := svc["client_secret"].(string)
+	cc := post("/token", formType, form("grant_type", "client_credentials", "client_id", "svc", "client_secret", svcSecret))
+	ccToken, _ := cc["access_token"].(string)
+	if svcSecret == "" || ccToken == "" {
+		t.Fatalf("service: %v %v", svc, cc)
+	}
+	secrets = append(secrets, svcSecret, ccToken)
+	post("/token", formType, form("grant_type", "client_credentials", "client_id", "svc", "client_secret", svcSecret+"x"))
+	post("/introspect", formType, form("token", ccToken, "client_id", "svc", "client_secret", svcSecret))
 	if _, err := runCLI(t, env, "cli-password-12345\n", "users", "create", "carol"); err != nil {
 		t.Fatal(err)
 	}

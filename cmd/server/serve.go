@@ -224,6 +224,9 @@ func (a *server) prune(ctx context.Context, every time.Duration) {
 		if err := a.Store.PruneLoginAttempts(ctx, now.Add(-a.cfg.Throttle.KnownFor)); err != nil && ctx.Err() == nil {
 			a.Log.Warn("pruning login attempts failed", "err", err)
 		}
+		if err := a.Store.PruneMFATokens(ctx, now); err != nil && ctx.Err() == nil {
+			a.Log.Warn("pruning expired MFA tokens failed", "err", err)
+		}
 	}
 }
 

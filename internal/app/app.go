@@ -121,6 +121,7 @@ func New(store storage.Store, cfg Config) (*App, error) {
 		PasswordPolicy:  cfg.PasswordPolicy,
 		ObserveHash:     m.ObserveHash,
 		AfterRevoke:     a.afterRevoke,
+		EncryptionKey:   cfg.KeyEncryptionKey,
 	})
 	if err != nil {
 		return nil, err
@@ -204,6 +205,7 @@ func (a *App) IssuerDeps() (auth.IssuerDeps, auth.IssuerConfig) {
 			Users:       a.Users,
 			Clients:     a.Clients,
 			Sessions:    a.Store,
+			MFATokens:   a.Store,
 			Keys:        a.Keys,
 			Refresh:     a.refresh,
 			Validator:   a.Validator,

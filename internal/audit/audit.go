@@ -44,6 +44,9 @@ const (
 	// Stale: the account changed while the grant was issued (a new
 	// password, disabled, deleted, a scope removed); no token was stored.
 	Stale = "stale"
+	// MFARequired: a right password of a user with a second factor, sent
+	// without a code; the answer carried an mfa_token.
+	MFARequired = "mfa_required"
 	// GraceReplay: the parent of the current refresh token came again
 	// within the reuse window and got the same child.
 	GraceReplay = "grace_replay"

@@ -21,6 +21,10 @@ const (
 	// CodeTemporarilyUnavailable answers throttled (429) and overloaded
 	// (503) token requests, with Retry-After.
 	CodeTemporarilyUnavailable = "temporarily_unavailable"
+	// CodeMFARequired answers a right password of a user with a second
+	// factor sent without a code (Auth0's mfa_required): the answer
+	// carries an mfa_token for GrantMFAOTP.
+	CodeMFARequired = "mfa_required"
 )
 
 // Error is a token endpoint error response (RFC 6749 §5.2). Description is
@@ -32,6 +36,8 @@ type Error struct {
 	Cause       error
 	// RetryAfter, in seconds, is sent as Retry-After when set.
 	RetryAfter int
+	// MFAToken is sent as mfa_token with CodeMFARequired.
+	MFAToken string
 }
 
 func (e *Error) Error() string {
@@ -63,7 +69,7 @@ func InvalidRequest(description string) *Error {
 
 // UnsupportedGrantType is the RFC 6749 §5.2 unsupported_grant_type error.
 func UnsupportedGrantType() *Error {
-	return oauthError(CodeUnsupportedGrantType, `grant_type must be "password" or "refresh_token"`)
+	return oauthError(CodeUnsupportedGrantType, `grant_type must be "password", "refresh_token", "client_credentials" or "`+GrantMFAOTP+`"`)
 }
 
 // Overloaded is the 503 answer when password hashing is at capacity.

@@ -10,7 +10,7 @@ import (
 
 // Parameter sets of the form-encoded endpoints.
 var (
-	tokenParams      = []string{"grant_type", "username", "password", "scope", "refresh_token", "client_id", "client_secret"}
+	tokenParams      = []string{"grant_type", "username", "password", "scope", "refresh_token", "client_id", "client_secret", "otp", "mfa_token"}
 	revocationParams = []string{"token", "token_type_hint", "client_id", "client_secret"}
 	introspectParams = []string{"token", "token_type_hint", "client_id", "client_secret"}
 )
@@ -104,6 +104,8 @@ func ParseTokenRequest(r *http.Request) (TokenRequest, error) {
 		Password:     form.Get("password"),
 		Scope:        form.Get("scope"),
 		RefreshToken: form.Get("refresh_token"),
+		OTP:          form.Get("otp"),
+		MFAToken:     form.Get("mfa_token"),
 		ClientID:     c.ID,
 		ClientSecret: c.Secret,
 		BasicAuth:    c.Basic,

@@ -34,14 +34,49 @@ func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) 
 	who := []slog.Attr{slog.String("username", LogUsername(req.Username)), slog.String("client_id", c.id), slog.String("client_ip", req.ClientAddr)}
 	u, err := i.checkPassword(ctx, req, who)
 	if err != nil {
+		if e, ok := errors.AsType[*Error](err); ok && e.Code == CodeInvalidGrant && req.OTP != "" && e.Description == errWrongPassword {
+			// With a code sent, a wrong password and a wrong code read
+			// the same: neither says which factor failed.
+			return nil, oauthError(CodeInvalidGrant, errWrongCredentials)
+		}
 		return nil, err
+	}
+	if u.TOTP.Enforced() {
+		// Nothing is settled before the second factor passes: the
+		// password's reserved failure stays counted, so a right password
+		// alone never clears the throttle for guessing codes.
+		if req.OTP == "" {
+			granted, err := grant(requested, u.Scopes, c)
+			if err != nil {
+				return nil, err
+			}
+			return nil, i.requireFactor(ctx, u, c, granted, who)
+		}
+		if u, err = i.checkCode(ctx, u, req.OTP, errWrongCredentials, who); err != nil {
+			return nil, err
+		}
 	}
 	granted, err := grant(requested, u.Scopes, c)
 	if err != nil {
 		i.settle(ctx, req, true)
 		return nil, err
 	}
+	return i.startSession(ctx, u, c, granted, u.TokenEpoch, req, who)
+}
 
+// Descriptions of a refused login.
+const (
+	errWrongPassword = "invalid username or password"
+	// errWrongCredentials answers a login that sent a code, whichever
+	// factor was wrong.
+	errWrongCredentials = "invalid username, password or code"
+)
+
+// startSession stores the session of a login of u (its password, and its
+// code when it has a factor, checked) with the throttle's settlement, and
+// issues its first tokens. epoch is u's token epoch when its password was
+// checked: an account changed since refuses the login (ErrGrantStale).
+func (i *Issuer) startSession(ctx context.Context, u *storage.User, c client, granted []string, epoch int64, req TokenRequest, who []slog.Attr) (*TokenResponse, error) {
 	now := i.now()
 	secret := newRefreshSecret()
 	s := &storage.Session{
@@ -60,13 +95,13 @@ func (i *Issuer) passwordGrant(ctx context.Context, c client, req TokenRequest) 
 	}
 	var settle *storage.AttemptUpdate
 	if i.Throttle != nil {
-		up := i.Throttle.Success(req.Username, req.ClientAddr)
+		up := i.Throttle.Success(u.Username, req.ClientAddr)
 		settle = &up
 	}
 	if i.testHookBeforeStore != nil {
 		i.testHookBeforeStore(ctx)
 	}
-	if err := i.Sessions.CreateSession(ctx, s, u.TokenEpoch, settle); err != nil {
+	if err := i.Sessions.CreateSession(ctx, s, epoch, settle); err != nil {
 		if errors.Is(err, storage.ErrGrantStale) {
 			i.Audit.Record(ctx, audit.Login, audit.Stale, append(who, slog.String("sub", u.ID))...)
 			return nil, errGrantStale()
@@ -143,7 +178,7 @@ func (i *Issuer) checkPassword(ctx context.Context, req TokenRequest, who []slog
 	case errors.Is(err, users.ErrInvalidCredentials):
 		// The reserved failure stays counted.
 		i.Audit.Record(ctx, audit.Login, audit.Failed, who...)
-		return nil, oauthError(CodeInvalidGrant, "invalid username or password")
+		return nil, oauthError(CodeInvalidGrant, errWrongPassword)
 	case errors.Is(err, users.ErrDisabled):
 		i.settle(ctx, req, true)
 		i.Audit.Record(ctx, audit.Login, audit.Disabled, who...)

@@ -57,6 +57,9 @@ type UserSource interface {
 	Get(ctx context.Context, username string) (*storage.User, error)
 	// ByID reads an account by its id (storage.ErrNotFound when none).
 	ByID(ctx context.Context, id string) (*storage.User, error)
+	// CheckCode checks and uses up the second factor's code of a user
+	// whose password was right (users.ErrInvalidCode when wrong).
+	CheckCode(ctx context.Context, u *storage.User, code string) (*storage.User, error)
 }
 
 // account returns the user with that id, nil when there is none: from the
@@ -99,6 +102,11 @@ type TokenRequest struct {
 	Password     string
 	Scope        string
 	RefreshToken string
+	// OTP is the second factor's code (or a recovery code): with the
+	// password grant for a user with a factor, or with MFAToken.
+	OTP string
+	// MFAToken is the first step's token of a two-step login (GrantMFAOTP).
+	MFAToken     string
 	ClientID     string
 	ClientSecret string
 	// BasicAuth records that the client authenticated with HTTP Basic.
@@ -142,7 +150,9 @@ type IssuerDeps struct {
 	Users    UserSource
 	Clients  ClientAuthenticator
 	Sessions SessionStore
-	Keys     *Keys
+	// MFATokens keeps the first steps of two-step logins.
+	MFATokens storage.MFATokenStore
+	Keys      *Keys
 	// Refresh derives and checks refresh tokens (LoadRefreshKey).
 	Refresh RefreshKey
 	// Validator checks access tokens presented to /revoke and /introspect.
@@ -222,6 +232,8 @@ func (i *Issuer) Token(ctx context.Context, req TokenRequest) (*TokenResponse, e
 		return i.refreshGrant(ctx, c, req)
 	case GrantClientCredentials:
 		return i.clientCredentialsGrant(ctx, c, req)
+	case GrantMFAOTP:
+		return i.mfaGrant(ctx, c, req)
 	default:
 		return nil, UnsupportedGrantType()
 	}

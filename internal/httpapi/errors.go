@@ -34,7 +34,11 @@ var codes = []struct {
 	{errHMACRotation, http.StatusConflict, ""},
 	{users.ErrNotFound, http.StatusNotFound, ""},
 	{users.ErrUsernameTaken, http.StatusConflict, ""},
+	{users.ErrInvalidCode, http.StatusForbidden, ""},
 	{users.ErrInvalidCredentials, http.StatusForbidden, ""},
+	{users.ErrFactorEnrolled, http.StatusConflict, ""},
+	{users.ErrNoPendingFactor, http.StatusConflict, ""},
+	{users.ErrNoFactor, http.StatusConflict, ""},
 	{users.ErrDisabled, http.StatusForbidden, ""},
 	{storage.ErrClientExists, http.StatusConflict, ""},
 	{users.ErrLastAdmin, http.StatusConflict, ""},
@@ -196,6 +200,9 @@ func (ew errorWriter) oauth(w http.ResponseWriter, r *http.Request, e *auth.Erro
 	body := OAuth2Error{Error: OAuth2ErrorError(e.Code)}
 	if desc := bearer.Sanitize(e.Description); desc != "" {
 		body.ErrorDescription = &desc
+	}
+	if e.MFAToken != "" {
+		body.MfaToken = &e.MFAToken
 	}
 	writeJSON(w, e.Status, "application/json", body)
 }

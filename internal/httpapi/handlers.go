@@ -28,6 +28,7 @@ type UserService interface {
 	Delete(ctx context.Context, actor users.Actor, username string) error
 	// Manageable returns the user when actor may manage it.
 	Manageable(ctx context.Context, actor users.Actor, username string) (*users.User, error)
+	TOTPService
 }
 
 // PasswordThrottle limits password guessing (auth.Throttle): Guard
@@ -124,20 +125,12 @@ func (h *Handlers) ChangeCurrentUserPassword(ctx context.Context, req ChangeCurr
 	if err != nil {
 		return nil, err
 	}
-	change := func() error {
+	// A stolen token must not turn this into a password oracle: the
+	// current password is guessed under the same limits as /token.
+	err = h.guarded(ctx, u, func() error {
 		return h.users.ChangePassword(ctx, u.ID, req.Body.CurrentPassword, req.Body.NewPassword)
-	}
-	if h.throttle != nil {
-		// A stolen token must not turn this into a password oracle: the
-		// current password is guessed under the same limits as /token.
-		r, rerr := requestFrom(ctx)
-		if rerr != nil {
-			return nil, rerr
-		}
-		inner := change
-		change = func() error { return h.throttle.Guard(ctx, u.Username, requestAddr(r, h.proxies), inner) }
-	}
-	if err := change(); err != nil {
+	})
+	if err != nil {
 		if errors.Is(err, users.ErrInvalidCredentials) {
 			return nil, fmt.Errorf("%w: %w", errWrongCurrentPassword, err)
 		}
@@ -285,5 +278,5 @@ func toUser(u *users.User) User {
 	if scopes == nil {
 		scopes = []string{}
 	}
-	return User{Id: u.ID, Username: u.Username, Scopes: scopes, Disabled: u.Disabled, CreatedAt: u.CreatedAt}
+	return User{Id: u.ID, Username: u.Username, Scopes: scopes, Disabled: u.Disabled, Totp: totpState(u), CreatedAt: u.CreatedAt}
 }

@@ -66,6 +66,9 @@ func accountOperations(all []string) []accountOperation {
 		// when allowed, and still 403 when not.
 		{name: "end_a_session", method: "DELETE", path: "/users/{username}/sessions/{session_id}", ok: 404,
 			body: func(string) string { return "" }},
+		// The target has no factor: 409 when allowed, 403 when not.
+		{name: "reset_second_factor", method: "DELETE", path: "/users/{username}/mfa", ok: 409,
+			body: func(string) string { return "" }},
 	}
 }
 

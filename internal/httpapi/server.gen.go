@@ -43,6 +43,7 @@ const (
 	InvalidGrant           OAuth2ErrorError = "invalid_grant"
 	InvalidRequest         OAuth2ErrorError = "invalid_request"
 	InvalidScope           OAuth2ErrorError = "invalid_scope"
+	MfaRequired            OAuth2ErrorError = "mfa_required"
 	ServerError            OAuth2ErrorError = "server_error"
 	TemporarilyUnavailable OAuth2ErrorError = "temporarily_unavailable"
 	UnauthorizedClient     OAuth2ErrorError = "unauthorized_client"
@@ -60,6 +61,8 @@ func (e OAuth2ErrorError) Valid() bool {
 		return true
 	case InvalidScope:
 		return true
+	case MfaRequired:
+		return true
 	case ServerError:
 		return true
 	case TemporarilyUnavailable:
@@ -75,9 +78,10 @@ func (e OAuth2ErrorError) Valid() bool {
 
 // Defines values for TokenRequestGrantType.
 const (
-	TokenRequestGrantTypeClientCredentials TokenRequestGrantType = "client_credentials"
-	TokenRequestGrantTypePassword          TokenRequestGrantType = "password"
-	TokenRequestGrantTypeRefreshToken      TokenRequestGrantType = "refresh_token"
+	TokenRequestGrantTypeClientCredentials                TokenRequestGrantType = "client_credentials"
+	TokenRequestGrantTypeHttpauth0ComoauthgrantTypemfaOtp TokenRequestGrantType = "http://auth0.com/oauth/grant-type/mfa-otp"
+	TokenRequestGrantTypePassword                         TokenRequestGrantType = "password"
+	TokenRequestGrantTypeRefreshToken                     TokenRequestGrantType = "refresh_token"
 )
 
 // Valid indicates whether the value is a known member of the TokenRequestGrantType enum.
@@ -85,9 +89,32 @@ func (e TokenRequestGrantType) Valid() bool {
 	switch e {
 	case TokenRequestGrantTypeClientCredentials:
 		return true
+	case TokenRequestGrantTypeHttpauth0ComoauthgrantTypemfaOtp:
+		return true
 	case TokenRequestGrantTypePassword:
 		return true
 	case TokenRequestGrantTypeRefreshToken:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UserTotp.
+const (
+	Enabled UserTotp = "enabled"
+	None    UserTotp = "none"
+	Pending UserTotp = "pending"
+)
+
+// Valid indicates whether the value is a known member of the UserTotp enum.
+func (e UserTotp) Valid() bool {
+	switch e {
+	case Enabled:
+		return true
+	case None:
+		return true
+	case Pending:
 		return true
 	default:
 		return false
@@ -236,6 +263,9 @@ type OAuth2Error struct {
 
 	// ErrorUri A page explaining the error.
 	ErrorUri *string `json:"error_uri,omitempty"`
+
+	// MfaToken With `mfa_required`: the single-use token of the second step, valid five minutes, for this user and client only.
+	MfaToken *string `json:"mfa_token,omitempty"`
 }
 
 // OAuth2ErrorError defines model for OAuth2Error.Error.
@@ -306,6 +336,12 @@ type Problem struct {
 	//
 	// Example: about:blank
 	Type *string `json:"type,omitempty"`
+}
+
+// RecoveryCodes defines model for RecoveryCodes.
+type RecoveryCodes struct {
+	// RecoveryCodes Single-use codes for when the device is lost; shown only once.
+	RecoveryCodes []string `json:"recovery_codes"`
 }
 
 // RegisteredOAuthClient defines model for RegisteredOAuthClient.
@@ -382,6 +418,31 @@ type SigningKey struct {
 	Kid         string    `json:"kid"`
 }
 
+// TOTPCode defines model for TOTPCode.
+type TOTPCode struct {
+	// Code A current code of the authenticator app.
+	Code string `json:"code"`
+}
+
+// TOTPDisable defines model for TOTPDisable.
+type TOTPDisable struct {
+	// Code A current code, or a recovery code.
+	Code     string `json:"code"`
+	Password string `json:"password"`
+}
+
+// TOTPEnrolment defines model for TOTPEnrolment.
+type TOTPEnrolment struct {
+	// OtpauthUri The key as an `otpauth://totp/…` URI.
+	OtpauthUri string `json:"otpauth_uri"`
+
+	// QrCode A PNG of the URI as a QR code, as a `data:image/png;base64,…` URI.
+	QrCode string `json:"qr_code"`
+
+	// Secret The shared secret in base32, for typing into an authenticator app.
+	Secret string `json:"secret"`
+}
+
 // TokenRequest Token request parameters (RFC 6749 §4.3.2, §2.3.1).
 type TokenRequest struct {
 	// ClientId The client's identifier; public clients send only this.
@@ -390,10 +451,16 @@ type TokenRequest struct {
 	// ClientSecret The client's secret (confidential clients only).
 	ClientSecret *string `json:"client_secret,omitempty"`
 
-	// GrantType `password` (RFC 6749 §4.3), `refresh_token` (§6) or `client_credentials` (§4.4). Any other value answers `unsupported_grant_type`.
+	// GrantType `password` (RFC 6749 §4.3), `refresh_token` (§6), `client_credentials` (§4.4), or the second step of a two-step login, `http://auth0.com/oauth/grant-type/mfa-otp`. Any other value answers `unsupported_grant_type`.
 	//
 	// Example: password
 	GrantType TokenRequestGrantType `json:"grant_type"`
+
+	// MfaToken The `mfa_token` of an `mfa_required` answer, with the mfa-otp grant.
+	MfaToken *string `json:"mfa_token,omitempty"`
+
+	// Otp The second factor's code (six digits) or a recovery code: with the password grant for a user with a factor, or with `mfa_token`.
+	Otp *string `json:"otp,omitempty"`
 
 	// Password The resource owner's password.
 	//
@@ -414,7 +481,7 @@ type TokenRequest struct {
 	Username *string `json:"username,omitempty"`
 }
 
-// TokenRequestGrantType `password` (RFC 6749 §4.3), `refresh_token` (§6) or `client_credentials` (§4.4). Any other value answers `unsupported_grant_type`.
+// TokenRequestGrantType `password` (RFC 6749 §4.3), `refresh_token` (§6), `client_credentials` (§4.4), or the second step of a two-step login, `http://auth0.com/oauth/grant-type/mfa-otp`. Any other value answers `unsupported_grant_type`.
 //
 // Example: password
 type TokenRequestGrantType string
@@ -458,11 +525,17 @@ type User struct {
 	// Example: ["me"]
 	Scopes []string `json:"scopes"`
 
+	// Totp The user's TOTP second factor: none, an enrolment started and not yet confirmed, or enabled (logins need a code).
+	Totp *UserTotp `json:"totp,omitempty"`
+
 	// Username Lower-case username.
 	//
 	// Example: alice
 	Username string `json:"username"`
 }
+
+// UserTotp The user's TOTP second factor: none, an enrolment started and not yet confirmed, or enabled (logins need a code).
+type UserTotp string
 
 // UserPage defines model for UserPage.
 type UserPage struct {
@@ -568,6 +641,12 @@ type IssueTokenFormdataRequestBody = TokenRequest
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = NewUser
 
+// ConfirmTotpEnrolmentJSONRequestBody defines body for ConfirmTotpEnrolment for application/json ContentType.
+type ConfirmTotpEnrolmentJSONRequestBody = TOTPCode
+
+// DisableTotpJSONRequestBody defines body for DisableTotp for application/json ContentType.
+type DisableTotpJSONRequestBody = TOTPDisable
+
 // ChangeCurrentUserPasswordJSONRequestBody defines body for ChangeCurrentUserPassword for application/json ContentType.
 type ChangeCurrentUserPasswordJSONRequestBody = PasswordChange
 
@@ -627,6 +706,15 @@ type ServerInterface interface {
 	// GetCurrentUser The user the access token was issued to
 	// (GET /users/me)
 	GetCurrentUser(w http.ResponseWriter, r *http.Request)
+	// StartTotpEnrolment Start enrolling a TOTP second factor
+	// (POST /users/me/mfa/totp)
+	StartTotpEnrolment(w http.ResponseWriter, r *http.Request)
+	// ConfirmTotpEnrolment Confirm a TOTP enrolment with a first code
+	// (POST /users/me/mfa/totp/confirm)
+	ConfirmTotpEnrolment(w http.ResponseWriter, r *http.Request)
+	// DisableTotp Remove the caller's TOTP factor
+	// (POST /users/me/mfa/totp/disable)
+	DisableTotp(w http.ResponseWriter, r *http.Request)
 	// ChangeCurrentUserPassword Change the current user's password
 	// (POST /users/me/password)
 	ChangeCurrentUserPassword(w http.ResponseWriter, r *http.Request)
@@ -648,6 +736,9 @@ type ServerInterface interface {
 	// UpdateUser Change a user's scopes, disabled flag or password
 	// (PATCH /users/{username})
 	UpdateUser(w http.ResponseWriter, r *http.Request, username Username)
+	// ResetUserMfa Reset a user's second factor (a lost device)
+	// (DELETE /users/{username}/mfa)
+	ResetUserMfa(w http.ResponseWriter, r *http.Request, username string)
 	// RevokeUserSessions Log a user out everywhere
 	// (DELETE /users/{username}/sessions)
 	RevokeUserSessions(w http.ResponseWriter, r *http.Request, username Username)
@@ -765,6 +856,24 @@ func (_ Unimplemented) GetCurrentUser(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// StartTotpEnrolment Start enrolling a TOTP second factor
+// (POST /users/me/mfa/totp)
+func (_ Unimplemented) StartTotpEnrolment(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ConfirmTotpEnrolment Confirm a TOTP enrolment with a first code
+// (POST /users/me/mfa/totp/confirm)
+func (_ Unimplemented) ConfirmTotpEnrolment(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// DisableTotp Remove the caller's TOTP factor
+// (POST /users/me/mfa/totp/disable)
+func (_ Unimplemented) DisableTotp(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // ChangeCurrentUserPassword Change the current user's password
 // (POST /users/me/password)
 func (_ Unimplemented) ChangeCurrentUserPassword(w http.ResponseWriter, r *http.Request) {
@@ -804,6 +913,12 @@ func (_ Unimplemented) GetUser(w http.ResponseWriter, r *http.Request, username 
 // UpdateUser Change a user's scopes, disabled flag or password
 // (PATCH /users/{username})
 func (_ Unimplemented) UpdateUser(w http.ResponseWriter, r *http.Request, username Username) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ResetUserMfa Reset a user's second factor (a lost device)
+// (DELETE /users/{username}/mfa)
+func (_ Unimplemented) ResetUserMfa(w http.ResponseWriter, r *http.Request, username string) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1161,6 +1276,48 @@ func (siw *ServerInterfaceWrapper) GetCurrentUser(w http.ResponseWriter, r *http
 	handler.ServeHTTP(w, r)
 }
 
+// StartTotpEnrolment operation middleware
+func (siw *ServerInterfaceWrapper) StartTotpEnrolment(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StartTotpEnrolment(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ConfirmTotpEnrolment operation middleware
+func (siw *ServerInterfaceWrapper) ConfirmTotpEnrolment(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ConfirmTotpEnrolment(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DisableTotp operation middleware
+func (siw *ServerInterfaceWrapper) DisableTotp(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DisableTotp(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ChangeCurrentUserPassword operation middleware
 func (siw *ServerInterfaceWrapper) ChangeCurrentUserPassword(w http.ResponseWriter, r *http.Request) {
 
@@ -1317,6 +1474,32 @@ func (siw *ServerInterfaceWrapper) UpdateUser(w http.ResponseWriter, r *http.Req
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.UpdateUser(w, r, username)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ResetUserMfa operation middleware
+func (siw *ServerInterfaceWrapper) ResetUserMfa(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "username" -------------
+	var username string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "username", chi.URLParam(r, "username"), &username, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "username", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ResetUserMfa(w, r, username)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1530,6 +1713,15 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/token", wrapper.IssueToken)
 	})
 	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/users/me/mfa/totp", wrapper.StartTotpEnrolment)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/users/me/mfa/totp/confirm", wrapper.ConfirmTotpEnrolment)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/users/me/mfa/totp/disable", wrapper.DisableTotp)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/users/me", wrapper.GetCurrentUser)
 	})
 	r.Group(func(r chi.Router) {
@@ -1558,6 +1750,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Delete(options.BaseURL+"/users/me/sessions/{session_id}", wrapper.RevokeMySession)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/users/{username}/mfa", wrapper.ResetUserMfa)
 	})
 	r.Group(func(r chi.Router) {
 		r.Delete(options.BaseURL+"/users/{username}/sessions", wrapper.RevokeUserSessions)
@@ -2741,6 +2936,30 @@ func (response IssueToken401JSONResponse) VisitIssueTokenResponse(w http.Respons
 	return err
 }
 
+type IssueToken403ResponseHeaders struct {
+	CacheControl *string
+}
+
+type IssueToken403JSONResponse struct {
+	Body    OAuth2Error
+	Headers IssueToken403ResponseHeaders
+}
+
+func (response IssueToken403JSONResponse) VisitIssueTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type IssueToken413ResponseHeaders struct {
 	CacheControl *string
 }
@@ -3124,6 +3343,355 @@ type GetCurrentUser500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetCurrentUser500ApplicationProblemPlusJSONResponse) VisitGetCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolmentRequestObject struct {
+}
+
+type StartTotpEnrolmentResponseObject interface {
+	VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error
+}
+
+type StartTotpEnrolment201ResponseHeaders struct {
+	CacheControl *string
+}
+
+type StartTotpEnrolment201JSONResponse struct {
+	Body    TOTPEnrolment
+	Headers StartTotpEnrolment201ResponseHeaders
+}
+
+func (response StartTotpEnrolment201JSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolment401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response StartTotpEnrolment401ApplicationProblemPlusJSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolment403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response StartTotpEnrolment403ApplicationProblemPlusJSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolment409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response StartTotpEnrolment409ApplicationProblemPlusJSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartTotpEnrolment500ApplicationProblemPlusJSONResponse Problem
+
+func (response StartTotpEnrolment500ApplicationProblemPlusJSONResponse) VisitStartTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolmentRequestObject struct {
+	Body *ConfirmTotpEnrolmentJSONRequestBody
+}
+
+type ConfirmTotpEnrolmentResponseObject interface {
+	VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error
+}
+
+type ConfirmTotpEnrolment200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ConfirmTotpEnrolment200JSONResponse struct {
+	Body    RecoveryCodes
+	Headers ConfirmTotpEnrolment200ResponseHeaders
+}
+
+func (response ConfirmTotpEnrolment200JSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmTotpEnrolment400ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmTotpEnrolment401ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmTotpEnrolment403ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment409ApplicationProblemPlusJSONResponse Problem
+
+func (response ConfirmTotpEnrolment409ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment429ApplicationProblemPlusJSONResponse struct {
+	ThrottledApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmTotpEnrolment429ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmTotpEnrolment500ApplicationProblemPlusJSONResponse Problem
+
+func (response ConfirmTotpEnrolment500ApplicationProblemPlusJSONResponse) VisitConfirmTotpEnrolmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableTotpRequestObject struct {
+	Body *DisableTotpJSONRequestBody
+}
+
+type DisableTotpResponseObject interface {
+	VisitDisableTotpResponse(w http.ResponseWriter) error
+}
+
+type DisableTotp204Response struct {
+}
+
+func (response DisableTotp204Response) VisitDisableTotpResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DisableTotp400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DisableTotp400ApplicationProblemPlusJSONResponse) VisitDisableTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableTotp401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DisableTotp401ApplicationProblemPlusJSONResponse) VisitDisableTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableTotp403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DisableTotp403ApplicationProblemPlusJSONResponse) VisitDisableTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableTotp409ApplicationProblemPlusJSONResponse Problem
+
+func (response DisableTotp409ApplicationProblemPlusJSONResponse) VisitDisableTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableTotp429ApplicationProblemPlusJSONResponse struct {
+	ThrottledApplicationProblemPlusJSONResponse
+}
+
+func (response DisableTotp429ApplicationProblemPlusJSONResponse) VisitDisableTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisableTotp500ApplicationProblemPlusJSONResponse Problem
+
+func (response DisableTotp500ApplicationProblemPlusJSONResponse) VisitDisableTotpResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -3889,6 +4457,104 @@ func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	return err
 }
 
+type ResetUserMfaRequestObject struct {
+	Username string `json:"username"`
+}
+
+type ResetUserMfaResponseObject interface {
+	VisitResetUserMfaResponse(w http.ResponseWriter) error
+}
+
+type ResetUserMfa204Response struct {
+}
+
+func (response ResetUserMfa204Response) VisitResetUserMfaResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type ResetUserMfa401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ResetUserMfa401ApplicationProblemPlusJSONResponse) VisitResetUserMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetUserMfa403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ResetUserMfa403ApplicationProblemPlusJSONResponse) VisitResetUserMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetUserMfa404ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ResetUserMfa404ApplicationProblemPlusJSONResponse) VisitResetUserMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetUserMfa409ApplicationProblemPlusJSONResponse Problem
+
+func (response ResetUserMfa409ApplicationProblemPlusJSONResponse) VisitResetUserMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetUserMfa500ApplicationProblemPlusJSONResponse Problem
+
+func (response ResetUserMfa500ApplicationProblemPlusJSONResponse) VisitResetUserMfaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RevokeUserSessionsRequestObject struct {
 	Username Username `json:"username"`
 }
@@ -4264,6 +4930,15 @@ type StrictServerInterface interface {
 	// GetCurrentUser The user the access token was issued to
 	// (GET /users/me)
 	GetCurrentUser(ctx context.Context, request GetCurrentUserRequestObject) (GetCurrentUserResponseObject, error)
+	// StartTotpEnrolment Start enrolling a TOTP second factor
+	// (POST /users/me/mfa/totp)
+	StartTotpEnrolment(ctx context.Context, request StartTotpEnrolmentRequestObject) (StartTotpEnrolmentResponseObject, error)
+	// ConfirmTotpEnrolment Confirm a TOTP enrolment with a first code
+	// (POST /users/me/mfa/totp/confirm)
+	ConfirmTotpEnrolment(ctx context.Context, request ConfirmTotpEnrolmentRequestObject) (ConfirmTotpEnrolmentResponseObject, error)
+	// DisableTotp Remove the caller's TOTP factor
+	// (POST /users/me/mfa/totp/disable)
+	DisableTotp(ctx context.Context, request DisableTotpRequestObject) (DisableTotpResponseObject, error)
 	// ChangeCurrentUserPassword Change the current user's password
 	// (POST /users/me/password)
 	ChangeCurrentUserPassword(ctx context.Context, request ChangeCurrentUserPasswordRequestObject) (ChangeCurrentUserPasswordResponseObject, error)
@@ -4285,6 +4960,9 @@ type StrictServerInterface interface {
 	// UpdateUser Change a user's scopes, disabled flag or password
 	// (PATCH /users/{username})
 	UpdateUser(ctx context.Context, request UpdateUserRequestObject) (UpdateUserResponseObject, error)
+	// ResetUserMfa Reset a user's second factor (a lost device)
+	// (DELETE /users/{username}/mfa)
+	ResetUserMfa(ctx context.Context, request ResetUserMfaRequestObject) (ResetUserMfaResponseObject, error)
 	// RevokeUserSessions Log a user out everywhere
 	// (DELETE /users/{username}/sessions)
 	RevokeUserSessions(ctx context.Context, request RevokeUserSessionsRequestObject) (RevokeUserSessionsResponseObject, error)
@@ -4808,6 +5486,92 @@ func (sh *strictHandler) GetCurrentUser(w http.ResponseWriter, r *http.Request) 
 	}
 }
 
+// StartTotpEnrolment operation middleware
+func (sh *strictHandler) StartTotpEnrolment(w http.ResponseWriter, r *http.Request) {
+	var request StartTotpEnrolmentRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.StartTotpEnrolment(ctx, request.(StartTotpEnrolmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StartTotpEnrolment")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(StartTotpEnrolmentResponseObject); ok {
+		if err := validResponse.VisitStartTotpEnrolmentResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ConfirmTotpEnrolment operation middleware
+func (sh *strictHandler) ConfirmTotpEnrolment(w http.ResponseWriter, r *http.Request) {
+	var request ConfirmTotpEnrolmentRequestObject
+
+	var body ConfirmTotpEnrolmentJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ConfirmTotpEnrolment(ctx, request.(ConfirmTotpEnrolmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ConfirmTotpEnrolment")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ConfirmTotpEnrolmentResponseObject); ok {
+		if err := validResponse.VisitConfirmTotpEnrolmentResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DisableTotp operation middleware
+func (sh *strictHandler) DisableTotp(w http.ResponseWriter, r *http.Request) {
+	var request DisableTotpRequestObject
+
+	var body DisableTotpJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DisableTotp(ctx, request.(DisableTotpRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DisableTotp")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DisableTotpResponseObject); ok {
+		if err := validResponse.VisitDisableTotpResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ChangeCurrentUserPassword operation middleware
 func (sh *strictHandler) ChangeCurrentUserPassword(w http.ResponseWriter, r *http.Request) {
 	var request ChangeCurrentUserPasswordRequestObject
@@ -5000,6 +5764,32 @@ func (sh *strictHandler) UpdateUser(w http.ResponseWriter, r *http.Request, user
 	}
 }
 
+// ResetUserMfa operation middleware
+func (sh *strictHandler) ResetUserMfa(w http.ResponseWriter, r *http.Request, username string) {
+	var request ResetUserMfaRequestObject
+
+	request.Username = username
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ResetUserMfa(ctx, request.(ResetUserMfaRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ResetUserMfa")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ResetUserMfaResponseObject); ok {
+		if err := validResponse.VisitResetUserMfaResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // RevokeUserSessions operation middleware
 func (sh *strictHandler) RevokeUserSessions(w http.ResponseWriter, r *http.Request, username Username) {
 	var request RevokeUserSessionsRequestObject
@@ -5084,147 +5874,172 @@ func (sh *strictHandler) RevokeUserSession(w http.ResponseWriter, r *http.Reques
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H37chs31ueroLhflaX6mhR1sRNLlT80nmTiiSdxWXJla02vCHaDJEZNgAOgRTMu7evkPfJkWzgH6EZ3",
-	"o0nKlhR7vsk/kdkX3M7ld679sZfKxVIKJozunX7szRnNmII/X9B0zl5IYZTMf5YXRipmf86YThVfGi5F",
-	"77T3humlFJppklKl1lzMiJHXTGiyKLQhQhoyYSS1r8rI3psfXpBn35w8J3/8/nRwuD/oJT2dztmC2hcz",
-	"USx6p+96QvY1DPY+6Zn1kvVOe9ooLma929uk91rR2YL+LGF27fn8IBX58fLy9cHhYIjD6t2Hhftjw94m",
-	"vSVVdMGM25sLpjWX4uVf2zO4nDOi8fITTXjGhOFTzhTZG/NsTLjwV0nOtdEJGWv3O01TprXbP5glty9c",
-	"UjPvJT1BFzAnfPiKZ72kp9i/Cq5Y1js1qmDhqhb0wysmZmbeO312kvQWXPh/HsZ29a1mCgeILafQTD3R",
-	"8D97E9lLqWZ9LjQTmht+w7om65+4v6ne2jc5krMP/6XQa/v/VArDhLF/0uUy5ym18z9YKjnJ2eK//6nt",
-	"Yj4Go/6XYtPeae9/HVT0f4BX9cFrfAqHi52uumGKcE0mhV6TOdVzS/dLqvVKqkyfEcWMWhM6NUyR8Rv7",
-	"j/65/ceYaJZKkWm7XwGrBbe0T+ACHyFGkhXllp+mUjEcw44L5P388HBI/vj9cDg4Ghw3KNztIReGzZiy",
-	"q7pNLKNMeJYx8di7F1I5yWl6rQklOpVLRsycayKXTMHwxJGMHom9MRe6mE55ypkwV3D3OCHI10/two8H",
-	"h/sJkYoYGAKe5xrkD81zuWLZYCTqm/7rr7/2zwsztwyaUtMhTNgHuljmjIz/wqhiiihG88V3o96MGjaX",
-	"hWajXkKYUlJ9N+q1Z2mvwh/fjYAb9OlKccNGvXH0jCo6v016v9jZHX1v373hkO52OOE7YwcEp2I3nmlD",
-	"FPsnS01LcB/tN8gXZHHfqYquGbj7D2JqJVju5VxJY3IrKB5ryZIsqFiTKeU5y0guZ1xoMgVa4oHUoyIj",
-	"NMuUpd69k6PnJb2NxDaJQPaeDo/3T8nYsMVSKqp4vr4qBL2hPKeTnI2TkdguM5oE/PnbnvwZksfLh0eU",
-	"O+cCWZTgzxOWEapBfDw/efoNceORjBnKcz2wG7MLHd6/fPS0uFKyRj8bqfGr0DdvBS3MXCr+2+Nu6c+y",
-	"pnGAZ6kgXNzQnGcJYR+WFpbYnxW7kdf2T8EG5NLy9bipI8YEdxHQLmca1E2ohpDOHkfXwAquYFk76JNb",
-	"fxllR2511N8UxSPwIDiFn69SxQC30lxH4HDinr5gqWLmpZjK9nJ+EYzIKaEklWLK3csIvv6JtmSpmAW/",
-	"K27msjCwj/ijXcdSWRRgOGK8VDFqWHZFYapTqRb2r15GDesbDuiyNUOedSFzOwYA8zNvqcgpDN9eO5nZ",
-	"/UHLhnBjZQaA9QS4T7GFvAGDp3wvYcA4c7YY9GIwuwLB73oA4IOlVfssJ1bt2lX8wFmelQCgvitTey2+",
-	"yFJvwz2WtEvrZRDbrAXTms4iRPnrHNa9orp85/aF4cSqt8YW9iOjuUX4zUVpQ00BfzlesE9dx+Z8w5Tm",
-	"KCO6EPoTTdxdCZkquSDcWAXN84xwgWTEpbALqgYrWY3cDAfWhtw7nh6lh3SSkJk8HBw9G3y7v3UH3Cpi",
-	"C39pFbBestREJ1+7TLylgyL3m2fPjsgfvx9Z/EV+EfmajC3QvWFjCzyWimkmDGgKkG94DWm8zVN4NZAU",
-	"EylzRoWdIy2yiAhJvHDg8avsw7LGnlyYZyfVVpXaIOnxBiNvuFPr6Fj/NDz6u5hMd3wzYPLoO3Qxif4O",
-	"G3mFPzePzQnsMe5+aMYnZKzYVDE9R0GNt7if3D1RniwCi3wztbmj3EptbxDVbyc6BP91mkOvSUMuh/TQ",
-	"EBzczMnY3YCycXyKUpbmObCmXAknckkocrmA2yYyW5O9+huullKb0uwDY+RogIbfas6ElVQaBLCQ5NyB",
-	"DbQkURNH97k2QlyalFN203WyPjo72KaS/jyAiw0MZx8fEG1jIwkvT+ZurwUyvZpzEVnRGOnTk6NUTQo9",
-	"I5TYR4kU+Xq7uMd1xKjv77/+1B7+nCyLSc5T8veLX34mv7IJ+YmtHbE9PfyG/PH7CZ7wN08PvyV//P4M",
-	"//Xt8PibCAnSfFZXFm8ujp4+i56zuomLreiv1x1C7tqsm+Odx0YT0acLzepPaz6LPf0h+vR6uyiw08PJ",
-	"42AJbFDH2VzE6P2c/P3Xn8gFM7UjeRrZ+mu2hv9zwxZ6G0C3pHBbToMqRdftydsXxub6M1uFgBPPPf9l",
-	"2jt9t3nUFky9TT7GZdgm9hdsVbL80dNnZMKN3k+InlsJZnkEZRbXpb7ezjT1YduLfo/LBtcFrgJWnWXc",
-	"Tozmr4NFTGmu2R1ks11T5ZY+IzMmmLIoFKWoXHDjcF7gmT08+rbpml1SY5iyb/y/7877/4f2fxv2nw+u",
-	"/l///X//V5QDA0sAZzWlRW68Q7iJPJmZMxUAczJjBlyF7ihqWgDVUxvKAIDX8T1AcG+f0eEwC7q2VjaZ",
-	"sLUUGVzx8tbBftTd+Gqreng6J+yGqXXjFWdESMHqu4rALWoWlSOP25bIuLbek8EJetx3Yb3Q0muxoANC",
-	"HTuE15qb4wGCFIT60MCEzWk+PSNUrJ0vN1y1VTJssTTr2qTbqqs5NaZueMqu7jbFucwzbaE+y6cJoYHR",
-	"nYG1CVYAgI8AdYA3JTXWmrP4TEhY2KccoB3ebsOAjBHdnVZKfExyS8PcAKQg44PwEsztx8vL1+QvVPPU",
-	"vzNYgEUyTVR2hs/Z9UfJBqg0iVq6zq41c6b9Pt7lfG7jkvqtRp/SHWRVCWfa2siQnFFtyLcknVNFU8OU",
-	"Tgg1ZCG1IYfDoxMyWRuceKVWU6kUS01/LpVm/QnIqXUHgApl3PCoHn/6NiLFuojxoiJESzpACxMnZFh2",
-	"RsbvFuz9uCViy0m/6y0Aw+/OHkVnzO7YYsdnJ8GegS+m/1tChv3nCXkyeJKQJ1dPgOyf9J+cEQi4ZiSX",
-	"K6b6KUUVVm0ozXnK6pvVCNUdb9N4QSiw3P2Ysm8EPeoLg58rs9iRM8JlJrKltLA1FqyoExzzb/duL+9L",
-	"c6INgpn4C7JK8AMcqIVXgT+zuqsQulgupTLM3YkGY/U42p0o25i6wpkkvY64QNT5Bs9c1TamuU8/Fgsq",
-	"+orRzL7F+bWj5g++rFA8itTpjBH2YZlTLryjC/2bWwEOLqzzgCtMswG2bEUQbX3/Ka7CrRhhEzyIQoM9",
-	"zRipw7cvVF+DViYLRoUGpXVH/QxO3A6jueXqlXlmpzHlSpuY4xcdp5rlN0yfESkYxtdW0kKsnFm1qaSh",
-	"pqGm7mgAPADK2H7e21VpxDhAB3FI8uXpt2ZdUnF1Kludy8FsX1OTzrdq7fq+vJhTMWMQJqJuV85KwAc+",
-	"YE20oWtCYePWhCo2IOdOWm/zuWsjl9oqeilSSwjCIWzFIFZUenxKp0wutTshfIFUZVoBNz5c01YF/2H+",
-	"T2b+L4FtWkT92h0JUuddjeZCKUuO3YD0MrQGS6yXyxk4LgGKC7mqg6eVFBlTORXZrhC07U5iqy2TEmxl",
-	"ReaZZZk2ZH4seNwUZM39bKwkJpWC7ID6Kl/Xg/QuDH3yNOYWxHsi+NFiGYGWlDW7+JSnVoBh4lGK801Z",
-	"N1LqIHQuloXxQs/MqSErpqo4nJNWTR7bJAiCyF+E+bjQhoqUdYX/kOeXFCzD2tII14ROZGGia6zCb+23",
-	"gmmKN5BUZuEmBXEVw00emdbFXCpDdLFYULX2wt+nXdi3RKcTD7ack7dvXlpxy9yK0Je19gi1+drAjLEL",
-	"P53kVFxHAWyLGN+wGdeGKZY1PXE7+R/Dh+7seryo/IuoA4GGAlkKDkc/v8EuC3oPS7qR6EvojAdVtzSC",
-	"QcPh808JBtXgYOV5/ORwTB1Zkr2IK0bDxt1vMAbTQ77GQMwFGJv/YIZm1NAIR9WCZS6ZbeFux7P/9uTw",
-	"xJ79fgeEgoXqq9L6rUUGtoIJHkYgr7wlH300fuuVNcavFszMZfbps9C6QOdVO+C8utbeSm5d9P6Iz9sD",
-	"VXLd5g2I3Hcvq0ew9qlPI7VvnHj9lnuYczOhBo+vNZfg9JIOYt1whnF+ghz8V1xHXBguQX/32NhbzZR7",
-	"49Y1li/fMC39BvPY2lNT1YWGv0iuMO/Qvx/xCxNZw0t51Nb5jRn6MaIT5DPBxewntm7PDbIYrHHvfDet",
-	"cJDwTmxtqDJkwqy+13wmvF8fkM41W9ck9EbPj4seR2LFd/cixSPGzRAn2PR22NogSX31sa2DxOxOjV1P",
-	"265KVRpRo+PBUVImTdyHCj/zwXyvdTUTGWIWexpfkoYPvLFtTewfbIbZjvfb+Tt7f/z+bB+0dTRM56Jz",
-	"5FysiYQQ5g3NC0ao0Ct7IuO4ixjSN707OlhHbfBe0pGgWUHcTVuw2YJUTMtCpYzIlQA3gb/9jtZsRGGF",
-	"S+gYO8iHQt8gGVeb8139CHY+8zLJq4GslzRlfc0snxiWeTeFYx+WndWiNAmhee5NFudBcU/sla4AmCtQ",
-	"Rc2x9USTcd1RMiZ7kaQnfLy+0XExU2ws1Gqdob89Hs7ZLKwCjtkgkVBtRja5AHQ7LXKHoOvJjI1yvKYu",
-	"qIBxPEXlsl5GhL6A4bNv9+OmO+R46yseedsrPmVWpvuDq70XivXKBPpyA58PhzHbdwuhn4OTpkbqZzCk",
-	"FMynb1py41NCxTpxLtCVVNdczAafT98uFLkLlW3KdTzPV3StfY76uP46/HEradUOuDZc7bBiZOfjy5+f",
-	"Ip5xTSd5DA791V0B9tEkpUJIQ3I5I1zE80xiOvPCQPAt1JYQptfFZNyQJxvyQD8t3vxgoeVXZYT4s2SL",
-	"z1DzIeEyjFEeytbwhSWE1y5rvU4Mgn0wV2mhdCyE/JpqDYn8eMPYldYwYp+CiOcZoRNIpZbobsmpxgud",
-	"ebp3w/pbQT6+snvNd4/V/OA8k5Kk4Bcvl9gVp2l7VANmaZP/hgwOEHr+ekI0M7XQn8yh3obsUUFotuCC",
-	"a6OokZYrrEg0+2dlUUWpfZ2R8mckfXxObCI09KIFM1B6iGUzdqmJO5KyYJyLGyaMVGssHSfcdIJ4VxoW",
-	"hwm+ihGoG8ZM6YJBjUR9Tw+fHw2Gg6PB4XADkt9sL9SiJDOWYbKkksVsTvbGaD6MfdUCFVKsF7Kw4J41",
-	"8BDeGk/tDYV/zHBsTWF3G9HFMKJvrjIUfYZ4DT1MWC7FTJcBBneMu2uQrlYCiVMkPANFwk194AZjHP/r",
-	"qP/N6rzxX2ytVtJdFbpjKy+9LHRkWpYx7L6Z9hCu6Cy6n7BYMO2dboRhnmhi2aZ/PoPwYZnHXy3vH/I3",
-	"nuf04OlgSPb+9+HhGXnFRfGBfPj22dWzk/0d67DCkHtomNe2pKKGtnDGfIhCcbO+sMI+5EZMQIC0vpiE",
-	"rLz4HdVyzWzFEkGPhLPmT0m5AghG14zshDCazi2PLfqFyplIZQZ2jcbqZcw3tGfTd497UWnt2DRlS8jh",
-	"tFb9ZF3V57tIlxVFI8HNWS30XGgM9qKQ94/YtdDCzI88JqULKWaWgEeiaShhDSUoTmAV2L1y2+fGLC1F",
-	"4euifUkCS6iK2bYzDZoWPy5Z65Fw/iaqmLU4dGBlEFCeFkXUXOenxBVujorh8DjFykz7JxuPxF5QJgoh",
-	"FFjfNJerVhKk46u3Ku+d9g48Sq6UkPOAnCpGMzBhoFa/IiK8PCjp2jUdgG3Bu+CUM5Yzw8Lbr9k6uBeS",
-	"bYIMO43uO+9jW+ALaUbWslBApDRNZWF3xpIgIA28FroSWlmxlgf0tbW5QZ5Sb3tp4krYypxX0AjYRSFc",
-	"OmZfUITrfg66utcv6AUwduJnFmxB40FvAdUOIFTpSHRQU8td+WsqhaEpyDXX/KQsJbQTgTdZotWnBwcz",
-	"bubFZJDKxUF5U/VXr1XDDHFEcjQYlhvZd1kyGKppkjDhWhf2pCpDuaTmioidn8VZD4LO2IIJkwTyox9w",
-	"S/UC9HCBynYsqwfk0iq4TKbFwoUmAbc4FpyOhFGFmZ86NOOKM5UsDNNJ6beEDEmMQVGXee/EhJVfI9Hu",
-	"DAK8WdUvgEqimS/2RA6z9ojzULiD+cfLy9aRyCUTON2BVLMD95A+sPdWYe3amZYVqD2oFAVptGSCLrlV",
-	"uoPh4BhyXc0cePZgsGJ53r8WciUO/rm61gNf4j6LuUG/h2wn5129ZmuymkvNyt5KdE204XluTb6c37CE",
-	"cJHmRWYPnVrIPRL2IXhez1lGqFWdVrN6Jnap8APy48XR02dlCp7dUMFumBqJ8mHcx3L3X1rGmzHz919/",
-	"uug12vEcDYf31rfDlSjF2jn4IqVBTe/2Tt+9T3ouycCaeuXuOVV1wxSfrutYqapzAqhAZ9qCAsfh7+3r",
-	"aycHF/o0lPp9JOjOoyzDp3RTmBV5A2NYSSV0E1LF+4AravHPMulZ4yN2y8jbN6+SIBEOAlpJyE2eueIV",
-	"Bi4kNyBVKTQ00iG/LJl4+VfyWskbntlJaotrmfLX6/u0ZIJnfcAzs0KVldYtKmrEph+QnhojbWzu9ERX",
-	"W4sCkS7phOfcQBbhJqrbMZjeSW1OHXeSE/p5S2Vf6QYfF6lVRu3XMm258ozePguL4164sT/zFHZyhdST",
-	"Y5rmc+tsvnfpnw2UA8r6ZHjYNVq5joNaAxJ46Hj7Q1WXrNuk9xS3YfMTVSuSGol8LJHquzp8e39bo54O",
-	"LBcQi//l/W3SW8p4/g4+rsvE3AZNDMh5tH4JK+xGwpsNiplCCY/9m1WOwBeucGROuxQFWlMvfIGE0/V/",
-	"kdn63hi7USh5W7fwjCrYbYugD+9t9HiOWId0aZ1sUtWkuWAnn9bOZnD/PZ9eOX3SnUlaWp5v37za3qfs",
-	"5E588WjsejJ8fqdp3Td7o9nR4O/KACNl0VCbswM9cPCxtOxv8cCsxRKJWcDvtWRrgAsmqMDA3AxdptIH",
-	"kShEHhk0HXA2ALhdqwz7WpJ+5WeqczvOLuD2GtOdtKeNtzo7LBs8KnmcfHnkgadIaFtQdGmAoC3puzsk",
-	"XkaadYY+sJ26dUZqwpvi4T1YQBivaPTlokrJFeTsUqDJ6ZSlxld8nJb80SY7JHG04YUkuRQzy095Llfa",
-	"BU3b5SKWoHNqGc9VdcwY5lWSlbUMFFtQHiPoYpk9tPpq1eHspMCGDzF+l9ryAkW7ffeM+oXK/S+QsV84",
-	"n1OQ2wTGWOJ9KN44k55C76IYDoJSvK9AIkRR69/4TUN9udwL4uEo+Ie8hCATpnmG7kksKRwJLeEh3E9X",
-	"K1iaP9Q3+HQ8fEpolpX9JJKRyNgyl2tQf9Ygxv5uLIxSAm4OC5l8IbpZybORoBYfQzUYpnqdDJ+j4NGS",
-	"ZNIa3vV0uRhcpllW63XygMC12Valg/er9idbe57ce0vYL1RifJHI8jygZleUGTHx9oAtoCWeNmxJDvc/",
-	"Rc4cfHQ9r7aA0qrjYq0RB/Rlhg654KkFbrMzqjumIoCTyImhXFSdPEDflyKhqfahi2cQRrN066bjcnom",
-	"zLF5RvZOhs/32wAAL2/myZNoE1U7jHv5l4xrv1AzCWSvLLuINqrJW3R8tP91AuRkS5NSstesYR/wrPvb",
-	"AI4p76/fvt1CK6dzM/+t0yX5it8wwbQ+LVXf0XDoqvZdRR543MEZCi2TqLGMik5pK+6fQA6SYUnVzsaF",
-	"VwbkDaMZt68nXJO/fX9JDhSj2fq3qDvZNRZ9QLjsRujQln6pHFcLmZubvMV+66BqkQU0jHvuRHEYLP3Y",
-	"gZ8uWZ5rsBxd2M25njvjqknpIEhzyhd6MBLfYzNk7ynIErKg+VSqBcO8gEKAd58EkXGa5yMx/jhybShH",
-	"LgPtdjwYiZGo2ic2FADjMCk4bUomGDbHCboUxpGINFDC9s26YSC39ZwLtweNklrlk4jgYk2aIClhJOzO",
-	"NJMSTlttmppdICFPYZxgZsW4lf8xJpjRAMlBq30iVeWgp6LetnIkECD5hPhS/ozhMBrtNX3nTHtcI9HR",
-	"OhOblf2yZOL89UsypxC4cTOaSrU/IL8qWHwkSR15m5wMD8m43h5n7M8RljgS6dweOeYZVmlg1CAKtnq3",
-	"TA3BDg0VYj4eiXGktc44hpWrM7t0KRK7mecf+qvVqt9Ih9ldAESbqj6yzV5vI9whi4C0vWRt9xB+GMC+",
-	"AziofZDhq4vetPNX3lstHsn0etcANdWhlcK4Sm2JhAOT3od+GYTtu5QMHN5RmNUN12ytD9DY7VYOmPoC",
-	"7ROrJJ6kzA+AnnROfkAM2SNqsF75TOiR8IgbvzIAgtQFd1lGlor10bbFsGfGcrpG+L1U7IbLQmNGgjZ0",
-	"rYO8hEIYnoMSgtRC3BUrl1xf/hjf42KDYsIHNJKDUTbYx5AR9e8f2QjSwxqkfQGJmzXqIh6hB5SNLV6B",
-	"bBHDdSdN2MuVzgaQWKoJT5VuJAQiuaSuWrUFCksE+efgQlyLkYjIBngix598Ig1DyYPjjQAS8Vy3fHjj",
-	"IkNUNAqruOszMS10wK2OOzVUvNGRqIeS9iw7r+YyZ2RKFzxf4ysAUe4PyFsEkSG2lGokaA4k4b/MUWLM",
-	"XEtw1luTot6G4mh/QFzGwkiE8NIiRFe80egNaCkH2yLZ2bhKVRhoJKoIGHzAISZ44KlHBRvtdh27I42u",
-	"XhaYruPiJrjZe1Jh2hdZUb2/u3c/rsof47NNL6LJS87Fu9cEqE20s/17LFAnUX+5w8mBDaHnssgh73SH",
-	"KPnh8Z338+mdz2CjqACar0OP4fB5ZyZSWcfYYXC22UtOw+b8x4OjAbnAYmf07NfrU0diU1q2r782zfrg",
-	"6oZn+8lIoEnjvf2tu0/bJZb1yspkJCDlHa9ySEcndEa5KOPlLXmGSbTfDIcjYad5eDI42m+6L7vWdLI/",
-	"IK+rCn2q4Pth+OWORd8JCA/GfGrsRGZrl8bvYw4Wnw1G4s1GO1jXzO6W8WrlbsOMjJf012zPXApWWfdd",
-	"i+X41apOS720Md33+ey272HRtx7Xy6j30VNh5bMu6XdqJx+2Q4KmcqcEzfZiMvZZyOHcy+xnp0ASb+bb",
-	"i5CAmfmhfTqOifSQTjCvAnwCI5EpuhKlK7u79BspRMg6gY4EkgWUHlwU9oRDT0139cWCqmtwk3RaCafE",
-	"aofxmfOKYzuCKouapkbjNlKXAS+q4BU31honsQ8vRm1xeziPqhlrHTEe2fyu177HMpRrVeQILGJ17/ec",
-	"2YUfx932cP0Tup9rt395yr72hZgH+Vxl8rUAiJOj57s+U33w8JOAx442TWusDYDlpeWbtklSFRN7ORqv",
-	"WHF5FJ3wpqzc3lCA4WqCEiJVBhpssi7r3hNCsUM2BX8OX7BTqM9BpRMUoYM2AwQCdwe15wZNG19+Hk/K",
-	"fgvz3BLJem1frflvrAwN/avA+mcXG8r5gpsajZXf3zgaQkU0XxSL3unhcAgxIfevWL+nGKW31msC109Z",
-	"PR+bmCvU74hQHT19Fs0heTDRXrYViIihX/wZyim2hviS06Duy+kT1NvFctXhcpQ/Ar4rOxpsc2gmG2wN",
-	"F0ey5rtr8QzxfEyb4s3ewgbqpbA6eiRqEgRCEa5oGsoVsZRqTvX+GaH62n8FhPoWTiPRClN0p7pDi4cH",
-	"S3THBhKPm+FejVk/FPs7cdXSDRW7PcXc9XL4T4L5pvt3mBF8AH8r+8ZzEuHoXLOJNrdWSvIAO8F0liN5",
-	"Pgqa2rR7Ka2orpLMB+QceIllld1UfbSTs1XQjgmKcoMoqXMGW4l0RijxnUkIfN4Z0sjrbXXAO+w9mBjF",
-	"CD+dG/UYv8A6/5KXH1DZdObc4hRgLV9jldOiRW+Xu9HGFko8CCvl49riZ8Zcxxi/iRVmRHcR1ySds/Qa",
-	"fNqZz0ShCzYSxmFTC9Tct+ClIOMD3/5vyVT0K9z7p8RIORLB97tnBdOaVZHzo+cukh9+ontAEGr67yKg",
-	"UwP2qXKbJ+1vZ2LBb0fRFWQbB0T8OuwoeP+KqdF1fyf9dBLvzYTuwK8gy3wXy+ruNtV9i/9FVya6aYiY",
-	"oOHjNgYMO9x2ZX5+LzJfZ5Tzm6qFkffrBQ1zQHXs5XJGZGFGEIVYr+ZMsX3I9nG+K8HIxPWMqrGBZaiR",
-	"GF8ztrxy6/kOvF7lK53fy896H8LSvPkR3pGAVFLnFK4FwLFwtl41boflospRl8LNvMw97Ywf/WPtG/Vu",
-	"M+p+YmxZawAV2b1yTl32VbgzcfvPtQxr9iR6UDOr2as4ogQ3NyX+dzG8HozPXznqr/ipYif4J2G5Do20",
-	"qrf0bbLJJwL8XLYqi3FzghEKxVImTA4WYVYWaYAGhKIrSpZMaSmIQH0t7RNyJrhmhJszcJMoSC9bUHWt",
-	"fSDHef23tNyK8V/Otalx30OTN3QI78J3fgGhfNSD/4GEyrXBNkG6OpkIUUZ10MFH99e2UgRQSC6fvEY/",
-	"/k0YOapHGqfwpZlQF7R6rdWsi8m6XoDQVBPW7EFtVG9lSHhYNXQy2KY5dipBCLrHAcAOBee/QSHeg9Hj",
-	"9yLzhLIDVbZUeGw61S1eMrz8K36OxVH0R29RbC2nCbxgrnkVuMGwUy02CapcYjTPa26xkdg7GR4jIFpx",
-	"zfbP8CX+0zmQg8dE1fwWnuZiNhLjwJEwDkvcmvYLiZgvMWGMs49b2BFqBmfTV1Am/mfl5m3w85RF5R1+",
-	"ng5t/4uoPDuBW5fspVSzPheaCc0Nv2GQ0OAsN2gEErSRKnuIRN0sf6Z/5bH9Kn9WWXK3//5vzHQSxU6u",
-	"+jsJvrc+LLChKUBDwLki/zsIuGQkNscHyoLclAqf8cYz9ylJuRLO1a9JQ1AOyCUFw7AuB0vnZSg5RyIU",
-	"nTDNSlyeAci9gYKcXKbXLOtblI7Fx9A8Dy1a+9IXr14OSLODMvo77Yuh3d1C3mDTNwxRuJQlb4xWDRPK",
-	"KemYMMY2Bw8Yuqg6Vz9yqsZGEQCrzkJR8G/R0eCrD0z4Zgm1z20klat/mlMg/508VhW22slz9YMsW4G6",
-	"tphKn7lwNr/hOZsxspAZg2+CjF+fX774kbRGGhOgWKa7oHzQC/wxDNHP9LP8x1zYgWpfyZkj2Ybf5U4+",
-	"locmP59R8oV4QRyH/2k+kK+e6KABcvPLCPdjqgaIbaM03dkH8+ii9T9+ksegwcBh8uCUmNzNwdK5HlwC",
-	"ZBx0NYZw9fOm2dkafs/IZF02kT4Am8atM/5tvrJEoswC3q9CNL6feBJ1evgUiOp+xDjt219huLqKWdVD",
-	"XGGjCHcUkWS+Zqt3HYaS1rFH3mzoRtvsnhGdtu+B4Bu5BwVtwQtcQdvt+9v/HwAA//8=",
+	"7L3rchs32id+Kyj+3ypL9TYp6mDHlmo+KB4n8cSJ9Zfkyr4bekWwGyQxagIcABTNuLS1V7O5j1zKXskW",
+	"ngfoRnejScqWFHs2+RKZfcLhOR9++NhJ5WwuBRNGd44/dqaMZkzBny9pOmUvpTBK5j/LCyMVsz9nTKeK",
+	"zw2XonPcOWd6LoVmmqRUqRUXE2LkNROazBbaECENGTGS2ldlZOf8u5fk2TdHL8gfvz/t7e/2OklHp1M2",
+	"o/bFTCxmneNfO0J2NXzsfdIxqznrHHe0UVxMOre3SedM0cmM/ixhdM3xfCcV+eHy8mxvv9fHz+rtPwv3",
+	"xz57m3TmVNEZM25tLpjWXIrXf2+O4HLKiMbLTzThGROGjzlTZGfIsyHhwl8lOddGJ2So3e80TZnWbv1g",
+	"lNy+cE7NtJN0BJ3BmPDhK551ko5i/1pwxbLOsVELFs5qRj+8YWJipp3jZ0dJZ8aF/+d+bFXfaabwA7Hp",
+	"LDRTTzT8z95EdlKqWZcLzYTmht+wtsH6J+5vqLf2TY7k7MPfLvTK/j+VwjBh7J90Ps95Su349+ZKjnI2",
+	"+89/ajuZj8FX/0Oxcee48//tlfS/h1f13hk+hZ+L7a66YYpwTUYLvSJTqqeW7udU66VUmT4hihm1InRs",
+	"mCLDc/uP7qn9x5BolkqRabteAasFtzR34AIfIUaSJeWWn8ZSMfyG/S6Q94v9/T754/f9fu+gd1ijcLeG",
+	"XBg2YcrO6jaxjDLiWcbEY69eSOUkp+m1JpToVM4ZMVOuiZwzBZ8njmT0QOwMudCL8ZinnAlzBXcPE4J8",
+	"/dRO/LC3v5sQqYiBT8DzXIP8oXkulyzrDUR10X/55Zfu6cJMLYOm1LQIE/aBzuY5I8NvGVVMEcVoPvvb",
+	"oDOhhk3lQrNBJyFMKan+Nug0R2mvwh9/GwA36OOl4oYNOsPoHpV0fpt03trRHbyy716zSXfbnPCdsQ2C",
+	"XbELz7Qhiv2TpaYhuA92a+QLsrjrVEXbCNz9ezG1Ekz3cqqkMbkVFI81ZUlmVKzImPKcZSSXEy40GQMt",
+	"8UDqUZERmmXKUu/O0cGLgt4GYpNEIDtP+4e7x2Ro2GwuFVU8X10tBL2hPKejnA2TgdgsM+oE/PnLnvwZ",
+	"ksfLh0eUO6cCWZTgzyOWEapBfLw4evoNcd8jGTOU57pnF2YbOrx/+ehpcalkhX7WUuNXoW/eCbowU6n4",
+	"b4+7pD/LisYBnqWCcHFDc54lhH2YW7PE/qzYjby2fwrWI5eWr4d1HTEkuIpg7XKmQd2Eagjp7HF0Dczg",
+	"Cqa1hT659ZdRduRWR32vKG6BN4JT+PkqVQzsVprriDmcuKcvWKqYeS3Gsjmdt4IROSaUpFKMuXsZwdc/",
+	"0ZYsFbPG75KbqVwYWEf80c5jrqwVYDjaeKli1LDsisJQx1LN7F+djBrWNRysy8YIedZmmdtvgGF+4j0V",
+	"OYbPN+dOJnZ90LMh3FiZAcZ6Atyn2EzegMNTvJcwYJwpm/U6MTO7NIJ/7YABH0ytXGc5smrXzuI7zvKs",
+	"MACqqzK21+KTLPQ23GNJu/BeerHFmjGt6SRClL9MYd5Lqot3bp4YDqx8a2xiPzCaWwu/PiltqFnAX44X",
+	"7FPXsTHfMKU5yog2C/2JJu6uhIyVnBFurILmeUa4QDLiUtgJlR8rWI3c9HvWh9w5HB+k+3SUkInc7x08",
+	"6z3f3bgCbhaxib+2CljPWWqig69cJt7TQZH7zbNnB+SP3w+s/UXeinxFhtbQvWFDa3jMFdNMGNAUIN/w",
+	"GtJ4k6fwaiApRlLmjAo7RrrIIiIk8cKBx6+yD/MKe3Jhnh2VS1Vog6TDa4y85k6to9/6p+HR38VovOWb",
+	"wSaPvkMvRtHfYSGv8Of6tjmBPcTVD934hAwVGyumpyio8Rb3k7snypOLwCNfT21uKzdS2zla9ZuJDo3/",
+	"Ks1h1KQml0N6qAkObqZk6G5A2Tg8RilL8xxYUy6FE7kkFLlcwG0jma3ITvUNV3OpTeH2gTNy0EPHbzll",
+	"wkoqDQJYSHLqjA30JFETR9e58oW4NCmG7IbrZH10dLBMBf15Ay72Ydj7+AfRNzaS8GJn7vZaINOrKReR",
+	"GQ2RPj05SlWn0BNCiX2USJGvNot7nEeM+v7xy4/Nz5+S+WKU85T84+Ltz+QXNiI/spUjtqf735A/fj/C",
+	"Hf7m6f5z8sfvz/Bfz/uH30RIkOaTqrI4vzh4+iy6z+omLraiv163CLlrs6p/7zT2NRF9eqFZ9WnNJ7Gn",
+	"P0SfXm0WBXZ4OHj8WAIL1LI3FzF6PyX/+OVHcsFMZUueRpb+mq3g/9ywmd5koFtSuC2GQZWiq+bg7Qtj",
+	"Y/2ZLUODE/c9fzvuHP+6/qsNM/U2+RiXYevYX7BlwfIHT5+RETd6NyF6aiWY5RGUWVwX+noz01Q/25z0",
+	"e5w2hC5wFjDrLON2YDQ/CyYxprlmd5DNdk5lWPqETJhgylqhKEXljBtn5wWR2f2D5/XQ7Jwaw5R94//4",
+	"9bT732n3t373Re/qf3bf/+d/RDkw8ARwVGO6yI0PCNctT2amTAWGOZkwA6FCtxUVLYDqqWnKgAGv42uA",
+	"xr19RoefmdGV9bLJiK2kyOCKl7fO7Efdja+2qoenU8JumFrVXnFChBSsuqpouEXdouLLw6YnMqzM96h3",
+	"hBH3bVgv9PQaLOgMoZYVwmv1xfEGghSE+tTAiE1pPj4hVKxcLDectVUybDY3q8qgm6qrPjSmbnjKru42",
+	"xKnMM21NfZaPE0IDpzsDbxO8ADA+AqsDoimpsd6ctc+EhIl9ygbaz9tl6JEhWnfHpRIfktzSMDdgUpDh",
+	"XngJxvbD5eUZ+ZZqnvp3BhOwlkzdKjvB5+z8o2QDVJpEPV3n15op034d77I/t3FJ/U5jTOkOsqowZ5ra",
+	"yJCcUW3Ic5JOqaKpYUonhBoyk9qQ/f7BERmtDA68VKupVIqlpjuVSrPuCOTUqsWACmVc/6Caf3oekWJt",
+	"xHhREqIlHaCFkRMyLDshw19n7P2wIWKLQf/amYENvz17LFpzdofWdnx2FKwZxGK6vyWk332RkCe9Jwl5",
+	"cvUEyP5J98kJgYRrRnK5ZKqbUlRh5YLSnKesuli1VN3hJo0XpAKL1Y8p+1rSozox+Ll0ix05o7nMRDaX",
+	"1myNJSuqBMf8233Yy8fSnGiDZCb+gqwS/AAbas2rIJ5Z3rUQejGfS2WYuxMdxvJx9DtRtjF1hSNJOi15",
+	"AbvkY3pVrGMsFgevuKqsU33ZfljMqOgqRjP7UhfmjnpD+LKF4lHDnU4YYR/mOeXCx70w3BkNKo3pVYuP",
+	"g95hODPnHGouJjnrWiWIm+p2GKPYRBs2TwgsJBnzG0ZmXCwM00k1Pg5k7WTcdj4MbkMrOZYW2Boja6O9",
+	"07ROPiWwudGiWWfMRA2ZHc0YqRqbX6h1ATYEmTEqNKjYO1oTEHJucfEbgWmZZ3YYY660iYWpMcyrWX7D",
+	"9AmRgmE2cCmtQZgzq+SVNNTUlOod3ZUHsIk27/dmxR9xZTCcHZJ8sfuNURdUXO7KxlB4MNozatLpRhuj",
+	"ui4vp1RMGCS1qFuVk8I8hYi1JtrQFaGwcCtCFeuR06oYas0QaCPn2polUqSWEITzBxSDzFYRnypCSLnU",
+	"bofwBVIVRRDc+ORSU3H9xfyfzPxfAts0iPrMbQlS511d/IVSlhzbzefL0HctLNNcTiDMCo6DkMuqqbeU",
+	"ImMqpyLb1mBuBr/YcsOgBFtakXliWaZp4D+WMV8XZPX1rM0kJpWCWobqLM+qJQUuaX70NBbExHsi1q41",
+	"tQT6fdZJ5GOeWgGGZVIpjjdl7YZcC6FzMV8YL/TMlBqyZKrMGjppVeexdYIgyFNGmI8LbahIWVuyEnl+",
+	"TsGPrUyNcE3oSC5MdI5lsrD5VnCk8QaSyixcpCALZLjJI8O6mEpliF7MZlStvPD3RSL2LdHhxFNDp+Td",
+	"+WsrbpmbEUbeVt6Arr82cLrsxI9HORXXUQO2QYznLJVW7byUmXOsK2Sm3OWr1F+vzbo0vuEOMKqBFOw4",
+	"M2YFqN2QXGpzEoY/pSPCTzQgauN6H53ZhGvDFMvqEdGt4sDhQ3cOAV9UJ5qUS+K0BAR+/fh622zVe5jS",
+	"jcSYTmterryllpTr9198SlKuYuiWEeBPTotVbWayEwmJaVi4+02KYZnO15gQuwCn/ydmaEYNjciKStLS",
+	"FRXO3O2498+P9o/s3u+2GIcwUX1VRCEqGZqNZhIPM8FXPqISfTR+6xVdmOnVjJmpzD59FFovMIjYTPwv",
+	"r7UPTzQu+rjQ562BKrhu/QJE7ruX2aMZ+qlPI7WvHXj1lnsYc72wCbevMZZg95IWYl2zh3F+gl6IN1xH",
+	"gjOuUWL7HOU7zZR748Y5Fi9fMyx9jvWEMU1cXKgF6uQS6z/9+9EyYyKrRYsPmtZMQ6viN6ID5BPBxeRH",
+	"tmqODapJqGHaRaUaaTnhkwnaUGXIiFlLRvOJ8PkVsOGu2aoiodfGtFwWP5Kzv3t8LJ65r6eaIVphP1v5",
+	"SFKdfWzpLt9enln76q6+mnukbhs6nwMMLm9oBhkfqQidz2up2MODzf08Fb/GfrttLn/nGgLN9z8drLQl",
+	"3rorrPC7zCSp5IaiHt8dFiJ4bO2avBJK5rNoxFeaOcjLaITcWinXDEJIVJChu/d4b89IM9/7P//rfw+t",
+	"LxA1t/6lrtrW9Ozn7z1lWE/Cvpz8/+duieFfQ2seHPMZnbC9uZicjKhmz46StR9cZ9jpKVUs82YdF8S+",
+	"8PDARdlXc8vwXBhpZxkl1g3VkfjppLKY5RJEd8VKnFY7udq0Ujbq1XLmh72DpCgZuw/D+cSXMnlbVzOR",
+	"oadgZeCXZFcHuaim/esfrBcZHO42qxd3/vj9mf05WqKAlQlFG1aQtcFacLOUXfgX9NgkZDg1Zn68t2ep",
+	"oN9L5WxP2j/3YLRdO9q92Zh2pZkPe+RUrIiEmpAbmi8YoUIv7SYP4zk3qIf3+b1gaSrz6SSxiveks/W4",
+	"LLWWHvu6HViTDrObPiyuD2GtRC0/5qablOl+NwKM+25NCHbMbYXxdrPGNDUSah2tRtrR/APJ+IQbvRsR",
+	"58flaIowI8azoQ4Ww41wC3UvBtpYFuk/nPDWg18fVFRMy4VKGZFLAZFjf/sdA5wRSz8kmZZvBwW9bpOG",
+	"JTH+rcpFW0+4qFKuhSTmNGVdzayoM1ZSY+TaSUCWnVTKDBJC89yrEBdUd0/sVLcN9riS63iiybAaOx+S",
+	"nUjVLj5eXei4fbZY22nc2EN/e7weYb2iCYTeGqWC/kZkkRcQFhgvchd6qFbj1/rJ60Z0GVGI11heVvtg",
+	"MTzcf/Z8Nx7NhSYlfcUjb3vDx8waw4X5GL4Xus2LDrBiAV/0+7Fw6AZCP4W4fYXUT+CTUjDff2DJjVv5",
+	"tUpcVmwp1TUXk97n07erpdmGytYV65/mS7rSvslqWH0d/riRtCobXPlcZbNiZOcLpD6/xylD2z0iDp1V",
+	"nwH7aJJSIaSxWpdwES+UjJk9FwbKRUKDB+rM9GI0rMmTNY0Mn1Yw9Zm1UaZVz7kBWzu/qvOOodgvsaqX",
+	"eQcAfVyGKVO7hCtmsPJPzSylS0WYwJXecX3DgtnbQT3uhiaIfbmVE0xkdsz2Am7e+zsJyTdFhdZniUZf",
+	"Ie5LsorEfEFTGxPylo7PXNdYlZYF+2Cu0oXSsRKuM6o1NNLhDUNXusOIfQpKjE4IHWms3YELOdV4obVP",
+	"5m4xno3BHXxl+5zvXn3wncu1SZJCpreYYlvlQTNHGPB6k3vXVFCCzPbXE6KZqRSzyBz6XcmO9eWyGRdc",
+	"G0XRBLQS3eyeFE2NhfHgglN/RtHl52TbwwBftGEVWBhdFTvVxG1JAdjCxQ0TRqoVQrcQblrdSNeaHZdB",
+	"HkUAqBu+mdIZgx7F6pruvzjo9XsHvf3+Gl9yvcdayftPWIbNCkouJlOyM0QHdui7BqmQYjWTC+tespo5",
+	"h7fGW2tC3RULGDaGsH1s0IWUom8uOwR8h1bF+BmxXIqJLlLmbhu3V4BtUD6J04M8Az3ITfXDNcY4/NdB",
+	"95vlae2/2FytpLta6JalvPSy0JFp0Ua4/WLaTbiik+h6wmQhpOtUO3zmiSaWbbqnEyiIKfroyun9JH/j",
+	"eU73nvb6ZOe/7e+fkDdcLD6QD8+fXT072t2yDzosIgsDspUlKamhKZwxprVQ3KwurLAPuRFL6qCsPiYh",
+	"y+xtS7d6vVugcAAGwsWTjkkxg6D61IV5EsJoOrU8NusuVM6ENQ4yL10GAuv97d503eNeVO72yGmasjn0",
+	"UIh8RUarEh/H1W5YUTQQ3JxUiqkWGsuXUMj7R+xc6MJMD7xJTWdSTCwBD0Tdz0MMA1CcwCqwesWyT42Z",
+	"QzwBXhfFBQscuTI80Kydq8eccMpaD4TLM1DFrMOkAyeJgPK0VkQlZXpMHHDCYNHvH6aIjGD/ZMOB2Alg",
+	"GiB1DvMb53LZaEJwfPVO5Z3jzp438ksl5GJwx4rRDDwwwMopiQgv9wq6dqA/sCx4F+xyxnJmWHj7NVsF",
+	"90L5aFDhrjFt43MrM3whzchKLhQQKU1TubArY0kQLA28FkZCGl0plgf0NVk6eUq966iJayEvek5AIyCK",
+	"UTh1rCekmSu+xjHo8l4/oZfA2IkfWbAEtQe9A1fZgFClI9EBpgV38BOpFIamINcc+FjRym8HAm+yRKuP",
+	"9/Ym3EwXIwjsFTeVf3UaGCJQP0IOev1iIbuu7hNT9HUSJlzrhd2p0s8vqLkkYhcmcs6PoBNmXY4kkB/d",
+	"gFvKF2CUFVS2Y1ndI5dWwWUyXcxcSQrYLY4FxwNh1MJMXZG9B0dQEovnfeQcCuux9oC6zjcnJqz8Gogm",
+	"MhfwZtk/CCqJZh5sATnM+iMuwOI25qfXl40tkXMmcLg9qSZ77iG9Z+8tC7Uqe1ogQHQAqQGk0ZwJOudW",
+	"6fb6vUPoNTFT4Nm93pLlefdayKXY++fyWvc8xMwkFoh/BUFOF9+/ZiuynErflaDBV9WG57n1WHN+wxLC",
+	"RZovrGtHqDW5B8I+BM/rqfUIreq0mtUzsWtF65EfLg6ePiuKyu2CCnbD1EAUD+M6Fqv/2jLehJl//PLj",
+	"RacGh3fQ798bbpZrEY7BKfkm4V5F73aOf32fdFzZnHX1itVzquqGKT5eVW2lss8YTAU60dYocBz+3r6+",
+	"snNwoUtDqd9Fgm7dyqJshq4rr0HewNqFpBS6CSnrPIArKnUvRdORxkfskpF352+SoLQbChmSkJs8c8U7",
+	"/FwpRo+UUCQAZEfezpl4/XdypuQNz+wgtbVrmfLXq+s0Z4JnXbBnJgtVIJ00qKhWk/SA9FT70lpwxSe6",
+	"XFoUiHRORzznBuri11HdlkVUrdTm1HErOWGYulD2pW7wmblKZ/JupXeEK8/ozb2wdtxL9+3P3IWtQiHV",
+	"osi6+9zYm1euoaFm5YCyPurvt32tmMdeBQAMHjrc/FCJUnmbdJ7iMqx/ooQCq5DIx8JS/bVqvr2/rVBP",
+	"iy0XEIv/5f1t0pnLeN0mPq6LVpMaTfTIabR/GDvcB8K7DYqZhRLe9q+jDABfuMbNKW1TFOhNvfQNik7X",
+	"fyuz1b0xdg2o4Lbq4Rm1YLcNgt6/t6/Ha4NbpEtjZ5OyJ9zXO4wre9O7f8zFN06ftPdGFJ7nu/M3m3FC",
+	"j+7EF4/Grkf9F3ca1n2zN7odNf4uHTBSNO02OTvQA3sfC8/+FjfMeiyRlAv8XmkfAnPBBD2FWJOni+aw",
+	"IJGGlkcGoD/OB4Cwa9kzVmk7K+NMVW7H0QXcXmG6o+aw8Vbnh2W9RyWPoy+PPHAXoc6hJijaNEAAC/7r",
+	"HQruI2DZYQxsK7TsCCZLXTy8Bw8I8xU1XEyqlFxCFwoFmhyPWWp8D+NxwR9NskMSRx9eSJJLMbH8lOdy",
+	"qV3Ot9kAaQk6p5bxXJ/ihGE9PVlaz0CxGeUxgl7Ms4dWX43O0q0UWP8hvt+mtrxA0W7dPaN+oXL/C2Ts",
+	"ly7mFFTXgTOW+BiKd86kp9C7KIa9oLn8K5AIUav1e35TU19FAZ8zRxF4wUkIMmKaZxiexCb5gdASHsL1",
+	"dN3vhftDPcC24+FjQrOswHNKBiJj81yuQP1ZhxjxVVmYpQS7OWzN9UAwZilPBoJa+xj6m7Ey8Kj/AgWP",
+	"liST1vGuFmzGzGWaZRWssQc0XOuwZi28X8KPbcQcu3dI9i9UYnyRluVpQM0OZiDi4u0AWwAkLVTC7u9+",
+	"ipzZ++gwJzcYpSXicQUIC85FAIR6iNQCt9kRVQNTEYOTyJGhXJRIWqDvC5FQV/uAoh2k0SzduuG4kqQR",
+	"c2yekZ2j/ovdpgGAl9fz5FEUxNx+xr38S7Zrv1A3CWSvLFC8a/goDTo+2P06DeRkA0g42amjsvR41n42",
+	"j2PK+zvvxi6hldO5mf7WGpJ8w2+YYFofF6rvoN93ODSuxxwi7hAMBchCaiyjYlDaivsnUINkWFBf7tIr",
+	"PXLOaMbt6wnX5PtXl2RPMZqtfouGkx2w9wOay+4LLdrST5XjbKHwdF202C8d9OGzgIZxzZ0oDpOlH1vs",
+	"p0uW5xo8R5d2c6Hn1rxqUgQI0pzyme4NxCs8jMBHCrKEzGg+lmrmShAXAqL7JMiM0zwfiOHHgYOBHrgK",
+	"tNthbyAGooQvrikAxmFQrjh/hGlzHKCrwByICIAhNnXpmoPc1HMu3R4AFTba5tGCi4EkQlHCQNiVqRcl",
+	"HDdgEusozFCnMEywsmLYqP8YEqxogOKg5S6RqgzQU1GFjR4INJB8PX8hf4awGTV4a49cbbdrIFqgqxEs",
+	"9O2cidOz12RKIXHjRjSWardHflEw+UiNPfI2Oervk2EVnm7o9xGmOBDp1G451hmWZWDUoBVs9W5RGoKY",
+	"Q6XFfDgQwwi03TBmK5d7dulKJLZzzz90l8tlt1YOs70AiIKaP7LPXoXxb5FFQNpesjYx/B/GYN/COKgc",
+	"iPTVZW+a9SvvrRaPVHr9WjNqyk0rhHFZ2hJJByadD90iCdt1JRn4eUdhVjdcs5XeQ2e3XTlg6QvAF5dF",
+	"PElRHwCYsE5+QA7ZW9TgvfKJ0APhLW485QcEqUvusozMFeuib4tpz4zldIXm91yxGy4XGisStKErHdQl",
+	"LIThOSghKC3EVbFyyZ2LE+N7nGzQRP6ATnLwlTX+MVRE/ftnNoLysBppX0DhZoW6iLfQA8pGiHUgW7Th",
+	"2osm7OVSZ4ORWKgJT5XuS2iI5JI6lIKGUVhYkH+OXYhzMRItsh7uyOEn70jNUfLG8VoDEu25dvlw7jJD",
+	"VNT6wrjDFxovdMCtjjtdU+ZAVFNJO5adl1OZMzKmM56v8BVgUe72yDs0IkPbUqqBoDmQhD8Zq7Axcy0h",
+	"WG9diir80MFuj7iKhYEIzUtrIbrmjRo2r6UcBPqzo3G90vChgSgzYHCAUkzwwFOPamw0YZq2tzTaMIyw",
+	"XMflTXCxd6TCsi+ypHp3++h+XJU/xrGJL6PFSy7Eu1M3UOvWzubz0C6rSBhQy4N2cuBD6Klc5FB3ukWW",
+	"fP/wzuv59M57sFZUAM1XTY9+/0VrJVLRhtnicDbZS47Dw3EOewc9coG98RjZr7bXDsS6smyPAGDq7c3l",
+	"Dc92k4FAl8ZH+xt3Hzc7RKuNoclAQMk7XgVsCUPohHJR5Msb8gyLaL/p9wfCDnP/qHewWw9fts3paLdH",
+	"zkqMCKrg/E7sWZ91nYDwxpgvjR3JbOXK+H3OAVDvBuJ8rR+sK253w3m1crfmRsZBJSq+Zy4FK737tsly",
+	"7brwWzz1wsd05+PaZd/BnnU9rHaB72KkwspnXdDv2A4+hMEDmNRjgm77YjT0Vcjh2IvqZ6dAEu/m24tQ",
+	"gJkFmN9QjmMiZzgkWFcBMYGByBRdiiKU3d65nrg2ziqBDgSSBbQeXCzsDoeRmvbuixlV1xAmafUSjonV",
+	"DsMTFxVH9IqyipqmRuMy0hK33NtY3FhvnMQOPoa9P62gKxQ9qdWeVrJz+fbyzJ2YdXD4/IRoxgZiuAeF",
+	"+XszwLEAeJrhboELy4WP+5qlJHpK50z3yGv81SfvcOtrqA9F7BDAI6gGDJwh2aG180xxogOBv8LNBiFH",
+	"IcIBu09nrAxzwOuHuzAKGJRhc50MhJW8feth20Eek5YhyYVxI6nGOaoAG7iSooLEsYOA9HapEzKSC+HN",
+	"E1h8FFwlycWg6Xd9zKfIproVHAj2IXWg1JV1Ow6BI4YDcQeQlCQcfIJz7llSqaB2gOC1ApUpsDiwWRli",
+	"QwlKNShPzBjh1q4rOSBlZM4UOex3K3j8MHpLGx7oJc1lek30NVuehHusCTanONGKXWzGHbNrqaV+6G0m",
+	"ewPxDjrYwyQyEDb2stun8Hha5G3cZa4Jnwioi/RCKmpOgkB7VGuygmP0yCGrKtxFrKq/AhyBxngM6uKe",
+	"qyHPFJ20j94/jHf9LOElnx3r+vIM5Mqphg9yxHrypxjd6Gc/xnrHzhMplAGcYMsnU1MYiaA9p1SXghkl",
+	"y0l5/GR4xnMNn6kGb/UwsdxPcFiODl5s+0x5wPknOTpbxlAa31rjIL22MqcZAinBC7zdFu+Qc3Vbre5U",
+	"gRSxpuHL9SAmRKoMLObRqsDZSAjFI3AoxI/5jB0DgSF9BKAXQCHg8cDdAdaFwVCKh7uIN4GAxutsyJyf",
+	"2Vdr/hsrUtH/WiDegstF53zGTYU/i/P2DvqAwMBni1nneL/fhxy0+1cMVzSKV1afrwlCzQVaR2xgDhik",
+	"JSN+8PRZtGbtwdRiAWMSESlv/R7KMSLpfMlll/cVZA76e2O9MXA5yh8B3xUIKpsSKMma2IbLW8/oyh+S",
+	"AvVDWKbJ66dzGOjPRDQGtFp1Wa9MjQdpAAsUWzenVO+eEKqv/al/1CMMDkQjLdreWgOQMg/WWIOANY/b",
+	"UVN+s7op9nfi0BlqGm9zS4vDjvmroWXd/VuM6NuFXm1m33gNNGydA7dpcmupJPcQeaq1/dHzUYAB1oSe",
+	"syZXEdLvkVPgJZaVcZrykH7OlgF6HYAABFUZLvlkJdIJocQjIRGpfNtKFYUMslE+Y4JZU2drF2fhNzJU",
+	"LxFXpODlB1Q2rTX+DjvZzuVr7KqcNejtcjva2ECJRYhqm+w6wLpd+wPFnx0cPj8mP/x0+rJ78cNpdz+p",
+	"xS50QjT/MBAe4dRDkfmKKYjWmIUSoG+wLwa8A8BDLqqyqRiIAO15iDjNIiuBmlEv9chrA6WxNMVidMSC",
+	"G4gSbw7jrFCiw8RYqrRI+pURPg+oypVGpO0eRoJ9wFQTJlK1gqANtNZog4nc4fenl69+ePvu4tXVj6/+",
+	"6+rVzy/P/+vs8vXbn+0/hwMBNXOmaE6Fj7lwC+DJjFjJfPh1rNmNqEYAErqUZl5iaT+gwqqCdrfwFxRc",
+	"+B12AiOKXv31VtH/OVUJs5ZqBKDqHBExmnCL23L9nqPFdu7/zioUIZdECtIEYeyRc8fCBnpKgkCodg0V",
+	"AwGWJUApNHqqXdZnAXSPQVAuCPCwK41GDjwlQTQ7MBzRWQWd1hL53Dk6eOHKe4bnzKhV93RsmBr6Sh8p",
+	"4UyIKJ+5xWly2v0bo8XJB48ct6yeahVDJgA6Y9mJy9iFO/znFdl9+ebpVrGiu0eJPklivEQ69pKiVIgN",
+	"Zbe13MjKky3icuNnxhyuZTUvVT2UY6cJe757QkbSDksxkk5Zeg1KOnOGTpW7sQavOM5FG7qKdG3jUC0X",
+	"PyDz+qM+tuLfo7jl78wBqCeCzpqTisitLCaelvUXvzwEv5yXvZEF9iVwznbKNQS728QcnhvKMCwmNLmO",
+	"EL+mMzYQYVLPkYcUZLjns6pzpoqoEfIcAqLuHlttNxBwBBKq08mCac3K4veDF6SpKXsEo7f+sF5MToPr",
+	"UVa+JdXVkkvhMLtacFMgNxv4hWfhGRL3z6G1o2A/lUnPioqer6BR/IEZ6p4iKrO2ZnJT89qDIyc2MWB4",
+	"OFlb8+YrkXmokJzflCjEvjQnwLyFaMxOLidELswACglXkN/Hw1hc+YlgZORgnytsYBlqIIbXjM2v3Hz+",
+	"BoUrxStd6Yof9S5oNa6qhTR6IKAb1NV1VWrYEfuqCvxmP8tFmX+Two28aB9tLQH9aeXPWNuUJ/mRsXkF",
+	"wzmyesWY2lIW4crEUyoO9bsOK/ygmYv6MXMR03j9eXL/LrmMB+PzN476S34q2Qn+SViuQ4u0PBbwNlmX",
+	"ZgR+LtDGY9ycYJGhYikTJockS1bgLIAGBNwUSuZMaSnA/NJ4OmoqJ4JrRrg5gcyjgg6xGVXX2tdiusK9",
+	"DajZMf7LuTYV7nto8obDHdtCpn4CoXzUvf8HCZVrg0i/utyZCFFGddDeR/fXJjQBUEi+NDBcfv8mLP6s",
+	"FguP4fjzUBc04NIrAfvRqoohUFcTPXIqUBtVTyMgPAT+OOpt0hydbV0e//4l1RXB+W+ApfNg9PhKZJ5Q",
+	"tqDKhgqPDae8xUuG13/Hk7QdRX/0HsVGRIwgsezwpyH+h2flIM5vmWWmeV7JNA/EzlH/EA2iJdds9wRf",
+	"4s9zhzY6fygMFhnJHMP8wyA3F9aivqj7LyTivsSEMY4+nrSKUDPkb78CpLc/K5C9JnVa4MK1pE5btP1b",
+	"USZLg0oJspNSzbpcaCY0N/yGQU+C89wg7hwgQRcwoNHM5Z+ZsnzsVOWfhSzWXhLzPTOtRLFV9cudBN87",
+	"X2mzBtevJuAcTt8dBFwyEOtLbgpMrZQK37TGMyZAsUM6xZ8uWBWUPXJJwTGsysGiHiCUnAMRik4YZiku",
+	"T3w4llCSy/SaZV1rpSN+WBE1Rhv35ZvXPVI/BAnjrfbFgFg/kzeYpcKqH9d15J3REvOwGJKOCWNEKnzA",
+	"aqDy8KlHzsCsFQEw6ywUBf8WoIRffa2PxzusHPiZBAn8nAL5bxWxKm2rvdmYrrOvMDBdOS4siEsnLimM",
+	"1Tuu/iFAu40cMkZ2llMJQgaFFKZYtGV3gBm0ssqjmcyIkXK3R35BlwFLUvkNz9mEkZnMGByDOjw7vXz5",
+	"A2lMbXhC6CLjJqZo4Sg0ywc/jWnnM5Il4UlYkA9uHqDrW6RhpbAR8i9j7U60f243KyD9akccDclnN2rL",
+	"1bRyBOkrqHm9T6CvBrdtEyf+ThZn57hzZJQ+uTPxE9APTLc5zsHheY8R9vnMqOZfzvkWfPJGTvwh3dUo",
+	"550img9Nfr4l4guJOTqh8qdFHL96ooMTw+pa/n4CQ4F/tFaabh3xfHTR+ldU8jFoMAhPPjglJncLZ7bO",
+	"B6cAJfNtSKoOcNLUj4KD3zMyWhWnru1BBMHNs/GqKqZI0QK8W5o//gC+JBpi9DX8VXNJR25/g8UhZYa4",
+	"mlAOkVXdVkS60epnI+owcbuKPXK+5vimOtxsdNgeNNSffBggQAUvcAhQt+9v/28AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

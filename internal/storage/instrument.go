@@ -198,6 +198,21 @@ func (in *instrumented) ListClients(ctx context.Context) (_ []*Client, err error
 	return in.s.ListClients(ctx)
 }
 
+func (in *instrumented) CreateMFAToken(ctx context.Context, t *MFAToken) (err error) {
+	defer in.done(ctx, "create_mfa_token", time.Now(), &err)
+	return in.s.CreateMFAToken(ctx, t)
+}
+
+func (in *instrumented) TakeMFAToken(ctx context.Context, id string) (_ *MFAToken, err error) {
+	defer in.done(ctx, "take_mfa_token", time.Now(), &err)
+	return in.s.TakeMFAToken(ctx, id)
+}
+
+func (in *instrumented) PruneMFATokens(ctx context.Context, before time.Time) (err error) {
+	defer in.done(ctx, "prune_mfa_tokens", time.Now(), &err)
+	return in.s.PruneMFATokens(ctx, before)
+}
+
 func (in *instrumented) UpdateClient(ctx context.Context, id string, fn func(*Client) error) (_ *Client, err error) {
 	defer in.done(ctx, "update_client", time.Now(), &err)
 	return in.s.UpdateClient(ctx, id, fn)

@@ -121,6 +121,15 @@ func (f *fake) ClientByID(context.Context, string) (*storage.Client, error) {
 func (f *fake) ListClients(context.Context) ([]*storage.Client, error) {
 	return nil, f.call("ListClients")
 }
+func (f *fake) CreateMFAToken(context.Context, *storage.MFAToken) error {
+	return f.call("CreateMFAToken")
+}
+func (f *fake) TakeMFAToken(context.Context, string) (*storage.MFAToken, error) {
+	return nil, f.call("TakeMFAToken")
+}
+func (f *fake) PruneMFATokens(context.Context, time.Time) error {
+	return f.call("PruneMFATokens")
+}
 func (f *fake) UpdateClient(context.Context, string, func(*storage.Client) error) (*storage.Client, error) {
 	return nil, f.call("UpdateClient")
 }
@@ -187,6 +196,9 @@ var opNames = map[string]string{
 	"ClientByID":               "client_by_id",
 	"ListClients":              "list_clients",
 	"UpdateClient":             "update_client",
+	"CreateMFAToken":           "create_mfa_token",
+	"TakeMFAToken":             "take_mfa_token",
+	"PruneMFATokens":           "prune_mfa_tokens",
 	"DeleteClient":             "delete_client",
 	"UpdateLoginAttempts":      "update_login_attempts",
 	"ReserveLogin":             "reserve_login",

@@ -80,6 +80,43 @@ type User struct {
 	TokenEpoch int64
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+	// TOTP is the user's second factor, zero when none.
+	TOTP TOTP
+}
+
+// TOTP is a user's time-based one-time password factor (RFC 6238).
+type TOTP struct {
+	// Secret is the shared secret as internal/users seals it; "" when no
+	// factor is enrolled or pending.
+	Secret string
+	// Confirmed: a first code proved the enrolment. Until then the
+	// factor is not enforced.
+	Confirmed bool
+	// LastStep is the last time step whose code was accepted: a code of
+	// it or an earlier step is refused (RFC 6238 §5.2).
+	LastStep int64
+	// RecoveryCodes are the hex SHA-256 of the unused recovery codes.
+	RecoveryCodes []string
+}
+
+// Enforced reports whether logins need the factor's code.
+func (t TOTP) Enforced() bool { return t.Secret != "" && t.Confirmed }
+
+// MFAToken is the first step of a two-step login: a right password of a
+// user with a factor, answered with a short-lived, single-use token that
+// is exchanged with a code on a second request.
+type MFAToken struct {
+	ID string
+	// SecretHash is the hex SHA-256 of the token's secret part.
+	SecretHash string
+	UserID     string
+	ClientID   string
+	// Scopes are those the first step granted.
+	Scopes []string
+	// Epoch is the user's TokenEpoch at the password check.
+	Epoch     int64
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }
 
 // HasScope reports whether s is one of the user's scopes.
@@ -352,6 +389,18 @@ type ChangeLog interface {
 	PruneChanges(ctx context.Context, before time.Time) error
 }
 
+// MFATokenStore keeps the first steps of two-step logins.
+type MFATokenStore interface {
+	// CreateMFAToken stores t.
+	CreateMFAToken(ctx context.Context, t *MFAToken) error
+	// TakeMFAToken removes the token with that id and returns it, so it
+	// is used at most once, even by concurrent takers; ErrNotFound when
+	// there is none.
+	TakeMFAToken(ctx context.Context, id string) (*MFAToken, error)
+	// PruneMFATokens deletes the tokens that expired before before.
+	PruneMFATokens(ctx context.Context, before time.Time) error
+}
+
 // ClientStore persists registered clients.
 type ClientStore interface {
 	// CreateClient stores c with its secrets (zero CreatedAt: the store's
@@ -397,6 +446,7 @@ type Store interface {
 	SessionStore
 	ChangeLog
 	ClientStore
+	MFATokenStore
 	AttemptStore
 	// Ping reports whether the store can take writes now (readiness): it
 	// writes, so a read-only or full store fails it with a fault.

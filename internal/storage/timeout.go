@@ -253,6 +253,25 @@ func (t *timed) ListClients(parent context.Context) ([]*Client, error) {
 	return r, t.fault(parent, ctx, err)
 }
 
+func (t *timed) CreateMFAToken(parent context.Context, m *MFAToken) error {
+	ctx, cancel := context.WithTimeout(parent, t.d)
+	defer cancel()
+	return t.fault(parent, ctx, t.s.CreateMFAToken(ctx, m))
+}
+
+func (t *timed) TakeMFAToken(parent context.Context, id string) (*MFAToken, error) {
+	ctx, cancel := context.WithTimeout(parent, t.d)
+	defer cancel()
+	m, err := t.s.TakeMFAToken(ctx, id)
+	return m, t.fault(parent, ctx, err)
+}
+
+func (t *timed) PruneMFATokens(parent context.Context, before time.Time) error {
+	ctx, cancel := context.WithTimeout(parent, t.d)
+	defer cancel()
+	return t.fault(parent, ctx, t.s.PruneMFATokens(ctx, before))
+}
+
 func (t *timed) UpdateClient(parent context.Context, id string, fn func(*Client) error) (*Client, error) {
 	ctx, cancel := context.WithTimeout(parent, t.d)
 	defer cancel()

@@ -1,6 +1,7 @@
 package users
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -54,10 +55,17 @@ type Options struct {
 	// a slot and how long it ran.
 	ObserveHash func(wait, run time.Duration)
 	// AfterRevoke, when set, is called after every revocation the Service
-	// performs (account events, DeleteClient), so the bearer validator's
+	// performs (account events, DeleteClient) and every change of a
+	// second factor, so the bearer validator's
 	// in-memory deny-list can resync at once instead of at its next poll.
 	// It runs synchronously on the caller's goroutine and should be quick.
 	AfterRevoke func(ctx context.Context)
+	// EncryptionKey, when set (GATEHOUSE_KEY_ENCRYPTION_KEY, 32 bytes),
+	// encrypts TOTP secrets at rest.
+	EncryptionKey []byte
+	// TOTPIssuer names the service in authenticator apps (the otpauth
+	// URI's issuer); "" means "gatehouse".
+	TOTPIssuer string
 }
 
 // Hashing queue defaults. A waiter costs its parked goroutine (a
@@ -90,6 +98,12 @@ type Service struct {
 	limiter     *hashLimiter
 	policy      PasswordPolicy
 	observeHash func(wait, run time.Duration)
+	encKey      []byte
+	totpIssuer  string
+	// testHookBeforeUse, when set, runs in CheckCode between the check of
+	// a code against the user as read and its use in the store: a test
+	// uses the same code there to prove the write refuses the second use.
+	testHookBeforeUse func()
 }
 
 // HashStats reports the password-hashing limiter's counters.
@@ -184,6 +198,8 @@ func NewService(store Store, opts Options) (*Service, error) {
 		log:         log,
 		afterRevoke: opts.AfterRevoke,
 		dummyHash:   dummy,
+		encKey:      opts.EncryptionKey,
+		totpIssuer:  cmp.Or(opts.TOTPIssuer, "gatehouse"),
 	}, nil
 }
 

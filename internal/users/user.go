@@ -34,6 +34,9 @@ func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
 // User is an account that can log in with the password grant, as stored.
 type User = storage.User
 
+// TOTP is a user's second factor (storage.TOTP).
+type TOTP = storage.TOTP
+
 // Store is what the Service needs: the accounts.
 type Store = storage.UserStore
 

@@ -18,7 +18,8 @@ import (
 
 // Column lists, in the order of the scanners below.
 const (
-	userColumns    = `id, username, password_hash, scopes, disabled, created_at, updated_at, token_epoch`
+	userColumns    = `id, username, password_hash, scopes, disabled, created_at, updated_at, token_epoch, totp_secret, totp_confirmed, totp_last_step, recovery_codes`
+	mfaColumns     = `id, secret_hash, user_id, client_id, scopes, epoch, created_at, expires_at`
 	keyColumns     = `id, algorithm, private, created_at, activates_at`
 	sessionColumns = `id, user_id, client_id, scopes, created_at, last_used_at, idle_expires_at, expires_at, generation, secret_hash, rotated_at, grace_uses, revoked_at, client_addr, user_agent`
 	clientColumns  = `id, scopes, created_at, service_scopes, grants`
@@ -35,13 +36,14 @@ type rowScanner interface {
 func scanUser(row rowScanner) (*storage.User, error) {
 	var (
 		u                storage.User
-		scopes           string
+		scopes, recovery string
 		created, updated int64
 	)
-	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &scopes, &u.Disabled, &created, &updated, &u.TokenEpoch); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &scopes, &u.Disabled, &created, &updated, &u.TokenEpoch,
+		&u.TOTP.Secret, &u.TOTP.Confirmed, &u.TOTP.LastStep, &recovery); err != nil {
 		return nil, err
 	}
-	u.Scopes = decodeScopes(scopes)
+	u.Scopes, u.TOTP.RecoveryCodes = decodeScopes(scopes), decodeScopes(recovery)
 	u.CreatedAt, u.UpdatedAt = decodeTime(created), decodeTime(updated)
 	return &u, nil
 }
@@ -231,7 +233,21 @@ func cloneUser(u *storage.User) *storage.User {
 	}
 	c := *u
 	c.Scopes = slices.Clone(u.Scopes)
+	c.TOTP.RecoveryCodes = slices.Clone(u.TOTP.RecoveryCodes)
 	return &c
+}
+
+func scanMFAToken(row rowScanner) (*storage.MFAToken, error) {
+	var (
+		t                storage.MFAToken
+		scopes           string
+		created, expires int64
+	)
+	if err := row.Scan(&t.ID, &t.SecretHash, &t.UserID, &t.ClientID, &scopes, &t.Epoch, &created, &expires); err != nil {
+		return nil, err
+	}
+	t.Scopes, t.CreatedAt, t.ExpiresAt = decodeScopes(scopes), decodeTime(created), decodeTime(expires)
+	return &t, nil
 }
 
 // cloneSession returns a copy of s that shares nothing with it.

@@ -114,7 +114,7 @@ func assertUpgraded(t *testing.T, s *store, wantAttempts []string) {
 		vrows.Scan(&v)
 		versions = append(versions, v)
 	}
-	if want := []int{1, 2, 3, 4, 5, 6, 7}; !slices.Equal(versions, want) {
+	if want := []int{1, 2, 3, 4, 5, 6, 7, 8}; !slices.Equal(versions, want) {
 		t.Errorf("schema_migrations %v, want %v", versions, want)
 	}
 
@@ -152,8 +152,8 @@ func TestOpenSQLite_upgrades_a_0_1_store_keeping_accounts_clients_keys_and_throt
 	s.Close()
 	again := openSQLiteAt(t, path, sqliteTuning{})
 	var n int
-	if err := again.db.QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 7 {
-		t.Errorf("schema_migrations after reopening: %d rows, %v; want 7", n, err)
+	if err := again.db.QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 8 {
+		t.Errorf("schema_migrations after reopening: %d rows, %v; want 8", n, err)
 	}
 }
 

@@ -58,7 +58,7 @@ func (s *store) CreateUsers(ctx context.Context, us []*storage.User) error {
 	return nil
 }
 
-const insertUser = `INSERT INTO users (` + userColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+const insertUser = `INSERT INTO users (` + userColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // userRow is u as insertUser's arguments, its zero times set from the
 // store's clock.
@@ -85,13 +85,19 @@ func (s *store) userRow(u *storage.User) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []any{u.ID, u.Username, u.PasswordHash, scopes, u.Disabled, created, updated, u.TokenEpoch}, nil
+	recovery, err := encodeScopes(u.TOTP.RecoveryCodes)
+	if err != nil {
+		return nil, err
+	}
+	return []any{u.ID, u.Username, u.PasswordHash, scopes, u.Disabled, created, updated, u.TokenEpoch,
+		u.TOTP.Secret, u.TOTP.Confirmed, u.TOTP.LastStep, recovery}, nil
 }
 
 // stored sets u's scopes and times to what userRow's args stored.
 func (s *store) stored(u *storage.User, args []any) {
 	u.Scopes = decodeScopes(args[3].(string))
 	u.CreatedAt, u.UpdatedAt = decodeTime(args[5].(int64)), decodeTime(args[6].(int64))
+	u.TOTP.RecoveryCodes = decodeScopes(args[11].(string))
 }
 
 // UserByUsername implements storage.UserStore.
@@ -203,9 +209,15 @@ func (s *store) UpdateUser(ctx context.Context, username string, fn func(*storag
 		if err != nil {
 			return err
 		}
+		recovery, err := encodeScopes(u.TOTP.RecoveryCodes)
+		if err != nil {
+			return err
+		}
 		_, err = t.exec(ctx, `
-			UPDATE users SET username = ?, password_hash = ?, scopes = ?, disabled = ?, updated_at = ?, token_epoch = ?
-			WHERE id = ?`, u.Username, u.PasswordHash, scopes, u.Disabled, updated, u.TokenEpoch, u.ID)
+			UPDATE users SET username = ?, password_hash = ?, scopes = ?, disabled = ?, updated_at = ?, token_epoch = ?,
+				totp_secret = ?, totp_confirmed = ?, totp_last_step = ?, recovery_codes = ?
+			WHERE id = ?`, u.Username, u.PasswordHash, scopes, u.Disabled, updated, u.TokenEpoch,
+			u.TOTP.Secret, u.TOTP.Confirmed, u.TOTP.LastStep, recovery, u.ID)
 		if s.f.conflict(err) == "users.username" {
 			return storage.ErrUsernameTaken
 		}
@@ -213,6 +225,7 @@ func (s *store) UpdateUser(ctx context.Context, username string, fn func(*storag
 			return err
 		}
 		u.Scopes, u.UpdatedAt = decodeScopes(scopes), decodeTime(updated)
+		u.TOTP.RecoveryCodes = decodeScopes(recovery)
 		if u.TokenEpoch > old.TokenEpoch {
 			// The sessions end when the change that ended them was made.
 			if _, err := t.revoke(ctx, revokeLive+`user_id = ? RETURNING id`, u.UpdatedAt, u.ID); err != nil {

@@ -51,7 +51,11 @@ const (
 	OpClientByID   = "client_by_id"
 	OpListClients  = "list_clients"
 	OpUpdateClient = "update_client"
-	OpDeleteClient = "delete_client"
+
+	OpCreateMFAToken = "create_mfa_token"
+	OpTakeMFAToken   = "take_mfa_token"
+	OpPruneMFATokens = "prune_mfa_tokens"
+	OpDeleteClient   = "delete_client"
 
 	OpUpdateLoginAttempts = "update_login_attempts"
 	OpReserveLogin        = "reserve_login"
@@ -68,6 +72,7 @@ var ops = []string{
 	OpCreateSession, OpSession, OpUpdateSession, OpListSessions, OpRevokeSessions, OpRevokeClientSessions, OpPruneSessions,
 	OpRevokeToken, OpLastChange, OpChanges, OpLiveRevocations, OpPruneChanges,
 	OpCreateClient, OpClientByID, OpListClients, OpUpdateClient, OpDeleteClient,
+	OpCreateMFAToken, OpTakeMFAToken, OpPruneMFATokens,
 	OpUpdateLoginAttempts, OpReserveLogin, OpPruneLoginAttempts,
 	OpPing, OpClose,
 }
@@ -365,6 +370,27 @@ func (f *Faulty) ListClients(ctx context.Context) ([]*storage.Client, error) {
 		return nil, err
 	}
 	return f.Store.ListClients(ctx)
+}
+
+func (f *Faulty) CreateMFAToken(ctx context.Context, t *storage.MFAToken) error {
+	if err := f.fault(OpCreateMFAToken); err != nil {
+		return err
+	}
+	return f.Store.CreateMFAToken(ctx, t)
+}
+
+func (f *Faulty) TakeMFAToken(ctx context.Context, id string) (*storage.MFAToken, error) {
+	if err := f.fault(OpTakeMFAToken); err != nil {
+		return nil, err
+	}
+	return f.Store.TakeMFAToken(ctx, id)
+}
+
+func (f *Faulty) PruneMFATokens(ctx context.Context, before time.Time) error {
+	if err := f.fault(OpPruneMFATokens); err != nil {
+		return err
+	}
+	return f.Store.PruneMFATokens(ctx, before)
 }
 
 func (f *Faulty) UpdateClient(ctx context.Context, id string, fn func(*storage.Client) error) (*storage.Client, error) {

@@ -22,6 +22,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	t.Run("sessions", func(t *testing.T) { runSessionTests(t, newStore) })
 	t.Run("changes", func(t *testing.T) { runChangeTests(t, newStore) })
 	t.Run("clients", func(t *testing.T) { runClientTests(t, newStore) })
+	t.Run("mfa", func(t *testing.T) { runMFATests(t, newStore) })
 	t.Run("attempts", func(t *testing.T) { runAttemptTests(t, newStore) })
 	t.Run("faults", func(t *testing.T) { runFaultTests(t, newStore) })
 	t.Run("ping_succeeds_on_a_healthy_store", func(t *testing.T) {

@@ -1,6 +1,6 @@
 // Package @gatehouse/sdk: the typed openapi-fetch client for gatehouse, the
-// RFC 6749 token calls (password grant §4.3, refresh §6, RFC 7009
-// revocation) and a bearer middleware (RFC 6750 §2.1) that keeps an access
+// RFC 6749 token calls (password grant §4.3 with a second factor, refresh
+// §6, RFC 7009 revocation) and a bearer middleware (RFC 6750 §2.1) that keeps an access
 // token fresh. Every type comes from src/schema.d.ts, generated from
 // api/openapi.yaml by openapi-typescript; this file adds no wire types.
 import createClient, { type Client, type Middleware } from "openapi-fetch";
@@ -44,6 +44,18 @@ export interface GatehouseClientOptions {
 export interface PasswordGrantRequest {
   username: string;
   password: string;
+  /**
+   * The second factor's code (or a recovery code), sent in the same
+   * request (`otp`), for a user with TOTP enrolled.
+   */
+  otp?: string;
+  /**
+   * Supplies the code when the server answers `mfa_required` (a user with
+   * TOTP, and no `otp` given): the login then exchanges the answer's
+   * `mfa_token` with it (Auth0's two-step shape). Without it, such a login
+   * rejects with an `OAuthError` whose `error` is `mfa_required`.
+   */
+  onMfaRequired?: () => Promise<string>;
   /** Omitted: every scope the user holds and the client may have. */
   scope?: Scope;
   /** Overrides `GatehouseClientOptions.clientId` for this call. */
@@ -57,8 +69,16 @@ export type TokenTypeHint = "access_token" | "refresh_token";
 
 /** The typed openapi-fetch client, plus the token endpoint calls. */
 export interface GatehouseClient extends Client<paths> {
-  /** Resource owner password credentials grant (RFC 6749 §4.3.2). */
+  /**
+   * Resource owner password credentials grant (RFC 6749 §4.3.2), with the
+   * second factor when the user has one (`otp` or `onMfaRequired`).
+   */
   passwordGrant(request: PasswordGrantRequest): Promise<TokenResponse>;
+  /**
+   * The second step of a two-step login: the `mfa_token` of an
+   * `mfa_required` answer exchanged with a code. The token works once.
+   */
+  mfaOtpGrant(mfaToken: string, otp: string, client?: { clientId?: string; clientSecret?: string }): Promise<TokenResponse>;
   /**
    * Refresh grant (RFC 6749 §6). gatehouse rotates refresh tokens: keep the
    * returned `refresh_token` and drop the one presented, which now fails.
@@ -74,6 +94,8 @@ export class OAuthError extends Error {
   readonly error: OAuthErrorCode;
   readonly error_description?: string;
   readonly error_uri?: string;
+  /** With `mfa_required`: the token of the second step (`mfaOtpGrant`). */
+  readonly mfa_token?: string;
 
   constructor(status: number, body: OAuth2ErrorBody) {
     super(body.error_description ? `${body.error}: ${body.error_description}` : body.error);
@@ -82,8 +104,12 @@ export class OAuthError extends Error {
     this.error = body.error;
     this.error_description = body.error_description;
     this.error_uri = body.error_uri;
+    this.mfa_token = body.mfa_token;
   }
 }
+
+/** The grant type of a two-step login's second step (Auth0's). */
+export const MFA_OTP_GRANT = "http://auth0.com/oauth/grant-type/mfa-otp";
 
 export function createGatehouseClient(options: GatehouseClientOptions): GatehouseClient {
   const { baseUrl, fetch, clientId, clientSecret } = options;
@@ -107,13 +133,29 @@ export function createGatehouseClient(options: GatehouseClientOptions): Gatehous
     return data;
   }
 
+  const mfaOtpGrant = (mfaToken: string, otp: string, c?: { clientId?: string; clientSecret?: string }) =>
+    token(
+      { grant_type: MFA_OTP_GRANT, mfa_token: mfaToken, otp },
+      c?.clientId ?? clientId,
+      c?.clientSecret ?? (c?.clientId === undefined ? clientSecret : undefined),
+    );
+
   return Object.assign(client, {
-    passwordGrant: (r: PasswordGrantRequest) =>
-      token(
-        { grant_type: "password", username: r.username, password: r.password, scope: scopeParam(r.scope) },
-        r.clientId ?? clientId,
-        r.clientSecret ?? (r.clientId === undefined ? clientSecret : undefined),
-      ),
+    async passwordGrant(r: PasswordGrantRequest): Promise<TokenResponse> {
+      const id = r.clientId ?? clientId;
+      const secret = r.clientSecret ?? (r.clientId === undefined ? clientSecret : undefined);
+      try {
+        return await token(
+          { grant_type: "password", username: r.username, password: r.password, scope: scopeParam(r.scope), otp: r.otp },
+          id,
+          secret,
+        );
+      } catch (err) {
+        if (!(err instanceof OAuthError && err.error === "mfa_required" && err.mfa_token && r.onMfaRequired)) throw err;
+        return mfaOtpGrant(err.mfa_token, await r.onMfaRequired(), { clientId: id, clientSecret: secret });
+      }
+    },
+    mfaOtpGrant,
     refresh: (refreshToken: string, scope?: Scope) =>
       token({ grant_type: "refresh_token", refresh_token: refreshToken, scope: scopeParam(scope) }, clientId, clientSecret),
     async revoke(token: string, hint?: TokenTypeHint): Promise<void> {

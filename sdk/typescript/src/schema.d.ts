@@ -32,8 +32,91 @@ export interface paths {
          *     (§4.4.3). Such a token is accepted only by operations marked
          *     `x-gatehouse-client-tokens: true`; every other operation acts for
          *     a user and answers it 403 `insufficient_scope`.
+         *
+         *     A user with a confirmed second factor (TOTP, RFC 6238; see
+         *     `/users/me/mfa/totp`) logs in in one of two shapes. In one request:
+         *     the password grant with the code as `otp` (a wrong password and a
+         *     wrong code then answer the same `invalid_grant`). In two steps,
+         *     Auth0's shape: the password grant without `otp` answers 403
+         *     `mfa_required` with an `mfa_token` (single use, bound to the user
+         *     and the client, valid five minutes), which a second request
+         *     exchanges with the code: `grant_type`
+         *     `http://auth0.com/oauth/grant-type/mfa-otp`, `mfa_token`, `otp`.
+         *     A recovery code works wherever a code does, once. A code is
+         *     accepted once per 30-second step, with one step of clock skew;
+         *     wrong codes count in the login throttle as wrong passwords do.
+         *     Users without a factor log in as before, and `otp` is ignored for
+         *     them.
          */
         post: operations["issueToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/me/mfa/totp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start enrolling a TOTP second factor
+         * @description Creates a TOTP key (RFC 6238: HMAC-SHA-1, 30-second steps, six
+         *     digits) for the caller and returns it once: the base32 secret, an
+         *     `otpauth://` URI and a QR code of it. It replaces a pending
+         *     enrolment and is not enforced until confirmed with a first code.
+         *     The secret is encrypted at rest when `GATEHOUSE_KEY_ENCRYPTION_KEY`
+         *     is set. A confirmed factor must be disabled first (409).
+         */
+        post: operations["startTotpEnrolment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/me/mfa/totp/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm a TOTP enrolment with a first code
+         * @description From now on logins need a code. Returns ten recovery codes, shown
+         *     only here and stored hashed, each usable once in place of a code.
+         *     A wrong code answers 403 and counts in the login throttle (429
+         *     with `Retry-After` after too many).
+         */
+        post: operations["confirmTotpEnrolment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/me/mfa/totp/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Remove the caller's TOTP factor
+         * @description Needs the password and a current code (or a recovery code); both are checked under the login throttle. The sessions stay.
+         */
+        post: operations["disableTotp"];
         delete?: never;
         options?: never;
         head?: never;
@@ -195,6 +278,28 @@ export interface paths {
          * @description Ends one of the caller's sessions: its refresh token fails at once and its access tokens are refused by every replica within a second. Another user's session id answers 404.
          */
         delete: operations["revokeMySession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{username}/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Reset a user's second factor (a lost device)
+         * @description Removes the user's TOTP factor, enrolled or pending, and ends the user's sessions (whoever holds the lost device may hold them too). Within the privilege model of `PATCH /users/{username}`; audited.
+         */
+        delete: operations["resetUserMfa"];
         options?: never;
         head?: never;
         patch?: never;
@@ -523,11 +628,11 @@ export interface components {
         /** @description Token request parameters (RFC 6749 §4.3.2, §2.3.1). */
         TokenRequest: {
             /**
-             * @description `password` (RFC 6749 §4.3), `refresh_token` (§6) or `client_credentials` (§4.4). Any other value answers `unsupported_grant_type`.
+             * @description `password` (RFC 6749 §4.3), `refresh_token` (§6), `client_credentials` (§4.4), or the second step of a two-step login, `http://auth0.com/oauth/grant-type/mfa-otp`. Any other value answers `unsupported_grant_type`.
              * @example password
              * @enum {string}
              */
-            grant_type: "password" | "refresh_token" | "client_credentials";
+            grant_type: "password" | "refresh_token" | "client_credentials" | "http://auth0.com/oauth/grant-type/mfa-otp";
             /**
              * @description The resource owner's username.
              * @example alice
@@ -549,6 +654,16 @@ export interface components {
              * @description The refresh token, with `grant_type=refresh_token`.
              */
             refresh_token?: string;
+            /**
+             * Format: password
+             * @description The second factor's code (six digits) or a recovery code: with the password grant for a user with a factor, or with `mfa_token`.
+             */
+            otp?: string;
+            /**
+             * Format: password
+             * @description The `mfa_token` of an `mfa_required` answer, with the mfa-otp grant.
+             */
+            mfa_token?: string;
             /** @description The client's identifier; public clients send only this. */
             client_id?: string;
             /**
@@ -582,11 +697,35 @@ export interface components {
         /** @description Error response of the token endpoint (RFC 6749 §5.2). */
         OAuth2Error: {
             /** @enum {string} */
-            error: "invalid_request" | "invalid_client" | "invalid_grant" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope" | "server_error" | "temporarily_unavailable";
+            error: "invalid_request" | "invalid_client" | "invalid_grant" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope" | "server_error" | "temporarily_unavailable" | "mfa_required";
             /** @description Human-readable detail. */
             error_description?: string;
+            /** @description With `mfa_required`: the single-use token of the second step, valid five minutes, for this user and client only. */
+            mfa_token?: string;
             /** @description A page explaining the error. */
             error_uri?: string;
+        };
+        TOTPEnrolment: {
+            /** @description The shared secret in base32, for typing into an authenticator app. */
+            secret: string;
+            /** @description The key as an `otpauth://totp/…` URI. */
+            otpauth_uri: string;
+            /** @description A PNG of the URI as a QR code, as a `data:image/png;base64,…` URI. */
+            qr_code: string;
+        };
+        TOTPCode: {
+            /** @description A current code of the authenticator app. */
+            code: string;
+        };
+        TOTPDisable: {
+            /** Format: password */
+            password: string;
+            /** @description A current code, or a recovery code. */
+            code: string;
+        };
+        RecoveryCodes: {
+            /** @description Single-use codes for when the device is lost; shown only once. */
+            recovery_codes: string[];
         };
         /** @description Problem details (RFC 9457). */
         Problem: {
@@ -674,6 +813,11 @@ export interface components {
             scopes: string[];
             /** @description Disabled users cannot log in. */
             disabled: boolean;
+            /**
+             * @description The user's TOTP second factor: none, an enrolment started and not yet confirmed, or enabled (logins need a code).
+             * @enum {string}
+             */
+            totp?: "none" | "pending" | "enabled";
             /** Format: date-time */
             created_at: string;
         };
@@ -1030,10 +1174,104 @@ export interface operations {
                     "application/json": components["schemas"]["OAuth2Error"];
                 };
             };
+            /** @description `mfa_required`: the password was right and the user has a second factor; the body carries the `mfa_token` of the second step. */
+            403: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuth2Error"];
+                };
+            };
             413: components["responses"]["OAuth2Error"];
             429: components["responses"]["OAuth2Throttled"];
             500: components["responses"]["OAuth2Error"];
             503: components["responses"]["OAuth2Throttled"];
+        };
+    };
+    startTotpEnrolment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key, for the user's authenticator app. */
+            201: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TOTPEnrolment"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Problem"];
+            500: components["responses"]["Problem"];
+        };
+    };
+    confirmTotpEnrolment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TOTPCode"];
+            };
+        };
+        responses: {
+            /** @description Enrolled; the recovery codes. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Problem"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["Problem"];
+        };
+    };
+    disableTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TOTPDisable"];
+            };
+        };
+        responses: {
+            /** @description The factor is removed; logins need the password only. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Problem"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["Problem"];
         };
     };
     getCurrentUser: {
@@ -1311,6 +1549,31 @@ export interface operations {
             404: components["responses"]["Problem"];
             500: components["responses"]["Problem"];
             503: components["responses"]["Busy"];
+        };
+    };
+    resetUserMfa: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The factor is removed; the user logs in with the password and may enrol again. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+            500: components["responses"]["Problem"];
         };
     };
     listUserSessions: {

@@ -4,7 +4,7 @@
 // Each test makes its own users and tokens, so they can run in any order
 // and against a server that other tests use.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { test } from "node:test";
 
 import { OAuthError, TokenHolder, bearerAuth, createGatehouseClient } from "../dist/index.js";
@@ -62,6 +62,21 @@ async function createUser() {
   assert.equal(response.status, 201, `POST /users: ${JSON.stringify(error)}`);
   assert.equal(data.username, user.username);
   return user;
+}
+
+// totp computes an RFC 6238 code (HMAC-SHA-1, 30 s, six digits; RFC 4226
+// §5.3 truncation) of a base32 secret at unix time `at`: what the user's
+// authenticator app shows.
+function totp(secret, at = Date.now() / 1000) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of secret.replace(/=+$/, "")) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30)));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
 }
 
 async function getMe(gatehouse, accessToken) {
@@ -475,4 +490,51 @@ test("an account manager lists and ends a user's sessions under /users/{username
   for (const session_id of ["no-such-session", phone.sid]) {
     assertProblem404(await admin.DELETE("/users/{username}/sessions/{session_id}", { params: { path: { ...path, session_id } } }));
   }
+});
+
+test("rfc6238 a user enrols TOTP, then logs in with the code in one request and in two steps", async () => {
+  const user = await createUser();
+  const gatehouse = createGatehouseClient({ baseUrl });
+  const first = await gatehouse.passwordGrant(user);
+  const auth = { headers: { Authorization: `Bearer ${first.access_token}` } };
+
+  const started = await gatehouse.POST("/users/me/mfa/totp", auth);
+  assert.equal(started.response.status, 201, JSON.stringify(started.error));
+  assert.match(started.data.otpauth_uri, /^otpauth:\/\/totp\//);
+  assert.match(started.data.qr_code, /^data:image\/png;base64,/);
+  const secret = started.data.secret;
+  const confirmed = await gatehouse.POST("/users/me/mfa/totp/confirm", { ...auth, body: { code: totp(secret) } });
+  assert.equal(confirmed.response.status, 200, JSON.stringify(confirmed.error));
+  const recovery = confirmed.data.recovery_codes;
+  assert.equal(recovery.length, 10);
+
+  // The password alone is not enough any more: mfa_required with an mfa_token.
+  await assert.rejects(gatehouse.passwordGrant(user), (err) => {
+    assert.ok(err instanceof OAuthError);
+    assert.equal(err.status, 403);
+    assert.equal(err.error, "mfa_required");
+    assert.equal(typeof err.mfa_token, "string");
+    return true;
+  });
+
+  // One request: the code of the next step (the current one confirmed the enrolment).
+  const code = totp(secret, Date.now() / 1000 + 30);
+  const one = await gatehouse.passwordGrant({ ...user, otp: code });
+  assert.equal((await getMe(gatehouse, one.access_token)).data.username, user.username);
+  // RFC 6238 §5.2: the same code does not work twice.
+  await assertOAuthError(gatehouse.passwordGrant({ ...user, otp: code }), { status: 400, error: "invalid_grant" });
+
+  // Two steps: the callback supplies the code when the server asks.
+  let asked = 0;
+  const two = await gatehouse.passwordGrant({
+    ...user,
+    onMfaRequired: async () => {
+      asked++;
+      return recovery[0];
+    },
+  });
+  assert.equal(asked, 1);
+  assert.equal((await getMe(gatehouse, two.access_token)).data.totp, "enabled");
+  // A recovery code works once.
+  await assertOAuthError(gatehouse.passwordGrant({ ...user, onMfaRequired: async () => recovery[0] }), { status: 400, error: "invalid_grant" });
 });

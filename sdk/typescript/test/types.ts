@@ -31,6 +31,13 @@ export async function typed(): Promise<void> {
   await gatehouse.GET("/nope");
   // @ts-expect-error RFC 7009 hints are access_token and refresh_token
   await gatehouse.revoke("token", "id_token");
+  // A second factor: in the same request, or supplied when the server asks.
+  await gatehouse.passwordGrant({ username: "alice", password: "wonderland", otp: "123456" });
+  await gatehouse.passwordGrant({ username: "alice", password: "wonderland", onMfaRequired: async () => "123456" });
+  const second: TokenResponse = await gatehouse.mfaOtpGrant("mfa.id.secret", "123456");
+  void second;
+  // @ts-expect-error the code is a string
+  await gatehouse.passwordGrant({ username: "alice", password: "wonderland", otp: 123456 });
 
   const sessions = await gatehouse.GET("/users/me/sessions");
   if (sessions.data) {
