@@ -98,11 +98,6 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err := bootstrapAdmin(ctx, a, stderr, logger); err != nil {
 		return err
 	}
-	// The start-up hashes (dummy and bootstrap) left argon2id buffers in
-	// the heap: hand them back so the idle process stays small.
-	debug.FreeOSMemory()
-	tuneGC(os.Getenv, cfg, logger)
-
 	deps := a.HandlerDeps()
 	deps.TrustedProxies = cfg.TrustedProxies
 	deps.CORSOrigins = cfg.CORSOrigins
@@ -117,6 +112,12 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if certs != nil {
 		handler = strictTransportSecurity(handler)
 	}
+	// The start-up hashes (dummy and bootstrap) left argon2id buffers in
+	// the heap, and reading the spec into the router and its validators
+	// left the parse's garbage: hand both back so the idle process stays
+	// small, before the larger GOGC lets garbage accumulate.
+	debug.FreeOSMemory()
+	tuneGC(os.Getenv, cfg, logger)
 	phase.set(handler)
 	logger.Info("gatehouse listening", "addr", ln.Addr().String(), "scheme", cfg.scheme(), "issuer", cfg.Issuer,
 		"store", cfg.Database.String(), "signing_alg", a.Keys.Algorithm(), "kid", a.Keys.SigningKeyID())
