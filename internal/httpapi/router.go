@@ -174,7 +174,7 @@ func NewHandler(d Deps) (http.Handler, error) {
 		RequestErrorHandlerFunc:  ew.write,
 		ResponseErrorHandlerFunc: ew.write,
 	})
-	HandlerWithOptions(strict, ChiServerOptions{
+	HandlerWithOptions(formOperations{ServerInterface: strict, h: h, ew: ew}, ChiServerOptions{
 		BaseRouter:       r,
 		ErrorHandlerFunc: ew.write,
 	})

@@ -888,7 +888,7 @@ export interface components {
              */
             client_secret?: string;
         };
-        /** @description Introspection request (RFC 7662 §2.1). */
+        /** @description Introspection request (RFC 7662 §2.1). A caller that authenticates as a client with `client_secret_post` (no Authorization header) adds `client_id` and `client_secret` (RFC 6749 §2.3.1); they are left out of the properties below because the generated server binds every listed property on each request, and introspection is a hot path (BENCHMARKS.md). */
         IntrospectionRequest: {
             /**
              * Format: password
@@ -897,13 +897,6 @@ export interface components {
             token: string;
             /** @description `access_token` or `refresh_token`; a hint only. */
             token_type_hint?: string;
-            /** @description With `client_secret`: the caller's own client credentials in the body (`client_secret_post`, RFC 6749 §2.3.1), when it sends no Authorization header. */
-            client_id?: string;
-            /**
-             * Format: password
-             * @description The caller's client secret (`client_secret_post`).
-             */
-            client_secret?: string;
         };
         /** @description Introspection response (RFC 7662 §2.2). Only `active` is present for an inactive token. */
         Introspection: {
