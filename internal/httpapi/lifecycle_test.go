@@ -144,7 +144,7 @@ func TestDiscovery(t *testing.T) {
 		}
 		return strings.Join(out, " ")
 	}
-	if got := joined("grant_types_supported"); got != "password refresh_token client_credentials" {
+	if got := joined("grant_types_supported"); got != "password refresh_token client_credentials http://auth0.com/oauth/grant-type/mfa-otp" {
 		t.Errorf("grant_types_supported: got %q", got)
 	}
 	if got := joined("scopes_supported"); !strings.Contains(got, "users:read") || !strings.Contains(got, "tokens:introspect") {

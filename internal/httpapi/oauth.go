@@ -178,7 +178,7 @@ func NewServerMetadata(issuer string, scopes []string) ServerMetadata {
 		JwksUri:                                   issuer + "/.well-known/jwks.json",
 		RevocationEndpoint:                        &revocation,
 		IntrospectionEndpoint:                     &introspection,
-		GrantTypesSupported:                       []string{auth.GrantPassword, auth.GrantRefreshToken, auth.GrantClientCredentials},
+		GrantTypesSupported:                       []string{auth.GrantPassword, auth.GrantRefreshToken, auth.GrantClientCredentials, auth.GrantMFAOTP},
 		ResponseTypesSupported:                    []string{},
 		ScopesSupported:                           &scopes,
 		TokenEndpointAuthMethodsSupported:         &clientAuth,
