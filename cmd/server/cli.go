@@ -202,14 +202,7 @@ func printUsers(ctx context.Context, a *server, stdout io.Writer) error {
 			return err
 		}
 		for _, u := range page {
-			totp := "none"
-			switch {
-			case u.TOTP.Enforced():
-				totp = "enabled"
-			case u.TOTP.Secret != "":
-				totp = "pending"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%t\t%s\t%s\n", u.Username, strings.Join(u.Scopes, " "), u.Disabled, totp, u.CreatedAt.Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%s\t%t\t%s\t%s\n", u.Username, strings.Join(u.Scopes, " "), u.Disabled, u.TOTP.State(), u.CreatedAt.Format(time.RFC3339))
 		}
 		if len(page) < pageSize {
 			break

@@ -166,13 +166,13 @@ type matrix struct {
 // fixture is one state's user and client, and what was issued before
 // the change.
 type fixture struct {
-	user, password             string
-	client, secret, secretID   string
-	newSecret                  string
-	totpSecret                 string
-	recovery                   []string
-	access, refresh, mfaToken  string
-	serviceToken, introspector string
+	user, password            string
+	client, secret, secretID  string
+	newSecret                 string
+	totpSecret                string
+	recovery                  []string
+	access, refresh, mfaToken string
+	serviceToken              string
 }
 
 func runMatrix(t *testing.T, a, b string) {

@@ -240,13 +240,11 @@ func (v *Validator) Authenticate(ctx context.Context, input *openapi3filter.Auth
 			return &BearerError{Status: http.StatusForbidden, Code: bearer.InsufficientScope, Scope: strings.Join(input.Scopes, " "),
 				Description: "this operation acts for a user: a token of the client_credentials grant is refused"}
 		}
-		cl, err := v.CheckClient(ctx, claims)
-		if err != nil {
+		if _, err := v.checkClient(ctx, claims); err != nil {
 			return err
 		}
-		h.client = cl
 	} else {
-		u, err := v.CheckUser(ctx, claims)
+		u, err := v.checkUser(ctx, claims)
 		if err != nil {
 			return err
 		}
@@ -259,10 +257,10 @@ func (v *Validator) Authenticate(ctx context.Context, input *openapi3filter.Auth
 	return nil
 }
 
-// CheckUser refuses a user's token whose account was disabled or deleted
+// checkUser refuses a user's token whose account was disabled or deleted
 // (RFC 6750 §3.1 invalid_token), from the in-memory view, and returns the
 // account; without a view it checks nothing and returns nil.
-func (v *Validator) CheckUser(ctx context.Context, c *Claims) (*storage.User, error) {
+func (v *Validator) checkUser(ctx context.Context, c *Claims) (*storage.User, error) {
 	if v.users == nil {
 		return nil, nil
 	}
@@ -279,11 +277,11 @@ func (v *Validator) CheckUser(ctx context.Context, c *Claims) (*storage.User, er
 	return u, nil
 }
 
-// CheckClient refuses a token of the client-credentials grant whose
+// checkClient refuses a token of the client-credentials grant whose
 // client was deleted, lost the grant or a scope the token carries, or no
 // longer holds the secret the token was obtained with (its sid), from the
 // in-memory view; it returns the client.
-func (v *Validator) CheckClient(ctx context.Context, c *Claims) (*storage.Client, error) {
+func (v *Validator) checkClient(ctx context.Context, c *Claims) (*storage.Client, error) {
 	if v.clientView == nil {
 		return nil, invalidToken("tokens of the client_credentials grant are not accepted here")
 	}
@@ -369,8 +367,6 @@ type claimsHolder struct {
 	// service is the client that authenticated for itself (the Basic
 	// alternative), when no bearer did.
 	service *storage.Client
-	// client is the client of a client-credentials token.
-	client *storage.Client
 }
 
 // Value answers holderKey with the holder and every other key from the

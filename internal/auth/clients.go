@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
@@ -365,20 +364,18 @@ func checkClientID(id string) error {
 
 // randomBase64URL returns n bytes from crypto/rand in unpadded base64url.
 func randomBase64URL(n int) string {
-	b := make([]byte, n)
-	rand.Read(b) // never returns an error; it crashes the program instead
-	return base64.RawURLEncoding.EncodeToString(b)
+	return base64.RawURLEncoding.EncodeToString(randomBytes(n))
 }
 
 // randomHex returns n bytes from crypto/rand in lowercase hex.
-func randomHex(n int) string {
+func randomHex(n int) string { return hex.EncodeToString(randomBytes(n)) }
+
+func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b) // never returns an error; it crashes the program instead
-	return hex.EncodeToString(b)
+	return b
 }
 
-// hashClientSecret is the stored form of a client secret: hex SHA-256.
-func hashClientSecret(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
-}
+// hashClientSecret is the stored form of a client secret: hex SHA-256, as
+// a refresh token's secret is stored.
+func hashClientSecret(secret string) string { return secretHash([]byte(secret)) }

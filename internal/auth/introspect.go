@@ -53,7 +53,7 @@ func (i *Issuer) introspectAccess(ctx context.Context, token string) (*Introspec
 	// A disabled or deleted account's tokens are inactive as on the
 	// bearer path, and so are a changed client's own tokens.
 	if c.ClientToken() {
-		if _, err := i.Validator.CheckClient(ctx, c); err != nil {
+		if _, err := i.Validator.checkClient(ctx, c); err != nil {
 			var be *BearerError
 			if errors.As(err, &be) {
 				return &Introspection{}, nil

@@ -91,12 +91,6 @@ func (h *Handlers) guarded(ctx context.Context, u *users.User, check func() erro
 
 // totpState is the User schema's totp.
 func totpState(u *users.User) *UserTotp {
-	s := None
-	switch {
-	case u.TOTP.Enforced():
-		s = Enabled
-	case u.TOTP.Secret != "":
-		s = Pending
-	}
+	s := UserTotp(u.TOTP.State())
 	return &s
 }

@@ -283,18 +283,19 @@ func (v *specValidator) middleware(next http.Handler) http.Handler {
 			Route:      op.route,
 			Options:    v.options,
 		}
+		formChecked := false
 		if op.formCredentials && isFormRequest(r) && len(r.Header.Values("Authorization")) == 0 {
-			if r.ContentLength > v.maxBody {
-				v.errors.write(w, r, &http.MaxBytesError{Limit: v.maxBody})
+			// A form operation takes no parameters: its form is all
+			// there is to check, once, here.
+			if err := v.bound(w, r); err != nil {
+				v.errors.write(w, r, err)
 				return
-			}
-			if r.Body != nil && r.Body != http.NoBody {
-				r.Body = http.MaxBytesReader(w, r.Body, v.maxBody)
 			}
 			if err := v.validateForm(input, op); err != nil {
 				v.errors.write(w, r, err)
 				return
 			}
+			formChecked = true
 		}
 		body := r.Body
 		r.Body = http.NoBody
@@ -304,17 +305,11 @@ func (v *specValidator) middleware(next http.Handler) http.Handler {
 			v.errors.write(w, r, err)
 			return
 		}
-		if op.rest != nil {
+		if op.rest != nil && !formChecked {
 			// kin-openapi reads the whole body: bound it.
-			if r.ContentLength > v.maxBody {
-				v.errors.write(w, r, &http.MaxBytesError{Limit: v.maxBody})
+			if err := v.bound(w, r); err != nil {
+				v.errors.write(w, r, err)
 				return
-			}
-			// A request without a body (net/http gives it http.NoBody)
-			// has nothing to bound; wrapping it would also make
-			// kin-openapi read and replace it.
-			if r.Body != nil && r.Body != http.NoBody {
-				r.Body = http.MaxBytesReader(w, r.Body, v.maxBody)
 			}
 			input.Route = op.rest
 			var err error
@@ -330,6 +325,19 @@ func (v *specValidator) middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bound refuses a body declared longer than the limit and caps the rest.
+// A request without a body (net/http gives it http.NoBody) has nothing to
+// bound; wrapping it would also make kin-openapi read and replace it.
+func (v *specValidator) bound(w http.ResponseWriter, r *http.Request) error {
+	if r.ContentLength > v.maxBody {
+		return &http.MaxBytesError{Limit: v.maxBody}
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, v.maxBody)
+	}
+	return nil
 }
 
 // hasBasicAlternative reports whether one of the requirements is an http

@@ -102,6 +102,18 @@ type TOTP struct {
 // Enforced reports whether logins need the factor's code.
 func (t TOTP) Enforced() bool { return t.Secret != "" && t.Confirmed }
 
+// State is the factor as the API and the CLI show it: "none", "pending"
+// (started, not confirmed) or "enabled".
+func (t TOTP) State() string {
+	switch {
+	case t.Enforced():
+		return "enabled"
+	case t.Secret != "":
+		return "pending"
+	}
+	return "none"
+}
+
 // MFAToken is the first step of a two-step login: a right password of a
 // user with a factor, answered with a short-lived, single-use token that
 // is exchanged with a code on a second request.

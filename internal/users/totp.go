@@ -3,8 +3,6 @@ package users
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -20,6 +18,8 @@ import (
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+
+	"github.com/gatehouse/gatehouse/internal/envelope"
 )
 
 // The TOTP parameters: RFC 6238's defaults (HMAC-SHA-1, 30 s steps, six
@@ -347,26 +347,26 @@ func hashRecoveryCode(code string) string {
 }
 
 // The stored forms of a TOTP secret: in plain (base32, when no encryption
-// key is configured), or AES-256-GCM under GATEHOUSE_KEY_ENCRYPTION_KEY
-// with the user id as additional data, so a secret copied onto another
-// user's row does not open there.
+// key is configured), or sealed under GATEHOUSE_KEY_ENCRYPTION_KEY
+// (package envelope, as the signing keys are) in base64, with the user id
+// as the envelope's context, so a secret copied onto another user's row
+// does not open there.
 const (
 	totpPlain  = "plain:"
-	totpSealed = "aes256gcm-v1:"
+	totpSealed = "sealed:"
 )
+
+func totpContext(userID string) string { return "totp:" + userID }
 
 func (s *Service) sealTOTP(userID, secret string) (string, error) {
 	if len(s.encKey) == 0 {
 		return totpPlain + secret, nil
 	}
-	aead, err := totpAEAD(s.encKey)
+	sealed, err := envelope.Seal(s.encKey, totpContext(userID), []byte(secret))
 	if err != nil {
 		return "", err
 	}
-	nonce := make([]byte, aead.NonceSize())
-	rand.Read(nonce) // never returns an error; it crashes the program instead
-	out := aead.Seal(nonce, nonce, []byte(secret), []byte("totp:"+userID))
-	return totpSealed + base64.RawStdEncoding.EncodeToString(out), nil
+	return totpSealed + base64.RawStdEncoding.EncodeToString(sealed), nil
 }
 
 func (s *Service) openTOTP(userID, stored string) (string, error) {
@@ -381,24 +381,9 @@ func (s *Service) openTOTP(userID, stored string) (string, error) {
 	if err != nil {
 		return "", ErrFactorSealed
 	}
-	aead, err := totpAEAD(s.encKey)
-	if err != nil {
-		return "", err
-	}
-	if len(raw) < aead.NonceSize() {
-		return "", ErrFactorSealed
-	}
-	secret, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte("totp:"+userID))
+	secret, err := envelope.Open(s.encKey, totpContext(userID), raw)
 	if err != nil {
 		return "", ErrFactorSealed
 	}
 	return string(secret), nil
-}
-
-func totpAEAD(key []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("users: TOTP encryption key: %w", err)
-	}
-	return cipher.NewGCM(block)
 }
