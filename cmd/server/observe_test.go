@@ -162,7 +162,7 @@ func TestAuditEventsAndMetrics(t *testing.T) {
 		`gatehouse_refresh_reuse_detected_total 1`,
 		`gatehouse_password_hash_duration_seconds_count`,
 		`gatehouse_password_hash_queue_wait_seconds_count`,
-		`gatehouse_store_duration_seconds_count{op="user_by_username",result="ok"}`,
+		`gatehouse_store_duration_seconds_count{op="delete_user",result="ok"}`,
 		`gatehouse_audit_events_total{event="key.rotated",outcome="ok"} 1`,
 		`gatehouse_token_cache_hits_total`,
 		`gatehouse_token_cache_misses_total`,

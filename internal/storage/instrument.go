@@ -78,14 +78,14 @@ func (in *instrumented) CountEnabledWithScope(ctx context.Context, scope string)
 	return in.s.CountEnabledWithScope(ctx, scope)
 }
 
-func (in *instrumented) UpdateUser(ctx context.Context, username string, fn func(*User) error) (_ *User, err error) {
+func (in *instrumented) UpdateUser(ctx context.Context, username string, fn func(*User) error, keep ...string) (_ *User, err error) {
 	defer in.done(ctx, "update_user", time.Now(), &err)
-	return in.s.UpdateUser(ctx, username, fn)
+	return in.s.UpdateUser(ctx, username, fn, keep...)
 }
 
-func (in *instrumented) DeleteUser(ctx context.Context, username string, now time.Time) (err error) {
+func (in *instrumented) DeleteUser(ctx context.Context, username string, now time.Time, check func(*User) error, keep ...string) (err error) {
 	defer in.done(ctx, "delete_user", time.Now(), &err)
-	return in.s.DeleteUser(ctx, username, now)
+	return in.s.DeleteUser(ctx, username, now, check, keep...)
 }
 
 func (in *instrumented) SigningKeys(ctx context.Context) (_ []SigningKey, err error) {

@@ -51,14 +51,16 @@ func (f *fake) CountUsers(context.Context) (int, error) { return 0, f.call("Coun
 func (f *fake) CountEnabledWithScope(context.Context, string) (int, error) {
 	return 0, f.call("CountEnabledWithScope")
 }
-func (f *fake) UpdateUser(ctx context.Context, username string, fn func(*storage.User) error) (*storage.User, error) {
+func (f *fake) UpdateUser(ctx context.Context, username string, fn func(*storage.User) error, _ ...string) (*storage.User, error) {
 	if f.updateUser != nil {
 		f.calls = append(f.calls, "UpdateUser")
 		return f.updateUser(ctx, username, fn)
 	}
 	return nil, f.call("UpdateUser")
 }
-func (f *fake) DeleteUser(context.Context, string, time.Time) error { return f.call("DeleteUser") }
+func (f *fake) DeleteUser(context.Context, string, time.Time, func(*storage.User) error, ...string) error {
+	return f.call("DeleteUser")
+}
 func (f *fake) SigningKeys(context.Context) ([]storage.SigningKey, error) {
 	return nil, f.call("SigningKeys")
 }
@@ -227,7 +229,11 @@ func callAll(t *testing.T, s storage.Store) []string {
 				args[j] = reflect.Zero(in)
 			}
 		}
-		v.MethodByName(m.Name).Call(args)
+		if m.Type.IsVariadic() {
+			v.MethodByName(m.Name).CallSlice(args)
+		} else {
+			v.MethodByName(m.Name).Call(args)
+		}
 		names = append(names, m.Name)
 	}
 	return names

@@ -20,6 +20,9 @@ var (
 	// (its TokenEpoch moved on, it was disabled or deleted), so nothing
 	// was stored.
 	ErrGrantStale = errors.New("storage: the account changed while the grant was issued")
+	// ErrLastHolder: the change would leave no enabled user holding a
+	// scope it was to keep (UpdateUser's and DeleteUser's keep).
+	ErrLastHolder = errors.New("storage: the change would leave no enabled user holding the scope")
 )
 
 // ItemError is the failure of one item of a batch (CreateUsers): Index is
@@ -130,6 +133,10 @@ type MFAToken struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 }
+
+// Holds reports whether the user is enabled and has scope s: what
+// UpdateUser's and DeleteUser's keep count.
+func (u *User) Holds(s string) bool { return !u.Disabled && u.HasScope(s) }
 
 // HasScope reports whether s is one of the user's scopes.
 func (u *User) HasScope(s string) bool {
@@ -308,11 +315,20 @@ type UserStore interface {
 	// same transaction it appends a ChangeUser entry, and when fn raised
 	// TokenEpoch it revokes every live session of the user at UpdatedAt
 	// with a ChangeSession entry each.
-	UpdateUser(ctx context.Context, username string, fn func(*User) error) (*User, error)
+	//
+	// Each scope of keep must keep an enabled holder: a change that takes
+	// one from the user while the user is its only enabled holder is
+	// refused with ErrLastHolder. The count is taken in the transaction,
+	// before fn runs, and every change with a keep takes turns with every
+	// other (UpdateUser's and DeleteUser's), so two of them cannot each
+	// count the other as a remaining holder and both go through.
+	UpdateUser(ctx context.Context, username string, fn func(*User) error, keep ...string) (*User, error)
 	// DeleteUser removes the user, revokes its live sessions at now and
 	// appends the ChangeUser and ChangeSession entries, in one
-	// transaction. Returns ErrNotFound.
-	DeleteUser(ctx context.Context, username string, now time.Time) error
+	// transaction. check, when not nil, is called on the stored user in
+	// that transaction and its error is returned unchanged with nothing
+	// deleted. keep is as for UpdateUser. Returns ErrNotFound.
+	DeleteUser(ctx context.Context, username string, now time.Time, check func(*User) error, keep ...string) error
 }
 
 // KeyStore persists signing keys and server secrets. Every write of a

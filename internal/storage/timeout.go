@@ -95,17 +95,17 @@ func (t *timed) CountEnabledWithScope(parent context.Context, scope string) (int
 	return r, t.fault(parent, ctx, err)
 }
 
-func (t *timed) UpdateUser(parent context.Context, username string, fn func(*User) error) (*User, error) {
+func (t *timed) UpdateUser(parent context.Context, username string, fn func(*User) error, keep ...string) (*User, error) {
 	ctx, cancel := context.WithTimeout(parent, t.d)
 	defer cancel()
-	r, err := t.s.UpdateUser(ctx, username, fn)
+	r, err := t.s.UpdateUser(ctx, username, fn, keep...)
 	return r, t.fault(parent, ctx, err)
 }
 
-func (t *timed) DeleteUser(parent context.Context, username string, now time.Time) error {
+func (t *timed) DeleteUser(parent context.Context, username string, now time.Time, check func(*User) error, keep ...string) error {
 	ctx, cancel := context.WithTimeout(parent, t.d)
 	defer cancel()
-	return t.fault(parent, ctx, t.s.DeleteUser(ctx, username, now))
+	return t.fault(parent, ctx, t.s.DeleteUser(ctx, username, now, check, keep...))
 }
 
 func (t *timed) SigningKeys(parent context.Context) ([]SigningKey, error) {

@@ -73,9 +73,9 @@ func (c *checkDeadline) count(ctx context.Context) {
 
 func (c *checkDeadline) Ping(ctx context.Context) error { c.count(ctx); return c.fake.Ping(ctx) }
 
-func (c *checkDeadline) UpdateUser(ctx context.Context, username string, fn func(*storage.User) error) (*storage.User, error) {
+func (c *checkDeadline) UpdateUser(ctx context.Context, username string, fn func(*storage.User) error, keep ...string) (*storage.User, error) {
 	c.count(ctx)
-	return c.fake.UpdateUser(ctx, username, fn)
+	return c.fake.UpdateUser(ctx, username, fn, keep...)
 }
 
 func (c *checkDeadline) UpdateSession(ctx context.Context, id string, fn func(*storage.Session, *storage.User) error) (*storage.Session, *storage.User, error) {

@@ -1,10 +1,12 @@
 package users
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func wantForbidden(t *testing.T, err error, call string) {
@@ -81,5 +83,93 @@ func TestService_the_last_enabled_manager_cannot_lose_users_write(t *testing.T) 
 	// The CLI may still do it: it is the recovery path.
 	if _, err := s.Update(ctx, CLIActor(), "root", Patch{Scopes: &[]string{"me"}}); err != nil {
 		t.Errorf("CLI narrowing the last manager = %v", err)
+	}
+}
+
+// racingStore runs between once, just before the first UpdateUser or
+// DeleteUser the service calls: whatever the service read or counted
+// before its write is stale by then, as when another request commits in
+// between. The change between makes goes straight to the store.
+type racingStore struct {
+	Store
+	between func()
+	ran     bool
+}
+
+func (r *racingStore) race() {
+	if !r.ran {
+		r.ran = true
+		r.between()
+	}
+}
+
+func (r *racingStore) UpdateUser(ctx context.Context, username string, fn func(*User) error, keep ...string) (*User, error) {
+	r.race()
+	return r.Store.UpdateUser(ctx, username, fn, keep...)
+}
+
+func (r *racingStore) DeleteUser(ctx context.Context, username string, now time.Time, check func(*User) error, keep ...string) error {
+	r.race()
+	return r.Store.DeleteUser(ctx, username, now, check, keep...)
+}
+
+// Two managers stepping down at the same time: the second to write finds
+// itself the last enabled manager, whatever it counted before.
+func TestService_managers_stepping_down_together_leave_one(t *testing.T) {
+	for _, step := range []struct {
+		name string
+		down func(s *Service, as Actor) error
+	}{
+		{"narrow", func(s *Service, as Actor) error {
+			_, err := s.Update(t.Context(), as, "ops", Patch{Scopes: &[]string{"me"}})
+			return err
+		}},
+		{"disable", func(s *Service, as Actor) error {
+			_, err := s.Update(t.Context(), as, "ops", Patch{Disabled: new(true)})
+			return err
+		}},
+		{"delete", func(s *Service, as Actor) error { return s.Delete(t.Context(), as, "ops") }},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			store := &racingStore{Store: openTestStore(t)}
+			s := newTestServiceOn(t, store)
+			root := mustCreateUser(t, s, NewUser{Username: "root", Password: "root-password", Scopes: testScopes})
+			ops := mustCreateUser(t, s, NewUser{Username: "ops", Password: "ops-password", Scopes: testScopes})
+			all := strings.Join(testScopes, " ")
+			store.between = func() {
+				// root steps down first, while ops is still a manager.
+				if _, err := s.Update(t.Context(), TokenActor(root.ID, all), "root", Patch{Scopes: &[]string{"me"}}); err != nil {
+					t.Errorf("root stepping down while ops manages = %v, want allowed", err)
+				}
+			}
+			if err := step.down(s, TokenActor(ops.ID, all)); !errors.Is(err, ErrLastAdmin) {
+				t.Errorf("ops stepping down (%s) after root did = %v, want ErrLastAdmin", step.name, err)
+			}
+			got, err := store.UserByUsername(t.Context(), "ops")
+			if err != nil {
+				t.Fatalf("ops after the refusal: %v, want kept", err)
+			}
+			if !got.Holds(ManageScope) {
+				t.Errorf("ops after the refusal: scopes %v, disabled %v; want an enabled holder of %s", got.Scopes, got.Disabled, ManageScope)
+			}
+		})
+	}
+}
+
+// A delete is decided against the user as it is when the delete is
+// written: a user granted a scope the caller lacks meanwhile stays.
+func TestService_delete_is_decided_against_the_stored_user(t *testing.T) {
+	store := &racingStore{Store: openTestStore(t)}
+	s := newTestServiceOn(t, store)
+	mallory := mustCreateUser(t, s, NewUser{Username: "mallory", Password: "mallory-password", Scopes: []string{"me", "users:write"}})
+	mustCreateUser(t, s, NewUser{Username: "plain", Password: "plain-password", Scopes: []string{"me"}})
+	store.between = func() {
+		if _, err := s.Update(t.Context(), CLIActor(), "plain", Patch{Scopes: &[]string{"me", "users:read"}}); err != nil {
+			t.Errorf("granting plain users:read = %v", err)
+		}
+	}
+	wantForbidden(t, s.Delete(t.Context(), TokenActor(mallory.ID, "me users:write"), "plain"), "Delete(plain) after plain gained users:read")
+	if _, err := store.UserByUsername(t.Context(), "plain"); err != nil {
+		t.Errorf("plain after the refused delete: %v, want kept", err)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/gatehouse/gatehouse/internal/storage"
 )
 
 // MaxListLimit is the most users one List call returns, bounding its
@@ -470,14 +472,6 @@ func (s *Service) Update(ctx context.Context, actor Actor, username string, p Pa
 		}
 		return u, nil
 	}
-	var admins int
-	if !auth.cli && s.known[ManageScope] {
-		// Read before the change: the count only matters when the change
-		// would take ManageScope from an enabled holder.
-		if admins, err = s.store.CountEnabledWithScope(ctx, ManageScope); err != nil {
-			return nil, err
-		}
-	}
 	var revoke bool
 	u, err := s.store.UpdateUser(ctx, name, func(u *User) error {
 		// Decided against the stored user, inside the store's transaction.
@@ -487,11 +481,6 @@ func (s *Service) Update(ctx context.Context, actor Actor, username string, p Pa
 		revoke = p.Password != nil ||
 			p.Disabled != nil && *p.Disabled && !u.Disabled ||
 			p.Scopes != nil && slices.ContainsFunc(u.Scopes, func(sc string) bool { return !slices.Contains(scopes, sc) })
-		loses := !u.Disabled && u.HasScope(ManageScope) &&
-			(p.Disabled != nil && *p.Disabled || p.Scopes != nil && !slices.Contains(scopes, ManageScope))
-		if loses && !auth.cli && admins <= 1 {
-			return ErrLastAdmin
-		}
 		if p.Disabled != nil {
 			u.Disabled = *p.Disabled
 		}
@@ -506,7 +495,10 @@ func (s *Service) Update(ctx context.Context, actor Actor, username string, p Pa
 		}
 		u.UpdatedAt = s.now().UTC()
 		return nil
-	})
+	}, s.keep(auth)...)
+	if errors.Is(err, storage.ErrLastHolder) {
+		return nil, ErrLastAdmin
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -514,6 +506,15 @@ func (s *Service) Update(ctx context.Context, actor Actor, username string, p Pa
 		s.revoked(ctx)
 	}
 	return u, nil
+}
+
+// keep is what a change by auth must leave with an enabled holder: the
+// API cannot take ManageScope from its last enabled holder, the CLI can.
+func (s *Service) keep(auth authority) []string {
+	if auth.cli || !s.known[ManageScope] {
+		return nil
+	}
+	return []string{ManageScope}
 }
 
 // revoked calls the AfterRevoke hook, if any.
@@ -602,23 +603,12 @@ func (s *Service) Delete(ctx context.Context, actor Actor, username string) erro
 	if err != nil {
 		return err
 	}
-	u, err := s.store.UserByUsername(ctx, name)
+	// Decided against the stored user, inside the store's transaction.
+	err = s.store.DeleteUser(ctx, name, s.now().UTC(), auth.mayChange, s.keep(auth)...)
+	if errors.Is(err, storage.ErrLastHolder) {
+		return ErrLastAdmin
+	}
 	if err != nil {
-		return err
-	}
-	if err := auth.mayChange(u); err != nil {
-		return err
-	}
-	if !auth.cli && !u.Disabled && u.HasScope(ManageScope) {
-		admins, err := s.store.CountEnabledWithScope(ctx, ManageScope)
-		if err != nil {
-			return err
-		}
-		if admins <= 1 {
-			return ErrLastAdmin
-		}
-	}
-	if err := s.store.DeleteUser(ctx, name, s.now().UTC()); err != nil {
 		return err
 	}
 	s.revoked(ctx)

@@ -183,7 +183,7 @@ type failingUpdateStore struct {
 	calls int
 }
 
-func (f *failingUpdateStore) UpdateUser(context.Context, string, func(*User) error) (*User, error) {
+func (f *failingUpdateStore) UpdateUser(context.Context, string, func(*User) error, ...string) (*User, error) {
 	f.calls++
 	return nil, errors.New("disk full")
 }

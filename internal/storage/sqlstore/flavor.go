@@ -30,6 +30,10 @@ type flavor struct {
 	// the change log, as its last statements: the appenders take turns
 	// from their first seq to their commit, so seq order is commit order.
 	lockChanges string
+	// lockHolders, when set, runs first in a user change with a keep:
+	// those changes take turns from their count of the scope's holders to
+	// their commit (SQLite's BEGIN IMMEDIATE already does).
+	lockHolders string
 	// notify, when set, runs after the appends: it wakes Listen on commit.
 	notify string
 

@@ -84,7 +84,7 @@ func TestFlavor_translate(t *testing.T) {
 // Every statement the flavors add themselves is already in their dialect.
 func TestFlavor_own_statements_have_no_placeholders(t *testing.T) {
 	for _, f := range []*flavor{sqliteFlavor, postgresFlavor} {
-		for _, q := range []string{f.migrationsTable, f.lockMigrations, f.lockKeys, f.lockChanges, f.notify} {
+		for _, q := range []string{f.migrationsTable, f.lockMigrations, f.lockKeys, f.lockChanges, f.lockHolders, f.notify} {
 			if numberPlaceholders(q) != q {
 				t.Errorf("%s: %q has a placeholder; the flavor runs it untranslated", f.name, q)
 			}

@@ -30,6 +30,9 @@ const (
 	postgresKeysLock int64 = 0x67683a6b_65797300
 	// postgresChangesLock is the change log's append lock ("gh:chang").
 	postgresChangesLock int64 = 0x67683a63_68616e67
+	// postgresHoldersLock serialises the user changes that must keep a
+	// scope's last enabled holder ("gh:holdr").
+	postgresHoldersLock int64 = 0x67683a68_6f6c6472
 )
 
 // postgresChannel is the NOTIFY channel Listen follows.
@@ -53,6 +56,7 @@ var postgresFlavor = &flavor{
 	lockMigrations: fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, postgresMigrateLock),
 	lockKeys:       fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, postgresKeysLock),
 	lockChanges:    fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, postgresChangesLock),
+	lockHolders:    fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, postgresHoldersLock),
 	notify:         `SELECT pg_notify('` + postgresChannel + `', '')`,
 	fault:          postgresFault,
 	conflict:       postgresConflict,

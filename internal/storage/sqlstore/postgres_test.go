@@ -230,3 +230,79 @@ func TestPostgres_must_exist(t *testing.T) {
 	}
 	s2.Close()
 }
+
+// Two managers stepping down at once on two instances: the second waits
+// for the first's turn (the holders lock) before it counts, so it finds
+// itself the last holder. Without the turn both would count two holders
+// and both go through. The first change holds its transaction open in
+// its fn, after its count; the test waits until the second is seen
+// waiting on the lock, or fails at once if the second reaches its fn.
+func TestPostgres_changes_that_keep_a_holder_take_turns_across_instances(t *testing.T) {
+	ctx := t.Context()
+	a, dsn, schema := openTestPostgres(t)
+	b := openPostgresAt(t, dsn, allMigrations)
+	for _, name := range []string{"root", "ops"} {
+		if err := a.CreateUser(ctx, &storage.User{ID: "id-" + name, Username: name, PasswordHash: "h", Scopes: []string{"admin"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	narrow := func(u *storage.User) { u.Scopes = []string{"me"} }
+	inFirst, release := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		_, err := a.UpdateUser(ctx, "root", func(u *storage.User) error {
+			close(inFirst)
+			<-release
+			narrow(u)
+			return nil
+		}, "admin")
+		first <- err
+	}()
+	<-inFirst
+	inSecond := make(chan struct{})
+	second := make(chan error, 1)
+	go func() {
+		_, err := b.UpdateUser(ctx, "ops", func(u *storage.User) error {
+			close(inSecond)
+			narrow(u)
+			return nil
+		}, "admin")
+		second <- err
+	}()
+	admin := postgresAdmin(t, dsn)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-inSecond:
+			close(release)
+			t.Fatal("the second change counted the holders while the first was still in its transaction")
+		default:
+		}
+		var waiting int
+		if err := admin.QueryRow(ctx, `
+			SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+			WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = $1
+				AND (l.classid::bigint << 32) + l.objid::bigint = $2`, schema, postgresHoldersLock).Scan(&waiting); err != nil {
+			close(release)
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("the second change neither waited for the holders lock nor ran within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("the first change (root stepping down while ops holds admin) = %v", err)
+	}
+	if err := <-second; !errors.Is(err, storage.ErrLastHolder) {
+		t.Errorf("the second change (ops stepping down after root) = %v, want ErrLastHolder", err)
+	}
+	if u, err := b.UserByUsername(ctx, "ops"); err != nil || !u.Holds("admin") {
+		t.Errorf("ops after the refusal = %+v, %v; want still holding admin", u, err)
+	}
+}

@@ -132,14 +132,45 @@ func (s *store) CountUsers(ctx context.Context) (int, error) {
 	return n, s.fail(ctx, "count users", err)
 }
 
-// CountEnabledWithScope implements storage.UserStore. Scopes are stored
-// space separated, so the scope padded with spaces matches one entry
-// exactly (instr is case-sensitive, unlike SQLite's LIKE).
+// countHolders counts the enabled users holding a scope. Scopes are
+// stored space separated, so the scope padded with spaces matches one
+// entry exactly (instr is case-sensitive, unlike SQLite's LIKE).
+const countHolders = `SELECT count(*) FROM users WHERE instr(' ' || scopes || ' ', ?) > 0 AND disabled = ?`
+
+// CountEnabledWithScope implements storage.UserStore.
 func (s *store) CountEnabledWithScope(ctx context.Context, scope string) (int, error) {
 	var n int
-	err := s.queryRow(ctx, `SELECT count(*) FROM users WHERE instr(' ' || scopes || ' ', ?) > 0 AND disabled = ?`,
-		" "+scope+" ", false).Scan(&n)
+	err := s.queryRow(ctx, countHolders, " "+scope+" ", false).Scan(&n)
 	return n, s.fail(ctx, "count users with scope", err)
+}
+
+// lockHolders begins a change that must keep each scope of keep with an
+// enabled holder: it takes the flavor's turn for such changes. Run first
+// in the transaction, before any row is locked.
+func (t *txn) lockHolders(ctx context.Context, keep []string) error {
+	if len(keep) == 0 || t.s.f.lockHolders == "" {
+		return nil
+	}
+	_, err := t.tx.ExecContext(ctx, t.s.f.lockHolders)
+	return err
+}
+
+// soleHolder returns the first scope of keep that u is the only enabled
+// holder of, or "".
+func (t *txn) soleHolder(ctx context.Context, u *storage.User, keep []string) (string, error) {
+	for _, sc := range keep {
+		if !u.Holds(sc) {
+			continue
+		}
+		var n int
+		if err := t.queryRow(ctx, countHolders, " "+sc+" ", false).Scan(&n); err != nil {
+			return "", err
+		}
+		if n <= 1 {
+			return sc, nil
+		}
+	}
+	return "", nil
 }
 
 // revokeLive is the head of the UPDATE that revokes sessions live at the
@@ -180,16 +211,26 @@ func (t *txn) revoke(ctx context.Context, query string, at time.Time, args ...an
 // concurrent updater, or CreateSession (FOR SHARE), waits until this one
 // commits, then reads the saved row. Every successful update saves and
 // appends its ChangeUser entry, even one where fn changed nothing.
-func (s *store) UpdateUser(ctx context.Context, username string, fn func(*storage.User) error) (*storage.User, error) {
+func (s *store) UpdateUser(ctx context.Context, username string, fn func(*storage.User) error, keep ...string) (*storage.User, error) {
 	var out *storage.User
 	err := s.write(ctx, "update user", func(t *txn) error {
+		if err := t.lockHolders(ctx, keep); err != nil {
+			return err
+		}
 		old, err := scanUser(t.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE username = ? FOR UPDATE`, username))
+		if err != nil {
+			return err
+		}
+		sole, err := t.soleHolder(ctx, old, keep)
 		if err != nil {
 			return err
 		}
 		u := cloneUser(old)
 		if err := fn(u); err != nil {
 			return fnErr(err)
+		}
+		if sole != "" && !u.Holds(sole) {
+			return fnErr(storage.ErrLastHolder)
 		}
 		if u.ID != old.ID {
 			return errors.New("the ID cannot change")
@@ -242,15 +283,30 @@ func (s *store) UpdateUser(ctx context.Context, username string, fn func(*storag
 	return out, nil
 }
 
-// DeleteUser implements storage.UserStore. The row is locked first, so a
-// CreateSession of the user (FOR SHARE) either committed before and its
-// session is revoked here, or waits and finds the user gone.
-func (s *store) DeleteUser(ctx context.Context, username string, now time.Time) error {
+// DeleteUser implements storage.UserStore. The row is locked first (after
+// the holders' turn when keep is set), so a CreateSession of the user
+// (FOR SHARE) either committed before and its session is revoked here, or
+// waits and finds the user gone.
+func (s *store) DeleteUser(ctx context.Context, username string, now time.Time, check func(*storage.User) error, keep ...string) error {
 	return s.write(ctx, "delete user", func(t *txn) error {
-		var id string
-		if err := t.queryRow(ctx, `SELECT id FROM users WHERE username = ? FOR UPDATE`, username).Scan(&id); err != nil {
+		if err := t.lockHolders(ctx, keep); err != nil {
 			return err
 		}
+		u, err := scanUser(t.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE username = ? FOR UPDATE`, username))
+		if err != nil {
+			return err
+		}
+		if check != nil {
+			if err := check(cloneUser(u)); err != nil {
+				return fnErr(err)
+			}
+		}
+		if sole, err := t.soleHolder(ctx, u, keep); err != nil {
+			return err
+		} else if sole != "" {
+			return fnErr(storage.ErrLastHolder)
+		}
+		id := u.ID
 		if _, err := t.revoke(ctx, revokeLive+`user_id = ? RETURNING id`, now, id); err != nil {
 			return err
 		}

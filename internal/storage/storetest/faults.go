@@ -204,18 +204,18 @@ func (f *Faulty) CountEnabledWithScope(ctx context.Context, scope string) (int, 
 	return f.Store.CountEnabledWithScope(ctx, scope)
 }
 
-func (f *Faulty) UpdateUser(ctx context.Context, username string, fn func(*storage.User) error) (*storage.User, error) {
+func (f *Faulty) UpdateUser(ctx context.Context, username string, fn func(*storage.User) error, keep ...string) (*storage.User, error) {
 	if err := f.fault(OpUpdateUser); err != nil {
 		return nil, err
 	}
-	return f.Store.UpdateUser(ctx, username, fn)
+	return f.Store.UpdateUser(ctx, username, fn, keep...)
 }
 
-func (f *Faulty) DeleteUser(ctx context.Context, username string, now time.Time) error {
+func (f *Faulty) DeleteUser(ctx context.Context, username string, now time.Time, check func(*storage.User) error, keep ...string) error {
 	if err := f.fault(OpDeleteUser); err != nil {
 		return err
 	}
-	return f.Store.DeleteUser(ctx, username, now)
+	return f.Store.DeleteUser(ctx, username, now, check, keep...)
 }
 
 func (f *Faulty) SigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
@@ -492,7 +492,7 @@ func runFaultTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 			return mustUser(t, s, "alice").TokenEpoch == 1 && !mustSession(t, s, "s1").RevokedAt.IsZero()
 		}},
 		{OpDeleteUser, func(t *testing.T, s storage.Store, fx fixture) error {
-			return s.DeleteUser(t.Context(), "alice", now)
+			return s.DeleteUser(t.Context(), "alice", now, nil)
 		}, func(t *testing.T, s storage.Store, fx fixture) bool {
 			_, err := s.UserByUsername(t.Context(), "alice")
 			return errors.Is(err, storage.ErrNotFound) && !mustSession(t, s, "s1").RevokedAt.IsZero()

@@ -66,7 +66,12 @@ func call(t *testing.T, f *Faulty, name string) (err error, passed bool) {
 			passed = true
 		}
 	}()
-	out := m.Call(args)
+	var out []reflect.Value
+	if m.Type().IsVariadic() {
+		out = m.CallSlice(args)
+	} else {
+		out = m.Call(args)
+	}
 	last := out[len(out)-1].Interface()
 	if last == nil {
 		return nil, false
@@ -167,7 +172,11 @@ func TestOps_are_the_names_storage_Instrument_reports(t *testing.T) {
 			args[i] = reflect.Zero(mv.Type().In(i))
 		}
 		args[0] = reflect.ValueOf(t.Context())
-		mv.Call(args)
+		if mv.Type().IsVariadic() {
+			mv.CallSlice(args)
+		} else {
+			mv.Call(args)
+		}
 		if want := snake(m.Name); len(got) != 1 || got[0] != want || !slices.Contains(ops, want) {
 			t.Errorf("Instrument reported %s as %v, want [%s] from Ops()", m.Name, got, want)
 		}

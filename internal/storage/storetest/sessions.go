@@ -84,12 +84,12 @@ func runSessionTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 				mustUpdateUser(t, s, u.Username, func(u *storage.User) error { u.Disabled = true; return nil })
 			}, 0},
 			{"deleted", func(t *testing.T, s storage.Store, u *storage.User) {
-				if err := s.DeleteUser(t.Context(), u.Username, base); err != nil {
+				if err := s.DeleteUser(t.Context(), u.Username, base, nil); err != nil {
 					t.Fatalf("DeleteUser(%s) = %v", u.Username, err)
 				}
 			}, 0},
 			{"deleted_and_recreated_under_the_name", func(t *testing.T, s storage.Store, u *storage.User) {
-				if err := s.DeleteUser(t.Context(), u.Username, base); err != nil {
+				if err := s.DeleteUser(t.Context(), u.Username, base, nil); err != nil {
 					t.Fatalf("DeleteUser(%s) = %v", u.Username, err)
 				}
 				mustCreateUser(t, s, newUser(t, u.Username))
@@ -278,7 +278,7 @@ func runSessionTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		mustCreateUser(t, s, u)
 		mustCreateSession(t, s, newSession(t, "s1", u, "web"), 0)
 		now := base.Add(time.Minute)
-		if err := s.DeleteUser(t.Context(), "alice", now); err != nil {
+		if err := s.DeleteUser(t.Context(), "alice", now, nil); err != nil {
 			t.Fatalf("DeleteUser(alice) = %v", err)
 		}
 		called := false

@@ -15,6 +15,68 @@ import (
 
 // runUserTests is the UserStore part of the suite.
 func runUserTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
+	t.Run("keep_refuses_taking_a_scope_from_its_last_enabled_holder", func(t *testing.T) {
+		ctx := t.Context()
+		s := newStore(t)
+		for _, name := range []string{"root", "ops", "retired"} {
+			u := newUser(t, name)
+			u.Scopes = []string{"admin", "me"}
+			u.Disabled = name == "retired" // a disabled holder does not count
+			mustCreateUser(t, s, u)
+		}
+		narrow := func(u *storage.User) error { u.Scopes = []string{"me"}; return nil }
+		disable := func(u *storage.User) error { u.Disabled = true; return nil }
+		// Two enabled holders: one may go.
+		if _, err := s.UpdateUser(ctx, "ops", narrow, "admin"); err != nil {
+			t.Fatalf("UpdateUser(ops, narrow, keep admin) with root holding it = %v", err)
+		}
+		// root is now the last: no narrowing, disabling or deleting it.
+		for what, fn := range map[string]func(*storage.User) error{"narrow": narrow, "disable": disable} {
+			if _, err := s.UpdateUser(ctx, "root", fn, "other", "admin"); !errors.Is(err, storage.ErrLastHolder) {
+				t.Errorf("UpdateUser(root, %s, keep admin) = %v, want ErrLastHolder", what, err)
+			}
+		}
+		if err := s.DeleteUser(ctx, "root", base, nil, "admin"); !errors.Is(err, storage.ErrLastHolder) {
+			t.Errorf("DeleteUser(root, keep admin) = %v, want ErrLastHolder", err)
+		}
+		if got := mustUser(t, s, "root"); !got.Holds("admin") || got.TokenEpoch != 0 {
+			t.Errorf("root after the refusals = %+v, want unchanged", got)
+		}
+		// A change that keeps the scope, or one without keep, goes through.
+		if _, err := s.UpdateUser(ctx, "root", func(u *storage.User) error { u.Scopes = append(u.Scopes, "x"); return nil }, "admin"); err != nil {
+			t.Errorf("UpdateUser(root, add a scope, keep admin) = %v", err)
+		}
+		if _, err := s.UpdateUser(ctx, "retired", func(u *storage.User) error { u.Scopes = nil; return nil }, "admin"); err != nil {
+			t.Errorf("UpdateUser(retired, narrow, keep admin): retired holds nothing enabled = %v", err)
+		}
+		if _, err := s.UpdateUser(ctx, "root", narrow); err != nil {
+			t.Errorf("UpdateUser(root, narrow) without keep = %v", err)
+		}
+	})
+
+	t.Run("delete_check_sees_the_stored_user_and_its_error_deletes_nothing", func(t *testing.T) {
+		ctx := t.Context()
+		s := newStore(t)
+		u := newUser(t, "alice")
+		mustCreateUser(t, s, u)
+		refuse := errors.New("refused")
+		var saw *storage.User
+		err := s.DeleteUser(ctx, "alice", base, func(got *storage.User) error { saw = got; return refuse })
+		if !errors.Is(err, refuse) {
+			t.Errorf("DeleteUser(alice) with a refusing check = %v, want its error", err)
+		}
+		if saw == nil || saw.ID != u.ID || !slices.Equal(saw.Scopes, u.Scopes) {
+			t.Errorf("the check saw %+v, want alice as stored", saw)
+		}
+		mustUser(t, s, "alice")
+		if err := s.DeleteUser(ctx, "alice", base, func(*storage.User) error { return nil }); err != nil {
+			t.Fatalf("DeleteUser(alice) with an accepting check = %v", err)
+		}
+		if _, err := s.UserByUsername(ctx, "alice"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("alice after the delete: %v, want ErrNotFound", err)
+		}
+	})
+
 	t.Run("create_then_get_by_username_and_id_round_trips_every_field", func(t *testing.T) {
 		ctx := t.Context()
 		s := newStore(t)
@@ -167,7 +229,7 @@ func runUserTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 				})
 				return err
 			}},
-			{"DeleteUser", func(ctx context.Context) error { return s.DeleteUser(ctx, "nobody", base) }},
+			{"DeleteUser", func(ctx context.Context) error { return s.DeleteUser(ctx, "nobody", base, nil) }},
 		}
 		for _, tt := range tests {
 			cursor := lastChange(t, s)
@@ -184,7 +246,7 @@ func runUserTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		u := newUser(t, "alice")
 		mustCreateUser(t, s, u)
 		mustCreateUser(t, s, newUser(t, "bob"))
-		if err := s.DeleteUser(ctx, "alice", base); err != nil {
+		if err := s.DeleteUser(ctx, "alice", base, nil); err != nil {
 			t.Fatalf("DeleteUser(alice) = %v", err)
 		}
 		if _, err := s.UserByID(ctx, u.ID); !errors.Is(err, storage.ErrNotFound) {
@@ -193,7 +255,7 @@ func runUserTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		if _, err := s.UserByUsername(ctx, "alice"); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("UserByUsername after delete = %v, want ErrNotFound", err)
 		}
-		if err := s.DeleteUser(ctx, "alice", base); !errors.Is(err, storage.ErrNotFound) {
+		if err := s.DeleteUser(ctx, "alice", base, nil); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("second DeleteUser(alice) = %v, want ErrNotFound", err)
 		}
 		mustUser(t, s, "bob")
@@ -253,7 +315,7 @@ func runUserTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		mustCreateUser(t, s, newUser(t, "alice"))
 		mustCreateUser(t, s, newUser(t, "bob"))
 		assertUserCount(t, s, 2)
-		if err := s.DeleteUser(t.Context(), "alice", base); err != nil {
+		if err := s.DeleteUser(t.Context(), "alice", base, nil); err != nil {
 			t.Fatalf("DeleteUser(alice) = %v", err)
 		}
 		assertUserCount(t, s, 1)
@@ -554,7 +616,7 @@ func runUserTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		cursor := lastChange(t, s)
 
 		now := base.Add(time.Minute)
-		if err := s.DeleteUser(t.Context(), "alice", now); err != nil {
+		if err := s.DeleteUser(t.Context(), "alice", now, nil); err != nil {
 			t.Fatalf("DeleteUser(alice) = %v", err)
 		}
 		// The sessions outlive their user, revoked.
@@ -607,7 +669,7 @@ func runUserTwoInstanceTests(t *testing.T, newPair func(t *testing.T) (a, b stor
 		if got := mustUser(t, a, "alice"); !got.Disabled {
 			t.Errorf("alice on a after b disabled her = %+v", got)
 		}
-		if err := a.DeleteUser(t.Context(), "alice", base); err != nil {
+		if err := a.DeleteUser(t.Context(), "alice", base, nil); err != nil {
 			t.Fatalf("DeleteUser(alice) on a = %v", err)
 		}
 		if _, err := b.UserByID(t.Context(), u.ID); !errors.Is(err, storage.ErrNotFound) {
