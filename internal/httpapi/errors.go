@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,6 +90,18 @@ func (ew errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 		forbidErr *users.ForbiddenError
 	)
 	switch {
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The caller went away (or the server began shutting down) while
+		// the request waited, for a hashing slot for example: no failure
+		// of the server, and nobody to read a 500. Logged at info; the
+		// answer, if anyone reads it, says to retry.
+		ew.log.InfoContext(r.Context(), "request abandoned by the caller", "request_id", requestID(r.Context()), "method", r.Method, "route", routeOf(r))
+		if isOAuthEndpoint(r) {
+			ew.oauth(w, r, auth.Overloaded(nil))
+			return
+		}
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, http.StatusServiceUnavailable, "the request ended before its answer; retry", nil)
 	case errors.Is(err, errNotReady):
 		// Expected while a dependency is down: a warning; probes retry.
 		ew.log.WarnContext(r.Context(), "not ready", "request_id", requestID(r.Context()), "err", err)
