@@ -187,6 +187,34 @@ type Keys struct {
 	// the order they were read.
 	mu   sync.Mutex
 	snap atomic.Pointer[keySet]
+	// outage is Run's record of failed refreshes in a row (only Run's
+	// goroutine touches it).
+	outage outage
+}
+
+// outage throttles the log of a failure that repeats every tick: the
+// first failure is logged, then at most one record a minute with the
+// count, and the recovery once.
+type outage struct {
+	failures int
+	logged   time.Time
+}
+
+// failed records a failure at now and reports whether to log it.
+func (o *outage) failed(now time.Time) bool {
+	o.failures++
+	if o.failures > 1 && now.Sub(o.logged) < time.Minute {
+		return false
+	}
+	o.logged = now
+	return true
+}
+
+// recovered ends the outage and returns how many ticks failed in it.
+func (o *outage) recovered() int {
+	n := o.failures
+	*o = outage{}
+	return n
 }
 
 // keySet is one immutable snapshot of the keys.
@@ -543,7 +571,8 @@ func earliest(a, b time.Time) time.Time {
 }
 
 // Run keeps the keys current until ctx is done: every RefreshInterval it
-// calls Refresh, logging a failure and keeping the previous keys, and when
+// calls Refresh, keeping the previous keys on a failure (logged the first
+// time, then once a minute during an outage, and its end once), and when
 // RotationInterval is set and the newest key of the configured algorithm
 // is at least that old, it calls Rotate. Replicas that rotate in the same
 // tick each add a key; the newest signs and the others are retired like
@@ -564,11 +593,14 @@ func (ks *Keys) Run(ctx context.Context) {
 func (ks *Keys) tick(ctx context.Context) {
 	log := ks.cfg.Logger
 	if err := ks.Refresh(ctx); err != nil {
-		if ctx.Err() == nil {
-			log.Error("refresh signing keys", "err", err)
+		if ctx.Err() == nil && ks.outage.failed(ks.cfg.Now()) {
+			log.Error("refresh signing keys", "err", err, "failures", ks.outage.failures)
 		}
 		// A stale view could rotate a key another replica just rotated.
 		return
+	}
+	if n := ks.outage.recovered(); n > 0 {
+		log.Info("signing keys refreshed again", "failures", n)
 	}
 	if ks.cfg.RotationInterval <= 0 || ks.hmac != nil {
 		return

@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"slices"
 	"strings"
@@ -1090,5 +1091,48 @@ func TestKeysConcurrentUse(t *testing.T) {
 	}
 	if got := len(store.ids(t)); got != 11 {
 		t.Errorf("got %d stored keys, want 11 (none retired within the token lifetime)", got)
+	}
+}
+
+// A store outage fails every tick of Run: its log is the first failure,
+// then one record a minute with the count, and the recovery once.
+func TestKeys_refresh_failures_are_logged_once_a_minute(t *testing.T) {
+	clock := newKeyClock()
+	store := &memKeyStore{}
+	var logs bytes.Buffer
+	cfg := keyConfig(AlgEdDSA, clock)
+	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	ks := mustLoadKeys(t, store, cfg)
+	count := func(msg string) int { return strings.Count(logs.String(), `"msg":"`+msg+`"`) }
+
+	store.mu.Lock()
+	store.listErr = errors.New("store unreachable")
+	store.mu.Unlock()
+	for range 120 { // two minutes of one-second ticks
+		ks.tick(t.Context())
+		clock.Advance(time.Second)
+	}
+	if got := count("refresh signing keys"); got != 2 {
+		t.Errorf("two minutes of failing ticks logged %d failures, want 2 (the first, then a minute later):\n%s", got, logs.String())
+	}
+	if !strings.Contains(logs.String(), `"failures":61`) {
+		t.Errorf("the minute-later record should count 61 failures:\n%s", logs.String())
+	}
+
+	store.mu.Lock()
+	store.listErr = nil
+	store.mu.Unlock()
+	ks.tick(t.Context())
+	ks.tick(t.Context())
+	if got := count("signing keys refreshed again"); got != 1 || !strings.Contains(logs.String(), `"failures":120`) {
+		t.Errorf("recovery logged %d times, want once with 120 failures:\n%s", got, logs.String())
+	}
+	// A new outage starts its log afresh.
+	store.mu.Lock()
+	store.listErr = errors.New("store unreachable")
+	store.mu.Unlock()
+	ks.tick(t.Context())
+	if got := count("refresh signing keys"); got != 3 {
+		t.Errorf("a new outage's first failure: %d failure records in all, want 3", got)
 	}
 }
