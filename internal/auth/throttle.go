@@ -31,6 +31,12 @@ type ThrottleConfig struct {
 	// BaseDelay is the first delay; each further failure doubles it, up
 	// to MaxDelay.
 	BaseDelay, MaxDelay time.Duration
+	// ForgetAfter is how long a username and address pair must go
+	// without a failure before its count starts again from zero. Without
+	// it a pair could only be cleared by the right password, which a
+	// username that cannot be valid never has: an address's mistyped
+	// names would stay slowed for good.
+	ForgetAfter time.Duration
 	// UserFailures is the ceiling of failures per username in UserWindow,
 	// from all addresses together. Addresses that logged in successfully
 	// as that user within KnownFor are exempt, so a flood from many
@@ -42,13 +48,15 @@ type ThrottleConfig struct {
 }
 
 // DefaultThrottle: 5 free failures per username and address, then 1s,
-// 2s, 4s … up to 15 minutes between attempts; at most 50 failures per
-// username per hour from addresses the user has not logged in from.
+// 2s, 4s … up to 15 minutes between attempts, forgotten after a day
+// without a failure; at most 50 failures per username per hour from
+// addresses the user has not logged in from.
 func DefaultThrottle() ThrottleConfig {
 	return ThrottleConfig{
 		FreeFailures: 5,
 		BaseDelay:    time.Second,
 		MaxDelay:     15 * time.Minute,
+		ForgetAfter:  24 * time.Hour,
 		UserFailures: 50,
 		UserWindow:   time.Hour,
 		KnownFor:     30 * 24 * time.Hour,
@@ -203,6 +211,9 @@ func (t *Throttle) Reserve(ctx context.Context, username, addr string) (*storage
 			}
 			user.Failures++
 		}
+		if t.cfg.ForgetAfter > 0 && now.Sub(lastFailure(pair)) >= t.cfg.ForgetAfter {
+			pair.Failures, pair.WindowStart, pair.BlockedUntil = 0, time.Time{}, time.Time{}
+		}
 		pair.Failures++
 		if pair.WindowStart.IsZero() {
 			pair.WindowStart = now
@@ -223,6 +234,16 @@ func (t *Throttle) Reserve(ctx context.Context, username, addr string) (*storage
 		return nil, ServerError(err)
 	}
 	return u, nil
+}
+
+// lastFailure is about when the pair last failed: its latest block ends
+// after its latest failure, and its first failure is its window's start
+// while no failure has blocked it yet.
+func lastFailure(pair *storage.LoginAttempts) time.Time {
+	if pair.BlockedUntil.After(pair.WindowStart) {
+		return pair.BlockedUntil
+	}
+	return pair.WindowStart
 }
 
 // Blocked returns the 429 *Error Reserve would answer from a remembered

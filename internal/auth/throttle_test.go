@@ -501,3 +501,49 @@ func TestThrottle_success_reported_for_an_invalid_username_keeps_the_address_cou
 		t.Error("the address's junk count was cleared by a success of a name that cannot exist")
 	}
 }
+
+// A pair's count is forgotten after ForgetAfter without a failure: the
+// right password is not the only way out, which an address's junk
+// usernames (no password is right for them) would otherwise need. Short
+// of it, the count and its delays stand.
+func TestThrottle_a_pair_is_forgotten_after_a_quiet_day(t *testing.T) {
+	for _, name := range []string{"alice", "junk name"} {
+		t.Run(name, func(t *testing.T) {
+			now := time.Now()
+			th, _ := newRecordingThrottle(t, &now)
+			ctx := context.Background()
+			cfg := DefaultThrottle()
+			fail := func() error { _, err := th.Reserve(ctx, name, "192.0.2.1"); return err }
+			for i := range cfg.FreeFailures + 3 {
+				if err := fail(); err != nil {
+					t.Fatalf("attempt %d: %v", i, err)
+				}
+				now = now.Add(cfg.BaseDelay << i) // past each delay
+			}
+			// Still within a day of the last failure: the next one is
+			// delayed as the count says.
+			now = now.Add(cfg.ForgetAfter / 2)
+			if err := fail(); err != nil {
+				t.Fatalf("after half a day: %v", err)
+			}
+			var e *Error
+			if err := fail(); !errors.As(err, &e) {
+				t.Fatalf("right after a failure past the free ones: %v, want 429", err)
+			}
+			// A quiet day later the count starts again: the free failures
+			// are free again.
+			now = now.Add(cfg.ForgetAfter + cfg.MaxDelay)
+			for i := range cfg.FreeFailures {
+				if err := fail(); err != nil {
+					t.Errorf("after a quiet day, free failure %d: %v", i, err)
+				}
+			}
+			if err := fail(); err != nil {
+				t.Errorf("after a quiet day, the %dth failure: %v, want the first delayed one to be counted", cfg.FreeFailures+1, err)
+			}
+			if err := fail(); !errors.As(err, &e) || e.RetryAfter != int(cfg.BaseDelay/time.Second) {
+				t.Errorf("after a quiet day, past the free failures: %v, want 429 with Retry-After %d", err, int(cfg.BaseDelay/time.Second))
+			}
+		})
+	}
+}
