@@ -51,7 +51,7 @@ sdk-ts-test: ## test the TypeScript SDK against a real server on 127.0.0.1 (need
 example-node-test: ## test examples/node-resource-server (jose) against a real server on 127.0.0.1 (needs Node.js and npm)
 	GO='$(GO)' bash scripts/node-test-against-server.sh examples/node-resource-server
 
-bench: ## load-test the real server on 127.0.0.1 with wrk, pinned one core each beside a bare chi baseline (installs Debian's wrk when missing), and print each target with its ratio and pass/fail; BENCH_DURATION=… seconds per row per round (default 5, 3 rounds)
+bench: ## load-test the real server on 127.0.0.1 with wrk, pinned one core each beside a bare chi baseline (installs Debian's wrk when missing), and print each target with its ratio and pass/fail; BENCH_DURATION=… seconds per row per round (default 3, 5 rounds)
 	GO='$(GO)' bash scripts/bench.sh
 
 SCALE_FLAGS ?=
