@@ -213,7 +213,7 @@ func describeJWTError(err error) string {
 // read from the spec. On success the claims go into the holder that
 // WithClaimsHolder put in the request context.
 func (v *Validator) Authenticate(ctx context.Context, input *openapi3filter.AuthenticationInput) error {
-	h, _ := ctx.Value(holderKey{}).(*claimsHolder)
+	h, _ := ctx.Value(HolderKey).(*ClaimsHolder)
 	if h == nil {
 		return errors.New("no claims holder in the request context")
 	}
@@ -357,11 +357,16 @@ func BearerToken(r *http.Request) (string, error) {
 
 type holderKey struct{}
 
-// claimsHolder is both the holder and the context carrying it: one
-// allocation per request instead of two (context.WithValue's and the
-// holder's).
-type claimsHolder struct {
-	context.Context
+// HolderKey is the context key a ClaimsHolder is found under: a context
+// that embeds its own holder (the HTTP layer's request state) answers it
+// with the holder's address.
+var HolderKey any = holderKey{}
+
+// ClaimsHolder is where Authenticate leaves what it validated for the
+// handler: an AuthenticationFunc cannot return values, so the router puts
+// an empty holder in the request context before validation (its zero
+// value is empty).
+type ClaimsHolder struct {
 	claims *Claims
 	user   *storage.User
 	// service is the client that authenticated for itself (the Basic
@@ -369,27 +374,32 @@ type claimsHolder struct {
 	service *storage.Client
 }
 
-// Value answers holderKey with the holder and every other key from the
-// parent, as context.WithValue would.
-func (h *claimsHolder) Value(key any) any {
-	if key == (holderKey{}) {
-		return h
-	}
-	return h.Context.Value(key)
+// holderContext is both a holder and the context carrying it: one
+// allocation instead of two (context.WithValue's and the holder's).
+type holderContext struct {
+	context.Context
+	h ClaimsHolder
 }
 
-// WithClaimsHolder returns a context in which Authenticate can leave the
-// validated claims for the handler: an AuthenticationFunc cannot return
-// values, so the router puts an empty holder in before validation.
+// Value answers HolderKey with the holder and every other key from the
+// parent, as context.WithValue would.
+func (c *holderContext) Value(key any) any {
+	if key == HolderKey {
+		return &c.h
+	}
+	return c.Context.Value(key)
+}
+
+// WithClaimsHolder returns ctx with an empty holder in it.
 func WithClaimsHolder(ctx context.Context) context.Context {
-	return &claimsHolder{Context: ctx}
+	return &holderContext{Context: ctx}
 }
 
 // ClaimsFromContext returns the claims of the validated access token. It
 // reports false when the request was not authenticated, and handlers of
 // protected operations must then refuse (fail closed).
 func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
-	h, _ := ctx.Value(holderKey{}).(*claimsHolder)
+	h, _ := ctx.Value(HolderKey).(*ClaimsHolder)
 	if h == nil || h.claims == nil {
 		return nil, false
 	}
@@ -400,7 +410,7 @@ func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
 // the user view holds it (shared: do not change it). It reports false
 // when the request was not authenticated or the validator has no view.
 func UserFromContext(ctx context.Context) (*storage.User, bool) {
-	h, _ := ctx.Value(holderKey{}).(*claimsHolder)
+	h, _ := ctx.Value(HolderKey).(*ClaimsHolder)
 	if h == nil || h.claims == nil || h.user == nil {
 		return nil, false
 	}
@@ -411,7 +421,7 @@ func UserFromContext(ctx context.Context) (*storage.User, bool) {
 // authenticated with its own credentials (client_secret_basic) on an
 // operation whose spec allows it. It reports false when no client did.
 func ServiceClientFromContext(ctx context.Context) (*storage.Client, bool) {
-	h, _ := ctx.Value(holderKey{}).(*claimsHolder)
+	h, _ := ctx.Value(HolderKey).(*ClaimsHolder)
 	if h == nil || h.service == nil {
 		return nil, false
 	}

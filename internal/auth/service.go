@@ -40,7 +40,7 @@ func isBasicScheme(s *openapi3.SecurityScheme) bool {
 // A wrong or unknown client is invalid_client (401 with a Basic
 // challenge); a client that authenticated but does not hold the scopes is
 // unauthorized_client (403).
-func (v *Validator) authenticateService(ctx context.Context, h *claimsHolder, input *openapi3filter.AuthenticationInput) error {
+func (v *Validator) authenticateService(ctx context.Context, h *ClaimsHolder, input *openapi3filter.AuthenticationInput) error {
 	if v.clients == nil {
 		return errors.New("no client registry: the Basic alternative is off")
 	}

@@ -10,13 +10,16 @@ import (
 
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/go-chi/chi/v5"
+
+	"github.com/gatehouse/gatehouse/internal/auth"
 )
 
 // reqState is what gatehouse keeps for one request, in one allocation: it
 // is the request's context (answering chi's route context key, so chi
 // does not add a context of its own), the operation the validator
-// matched, the request itself for the form endpoints, and the writer that
-// records the status for the access log and the metrics. Before it, each
+// matched, the request itself for the form endpoints, the writer that
+// records the status for the access log and the metrics, and the bearer
+// validator's claims holder (answering auth.HolderKey). Before it, each
 // request copied *http.Request four times (the access log, chi, the
 // validator and the strict handler each added a context value).
 type reqState struct {
@@ -29,6 +32,8 @@ type reqState struct {
 	rctx  chi.Context
 	w     statusWriter
 	rec   AccessRecord
+	// claims is the bearer validator's holder (auth.HolderKey).
+	claims auth.ClaimsHolder
 }
 
 type stateKey struct{}
@@ -41,6 +46,8 @@ func (s *reqState) Value(key any) any {
 		return &s.rctx
 	case stateKey{}:
 		return s
+	case auth.HolderKey:
+		return &s.claims
 	}
 	return s.Context.Value(key)
 }
