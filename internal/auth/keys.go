@@ -190,6 +190,9 @@ type Keys struct {
 	// outage is Run's record of failed refreshes in a row (only Run's
 	// goroutine touches it).
 	outage outage
+	// parsed counts the stored keys a snapshot could not reuse and
+	// parsed again (tests); ks.mu guards it.
+	parsed int
 }
 
 // outage throttles the log of a failure that repeats every tick: the
@@ -244,6 +247,10 @@ type key struct {
 	// retireAt is when the key stops verifying: TokenTTL+Leeway after a
 	// successor activated. Zero while it has none.
 	retireAt time.Time
+	// row is the SHA-256 of the stored row parse read (algorithm and
+	// private form): a refresh that finds the same row again reuses the
+	// parsed key instead of decrypting and parsing it anew.
+	row [sha256.Size]byte
 }
 
 func (k *key) retired(now time.Time) bool {
@@ -489,6 +496,13 @@ func (ks *Keys) install(ctx context.Context, stored []storage.SigningKey) error 
 	stored = slices.Clone(stored)
 	slices.SortStableFunc(stored, func(a, b storage.SigningKey) int { return b.CreatedAt.Compare(a.CreatedAt) })
 
+	// The keys of the current snapshot, to reuse those whose row is
+	// unchanged: Run refreshes every few seconds, and parsing an RSA key
+	// allocated most of what an idle server allocates.
+	var prev map[string]*key
+	if cur := ks.snap.Load(); cur != nil {
+		prev = cur.byID
+	}
 	s := &keySet{byID: map[string]*key{}}
 	if ks.hmac != nil {
 		s.signers = []*key{ks.hmac}
@@ -529,7 +543,7 @@ func (ks *Keys) install(ctx context.Context, stored []storage.SigningKey) error 
 				continue
 			}
 		}
-		k, err := ks.parse(sk)
+		k, err := ks.reuseOrParse(prev[sk.ID], sk)
 		if err != nil {
 			return err
 		}
@@ -653,6 +667,36 @@ func (ks *Keys) generate(createdAt, activatesAt time.Time) (storage.SigningKey, 
 		CreatedAt:   createdAt.UTC(),
 		ActivatesAt: activatesAt.UTC(),
 	}, nil
+}
+
+// reuseOrParse returns a copy of old when it was parsed from the same row
+// as sk (same id, algorithm and private form, so the checks parse made
+// hold), and parse(sk) otherwise. The copy is the caller's to change:
+// old belongs to a snapshot readers may still hold.
+func (ks *Keys) reuseOrParse(old *key, sk storage.SigningKey) (*key, error) {
+	row := keyRowSum(sk)
+	if old != nil && old.jwk != nil && old.id == sk.ID && old.row == row {
+		k := *old
+		return &k, nil
+	}
+	ks.parsed++
+	k, err := ks.parse(sk)
+	if err != nil {
+		return nil, err
+	}
+	k.row = row
+	return k, nil
+}
+
+// keyRowSum is the SHA-256 of a stored key's algorithm and private form.
+func keyRowSum(sk storage.SigningKey) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write([]byte(sk.Algorithm))
+	h.Write([]byte{0})
+	h.Write(sk.Private)
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 // parse reads a stored key: decrypts it, checks that the key matches its

@@ -1136,3 +1136,58 @@ func TestKeys_refresh_failures_are_logged_once_a_minute(t *testing.T) {
 		t.Errorf("a new outage's first failure: %d failure records in all, want 3", got)
 	}
 }
+
+func TestRefresh_reuses_the_keys_whose_row_is_unchanged(t *testing.T) {
+	ctx := context.Background()
+	clock := newKeyClock()
+	store := &memKeyStore{}
+	server := mustLoadKeys(t, store, keyConfig(AlgRS256, clock))
+	first := server.SigningKeyID()
+	base := server.parsed
+	for range 3 {
+		if err := server.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := server.parsed - base; got != 0 {
+		t.Errorf("three refreshes of an unchanged store parsed %d keys, want 0", got)
+	}
+	if err := verifyWithKeys(server, signWithKeys(t, server, "alice")); err != nil {
+		t.Errorf("a token signed after the refreshes: %v", err)
+	}
+
+	// A key rotated by another instance is the one key parsed.
+	cli := mustLoadKeys(t, store, keyConfig(AlgRS256, clock))
+	rotated, err := cli.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := server.parsed - base; got != 1 {
+		t.Errorf("a refresh after one rotation parsed %d keys, want 1", got)
+	}
+	if got := jwksIDs(server); !slices.Contains(got, rotated.ID) || !slices.Contains(got, first) {
+		t.Errorf("got published %v, want %s and %s", got, first, rotated.ID)
+	}
+
+	// A row whose private form changed under the same id is read and
+	// checked again: here it holds another key, which the thumbprint
+	// check refuses, and the previous keys stay in use.
+	old := store.stored(t, first)
+	other := store.stored(t, rotated.ID)
+	if err := store.ReplaceSigningKeyPrivate(ctx, first, old.Private, other.Private); err != nil {
+		t.Fatal(err)
+	}
+	err = server.Refresh(ctx)
+	if err == nil || !strings.Contains(err.Error(), "thumbprint") {
+		t.Fatalf("got %v refreshing a row swapped for another key, want the thumbprint refused", err)
+	}
+	if got := server.parsed - base; got != 2 {
+		t.Errorf("got %d keys parsed in all, want 2 (the rotated key, the swapped row)", got)
+	}
+	if got := jwksIDs(server); !slices.Contains(got, first) {
+		t.Errorf("got published %v after the refused refresh, want the previous keys kept", got)
+	}
+}
