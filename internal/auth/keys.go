@@ -669,13 +669,14 @@ func (ks *Keys) generate(createdAt, activatesAt time.Time) (storage.SigningKey, 
 	}, nil
 }
 
-// reuseOrParse returns a copy of old when it was parsed from the same row
-// as sk (same id, algorithm and private form, so the checks parse made
-// hold), and parse(sk) otherwise. The copy is the caller's to change:
-// old belongs to a snapshot readers may still hold.
+// reuseOrParse returns a copy of old, the current snapshot's key of sk's
+// id, when it was parsed from the same row (same algorithm and private
+// form, so the checks parse made hold), and parse(sk) otherwise. The copy
+// is the caller's to change: old belongs to a snapshot readers may still
+// hold. The HS256 secret (no JWK) is never stored, so never reused here.
 func (ks *Keys) reuseOrParse(old *key, sk storage.SigningKey) (*key, error) {
 	row := keyRowSum(sk)
-	if old != nil && old.jwk != nil && old.id == sk.ID && old.row == row {
+	if old != nil && old.jwk != nil && old.row == row {
 		k := *old
 		return &k, nil
 	}
