@@ -23,7 +23,7 @@ const lockAttempt = `
 // updateAttempts applies up in t: it locks the keys' rows in key order
 // (so updaters of overlapping keys queue without deadlocking), calls
 // up.Fn and saves the states, deleting those left empty.
-func (t *txn) updateAttempts(ctx context.Context, up storage.AttemptUpdate) error {
+func (t *txn) updateAttempts(up storage.AttemptUpdate) error {
 	now := t.s.now()
 	updated, err := encodeTime(now)
 	if err != nil {
@@ -32,7 +32,7 @@ func (t *txn) updateAttempts(ctx context.Context, up storage.AttemptUpdate) erro
 	order := slices.Compact(slices.Sorted(slices.Values(up.Keys)))
 	locked := make(map[string]storage.LoginAttempts, len(order))
 	for _, key := range order {
-		a, err := scanAttempts(t.queryRow(ctx, lockAttempt, key, updated), key)
+		a, err := scanAttempts(t.queryRow(lockAttempt, key, updated), key)
 		if err != nil {
 			return err
 		}
@@ -51,7 +51,7 @@ func (t *txn) updateAttempts(ctx context.Context, up storage.AttemptUpdate) erro
 		a := &states[i]
 		a.Key = up.Keys[i]
 		if a.Empty() {
-			if _, err := t.exec(ctx, `DELETE FROM login_attempts WHERE key = ?`, a.Key); err != nil {
+			if _, err := t.exec(`DELETE FROM login_attempts WHERE key = ?`, a.Key); err != nil {
 				return err
 			}
 			continue
@@ -71,7 +71,7 @@ func (t *txn) updateAttempts(ctx context.Context, up storage.AttemptUpdate) erro
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `
+		if _, err := t.exec(`
 			UPDATE login_attempts SET failures = ?, window_start = ?, blocked_until = ?, last_success = ?, updated_at = ?
 			WHERE key = ?`, a.Failures, window, blocked, success, updated, a.Key); err != nil {
 			return err
@@ -83,7 +83,7 @@ func (t *txn) updateAttempts(ctx context.Context, up storage.AttemptUpdate) erro
 // UpdateLoginAttempts implements storage.AttemptStore.
 func (s *store) UpdateLoginAttempts(ctx context.Context, up storage.AttemptUpdate) error {
 	return s.write(ctx, "update login attempts", func(t *txn) error {
-		return t.updateAttempts(ctx, up)
+		return t.updateAttempts(up)
 	})
 }
 
@@ -91,7 +91,7 @@ func (s *store) UpdateLoginAttempts(ctx context.Context, up storage.AttemptUpdat
 func (s *store) ReserveLogin(ctx context.Context, up storage.AttemptUpdate, username string) (*storage.User, error) {
 	var u *storage.User
 	err := s.write(ctx, "reserve login", func(t *txn) error {
-		if err := t.updateAttempts(ctx, up); err != nil {
+		if err := t.updateAttempts(up); err != nil {
 			return err
 		}
 		u = nil
@@ -99,7 +99,7 @@ func (s *store) ReserveLogin(ctx context.Context, up storage.AttemptUpdate, user
 			return nil
 		}
 		var err error
-		u, err = scanUser(t.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE username = ?`, username))
+		u, err = scanUser(t.queryRow(`SELECT `+userColumns+` FROM users WHERE username = ?`, username))
 		if errors.Is(err, sql.ErrNoRows) {
 			u, err = nil, nil
 		}

@@ -15,12 +15,12 @@ import (
 // gives that already), then the rows, then the notification, which
 // PostgreSQL delivers on commit. Nothing is locked after the change-log
 // lock, so it cannot be part of a deadlock.
-func (t *txn) appendChanges(ctx context.Context) error {
+func (t *txn) appendChanges() error {
 	if len(t.changes) == 0 {
 		return nil
 	}
 	if l := t.s.f.lockChanges; l != "" {
-		if _, err := t.tx.ExecContext(ctx, l); err != nil {
+		if _, err := t.tx.ExecContext(t.ctx, l); err != nil {
 			return err
 		}
 	}
@@ -33,13 +33,13 @@ func (t *txn) appendChanges(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `INSERT INTO changes (kind, subject, at, expires_at) VALUES (?, ?, ?, ?)`,
+		if _, err := t.exec(`INSERT INTO changes (kind, subject, at, expires_at) VALUES (?, ?, ?, ?)`,
 			c.kind, c.subject, at, exp); err != nil {
 			return err
 		}
 	}
 	if n := t.s.f.notify; n != "" {
-		if _, err := t.tx.ExecContext(ctx, n); err != nil {
+		if _, err := t.tx.ExecContext(t.ctx, n); err != nil {
 			return err
 		}
 	}

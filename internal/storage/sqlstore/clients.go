@@ -28,14 +28,14 @@ func (s *store) CreateClient(ctx context.Context, c *storage.Client) error {
 		return err
 	}
 	err = s.write(ctx, "create client", func(t *txn) error {
-		_, err := t.exec(ctx, `INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?)`, c.ID, row.scopes, created, row.service, row.grants)
+		_, err := t.exec(`INSERT INTO clients (`+clientColumns+`) VALUES (?, ?, ?, ?, ?)`, c.ID, row.scopes, created, row.service, row.grants)
 		if s.f.conflict(err) == "clients.id" {
 			return fnErr(storage.ErrClientExists)
 		}
 		if err != nil {
 			return err
 		}
-		if err := t.insertSecrets(ctx, c.ID, c.Secrets, createdAt); err != nil {
+		if err := t.insertSecrets(c.ID, c.Secrets, createdAt); err != nil {
 			return err
 		}
 		t.record(storage.ChangeClient, c.ID, createdAt)
@@ -51,7 +51,7 @@ func (s *store) CreateClient(ctx context.Context, c *storage.Client) error {
 }
 
 // insertSecrets stores a client's secrets; a zero CreatedAt becomes at.
-func (t *txn) insertSecrets(ctx context.Context, clientID string, secrets []storage.ClientSecret, at time.Time) error {
+func (t *txn) insertSecrets(clientID string, secrets []storage.ClientSecret, at time.Time) error {
 	for _, sec := range storedSecrets(secrets, at) {
 		created, err := encodeTime(sec.CreatedAt)
 		if err != nil {
@@ -60,7 +60,7 @@ func (t *txn) insertSecrets(ctx context.Context, clientID string, secrets []stor
 		if sec.ID == "" || sec.Hash == "" {
 			return errors.New("sqlstore: a client secret needs an ID and a hash")
 		}
-		if _, err := t.exec(ctx, `INSERT INTO client_secrets (`+secretColumns+`) VALUES (?, ?, ?, ?)`, sec.ID, clientID, sec.Hash, created); err != nil {
+		if _, err := t.exec(`INSERT INTO client_secrets (`+secretColumns+`) VALUES (?, ?, ?, ?)`, sec.ID, clientID, sec.Hash, created); err != nil {
 			return err
 		}
 	}
@@ -153,10 +153,10 @@ func (s *store) UpdateClient(ctx context.Context, id string, fn func(*storage.Cl
 		// Lock the row first: the read of its secrets then sees what the
 		// last updater committed.
 		var locked string
-		if err := t.queryRow(ctx, `SELECT id FROM clients WHERE id = ? FOR UPDATE`, id).Scan(&locked); err != nil {
+		if err := t.queryRow(`SELECT id FROM clients WHERE id = ? FOR UPDATE`, id).Scan(&locked); err != nil {
 			return err
 		}
-		rows, err := t.query(ctx, clientJoin+` WHERE c.id = ? ORDER BY s.created_at, s.id`, id)
+		rows, err := t.query(clientJoin+` WHERE c.id = ? ORDER BY s.created_at, s.id`, id)
 		if err != nil {
 			return err
 		}
@@ -181,14 +181,14 @@ func (s *store) UpdateClient(ctx context.Context, id string, fn func(*storage.Cl
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE clients SET scopes = ?, service_scopes = ?, grants = ? WHERE id = ?`, row.scopes, row.service, row.grants, id); err != nil {
+		if _, err := t.exec(`UPDATE clients SET scopes = ?, service_scopes = ?, grants = ? WHERE id = ?`, row.scopes, row.service, row.grants, id); err != nil {
 			return err
 		}
 		now := s.now()
-		if _, err := t.exec(ctx, `DELETE FROM client_secrets WHERE client_id = ?`, id); err != nil {
+		if _, err := t.exec(`DELETE FROM client_secrets WHERE client_id = ?`, id); err != nil {
 			return err
 		}
-		if err := t.insertSecrets(ctx, id, c.Secrets, now); err != nil {
+		if err := t.insertSecrets(id, c.Secrets, now); err != nil {
 			return err
 		}
 		row.decode(c)
@@ -206,13 +206,13 @@ func (s *store) UpdateClient(ctx context.Context, id string, fn func(*storage.Cl
 // DeleteClient implements storage.ClientStore.
 func (s *store) DeleteClient(ctx context.Context, id string, now time.Time) error {
 	return s.write(ctx, "delete client", func(t *txn) error {
-		if err := oneRow(t.exec(ctx, `DELETE FROM clients WHERE id = ?`, id)); err != nil {
+		if err := oneRow(t.exec(`DELETE FROM clients WHERE id = ?`, id)); err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `DELETE FROM client_secrets WHERE client_id = ?`, id); err != nil {
+		if _, err := t.exec(`DELETE FROM client_secrets WHERE client_id = ?`, id); err != nil {
 			return err
 		}
-		if _, err := t.revoke(ctx, revokeLive+`client_id = ? RETURNING id`, now, id); err != nil {
+		if _, err := t.revoke(revokeLive+`client_id = ? RETURNING id`, now, id); err != nil {
 			return err
 		}
 		t.record(storage.ChangeClient, id, now)

@@ -8,7 +8,9 @@
 // clients.go, attempts.go). A flavor (flavor.go) holds what the engines do
 // differently: placeholders, row locks versus BEGIN IMMEDIATE, advisory
 // locks, NOTIFY, and which driver errors are which storage sentinel
-// (errors.go is the boundary where they become them). One migration loop
+// (errors.go is the boundary where they become them). On SQLite, whose
+// writers take turns, the writes waiting for a turn share its
+// transaction (batch.go). One migration loop
 // (migrate.go) applies migrations/<engine>/NNNN_description.sql; from 0004
 // on, one number is the same change on both engines.
 package sqlstore

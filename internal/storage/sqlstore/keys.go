@@ -43,12 +43,12 @@ func (s *store) EnsureSigningKey(ctx context.Context, alg string, create func() 
 	}
 	err = s.write(ctx, op, func(t *txn) error {
 		if l := s.f.lockKeys; l != "" {
-			if _, err := t.tx.ExecContext(ctx, l); err != nil {
+			if _, err := t.tx.ExecContext(t.ctx, l); err != nil {
 				return err
 			}
 		}
 		var err error
-		if k, err = scanKey(t.queryRow(ctx, newestKeyOf, alg)); !errors.Is(err, sql.ErrNoRows) {
+		if k, err = scanKey(t.queryRow(newestKeyOf, alg)); !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		if k, err = create(); err != nil {
@@ -71,7 +71,7 @@ func (s *store) EnsureSigningKey(ctx context.Context, alg string, create func() 
 			}
 			k.ID = id.String()
 		}
-		k, err = t.insertKey(ctx, k)
+		k, err = t.insertKey(k)
 		return err
 	})
 	if err != nil {
@@ -83,7 +83,7 @@ func (s *store) EnsureSigningKey(ctx context.Context, alg string, create func() 
 // insertKey stores k (zero CreatedAt: the store's clock; zero
 // ActivatesAt: CreatedAt) with its ChangeKeys entry, and returns it as
 // stored.
-func (t *txn) insertKey(ctx context.Context, k storage.SigningKey) (storage.SigningKey, error) {
+func (t *txn) insertKey(k storage.SigningKey) (storage.SigningKey, error) {
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = t.s.now()
 	}
@@ -98,7 +98,7 @@ func (t *txn) insertKey(ctx context.Context, k storage.SigningKey) (storage.Sign
 	if err != nil {
 		return k, err
 	}
-	if _, err := t.exec(ctx, `INSERT INTO signing_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?)`,
+	if _, err := t.exec(`INSERT INTO signing_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?)`,
 		k.ID, k.Algorithm, k.Private, created, activates); err != nil {
 		return k, err
 	}
@@ -115,7 +115,7 @@ func (s *store) CreateSigningKey(ctx context.Context, k storage.SigningKey) erro
 		return errors.New("sqlstore: create signing key: ID, Algorithm and Private are required")
 	}
 	return s.write(ctx, "create signing key", func(t *txn) error {
-		_, err := t.insertKey(ctx, k)
+		_, err := t.insertKey(k)
 		return err
 	})
 }
@@ -123,7 +123,7 @@ func (s *store) CreateSigningKey(ctx context.Context, k storage.SigningKey) erro
 // DeleteSigningKey implements storage.KeyStore.
 func (s *store) DeleteSigningKey(ctx context.Context, id string) error {
 	return s.write(ctx, "delete signing key", func(t *txn) error {
-		if err := oneRow(t.exec(ctx, `DELETE FROM signing_keys WHERE id = ?`, id)); err != nil {
+		if err := oneRow(t.exec(`DELETE FROM signing_keys WHERE id = ?`, id)); err != nil {
 			return err
 		}
 		t.record(storage.ChangeKeys, id, s.now())
@@ -138,7 +138,7 @@ func (s *store) ReplaceSigningKeyPrivate(ctx context.Context, id string, old, ne
 		return errors.New("sqlstore: replace signing key private: empty private key")
 	}
 	return s.write(ctx, "replace signing key private", func(t *txn) error {
-		if err := oneRow(t.exec(ctx, `UPDATE signing_keys SET private = ? WHERE id = ? AND private = ?`, next, id, old)); err != nil {
+		if err := oneRow(t.exec(`UPDATE signing_keys SET private = ? WHERE id = ? AND private = ?`, next, id, old)); err != nil {
 			return err
 		}
 		t.record(storage.ChangeKeys, id, s.now())
@@ -149,7 +149,7 @@ func (s *store) ReplaceSigningKeyPrivate(ctx context.Context, id string, old, ne
 // ReplaceSecret implements storage.KeyStore: a compare and swap.
 func (s *store) ReplaceSecret(ctx context.Context, name string, old, next []byte) error {
 	return s.write(ctx, "replace secret", func(t *txn) error {
-		return oneRow(t.exec(ctx, `UPDATE secrets SET value = ? WHERE name = ? AND value = ?`, next, name, old))
+		return oneRow(t.exec(`UPDATE secrets SET value = ? WHERE name = ? AND value = ?`, next, name, old))
 	})
 }
 

@@ -35,7 +35,7 @@ func (s *store) CreateMFAToken(ctx context.Context, t *storage.MFAToken) error {
 func (s *store) TakeMFAToken(ctx context.Context, id string) (*storage.MFAToken, error) {
 	var out *storage.MFAToken
 	err := s.write(ctx, "take mfa token", func(t *txn) error {
-		tok, err := scanMFAToken(t.queryRow(ctx, `DELETE FROM mfa_tokens WHERE id = ? RETURNING `+mfaColumns, id))
+		tok, err := scanMFAToken(t.queryRow(`DELETE FROM mfa_tokens WHERE id = ? RETURNING `+mfaColumns, id))
 		out = tok
 		return err
 	})

@@ -98,14 +98,14 @@ func (s *store) migrate(ctx context.Context, engine string, upTo int) error {
 	}
 	return s.write(ctx, "migrate", func(t *txn) error {
 		if l := s.f.lockMigrations; l != "" {
-			if _, err := t.tx.ExecContext(ctx, l); err != nil {
+			if _, err := t.tx.ExecContext(t.ctx, l); err != nil {
 				return err
 			}
 		}
-		if _, err := t.tx.ExecContext(ctx, s.f.migrationsTable); err != nil {
+		if _, err := t.tx.ExecContext(t.ctx, s.f.migrationsTable); err != nil {
 			return err
 		}
-		applied, err := readApplied(t.query(ctx, `SELECT version FROM schema_migrations`))
+		applied, err := readApplied(t.query(`SELECT version FROM schema_migrations`))
 		if err != nil {
 			return err
 		}
@@ -116,10 +116,10 @@ func (s *store) migrate(ctx context.Context, engine string, upTo int) error {
 		for _, m := range todo {
 			// Without arguments both drivers run every statement of the
 			// file (pgx: the simple query protocol).
-			if _, err := t.tx.ExecContext(ctx, m.sql); err != nil {
+			if _, err := t.tx.ExecContext(t.ctx, m.sql); err != nil {
 				return fmt.Errorf("migration %s: %w", m.name, err)
 			}
-			if _, err := t.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			if _, err := t.exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 				m.version, m.name, s.now().UnixNano()); err != nil {
 				return fmt.Errorf("migration %s: %w", m.name, err)
 			}

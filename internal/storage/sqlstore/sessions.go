@@ -37,7 +37,7 @@ func (s *store) CreateSession(ctx context.Context, sess *storage.Session, epoch 
 			have     int64
 			disabled bool
 		)
-		err := t.queryRow(ctx, `SELECT token_epoch, disabled FROM users WHERE id = ? FOR SHARE`, in.UserID).Scan(&have, &disabled)
+		err := t.queryRow(`SELECT token_epoch, disabled FROM users WHERE id = ? FOR SHARE`, in.UserID).Scan(&have, &disabled)
 		if errors.Is(err, sql.ErrNoRows) || err == nil && (disabled || have != epoch) {
 			return storage.ErrGrantStale
 		}
@@ -45,11 +45,11 @@ func (s *store) CreateSession(ctx context.Context, sess *storage.Session, epoch 
 			return err
 		}
 		if settle != nil {
-			if err := t.updateAttempts(ctx, *settle); err != nil {
+			if err := t.updateAttempts(*settle); err != nil {
 				return err
 			}
 		}
-		_, err = t.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err = t.exec(`INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			in.ID, in.UserID, in.ClientID, r.scopes, r.created, r.lastUsed, r.idleExpires, r.expires,
 			r.generation, r.secretHash, r.rotated, r.graceUses, r.revoked, r.clientAddr, r.userAgent)
 		return err
@@ -81,18 +81,18 @@ func (s *store) UpdateSession(ctx context.Context, id string, fn func(*storage.S
 	)
 	err := s.write(ctx, "update session", func(t *txn) error {
 		const userOf = `SELECT ` + userColumns + ` FROM users WHERE id = `
-		u, err := scanUser(t.queryRow(ctx, userOf+`(SELECT user_id FROM sessions WHERE id = ?) FOR SHARE`, id))
+		u, err := scanUser(t.queryRow(userOf+`(SELECT user_id FROM sessions WHERE id = ?) FOR SHARE`, id))
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		cur, err := scanSession(t.queryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ? FOR UPDATE`, id))
+		cur, err := scanSession(t.queryRow(`SELECT `+sessionColumns+` FROM sessions WHERE id = ? FOR UPDATE`, id))
 		if err != nil {
 			return err
 		}
 		if u == nil {
 			// No user, or no session yet when the first read ran: look
 			// again now that the session is locked.
-			if u, err = scanUser(t.queryRow(ctx, userOf+`? FOR SHARE`, cur.UserID)); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			if u, err = scanUser(t.queryRow(userOf+`? FOR SHARE`, cur.UserID)); err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
 		}
@@ -110,7 +110,7 @@ func (s *store) UpdateSession(ctx context.Context, id string, fn func(*storage.S
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `
+		if _, err := t.exec(`
 			UPDATE sessions SET scopes = ?, last_used_at = ?, idle_expires_at = ?, generation = ?, secret_hash = ?,
 				rotated_at = ?, grace_uses = ?, revoked_at = ?
 			WHERE id = ?`,
@@ -148,7 +148,7 @@ func (s *store) RevokeSessions(ctx context.Context, userID, id, except string, n
 	var n int
 	err := s.write(ctx, "revoke sessions", func(t *txn) error {
 		var err error
-		n, err = t.revoke(ctx, revokeLive+`user_id = ? AND (? = '' OR id = ?) AND id <> ? RETURNING id`, now, userID, id, id, except)
+		n, err = t.revoke(revokeLive+`user_id = ? AND (? = '' OR id = ?) AND id <> ? RETURNING id`, now, userID, id, id, except)
 		return err
 	})
 	return n, err
@@ -159,7 +159,7 @@ func (s *store) RevokeClientSessions(ctx context.Context, clientID string, now t
 	var n int
 	err := s.write(ctx, "revoke client sessions", func(t *txn) error {
 		var err error
-		n, err = t.revoke(ctx, revokeLive+`client_id = ? RETURNING id`, now, clientID)
+		n, err = t.revoke(revokeLive+`client_id = ? RETURNING id`, now, clientID)
 		return err
 	})
 	return n, err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/storage"
@@ -71,8 +72,13 @@ type store struct {
 	f         *flavor
 	now       func() time.Time
 	retention time.Duration
-	// gate queues this store's writers when the flavor has serialWrites.
-	gate chan struct{}
+	// gate queues this store's writers when the flavor has serialWrites,
+	// and queue holds the writes waiting to join a turn (batch.go).
+	gate  chan struct{}
+	qmu   sync.Mutex
+	queue []*writeReq
+	// testHookQueued, when set, runs after a write joined the queue.
+	testHookQueued func()
 	// mustExist: Options.MustExist.
 	mustExist bool
 }
@@ -121,8 +127,10 @@ func (s *store) leave() {
 // txn is a write transaction: statements in the flavor's dialect, and the
 // change-log entries to append when the body is done.
 type txn struct {
-	tx      *sql.Tx
-	s       *store
+	tx *sql.Tx
+	s  *store
+	// ctx is the context of the transaction's statements.
+	ctx     context.Context
 	changes []pending
 }
 
@@ -132,16 +140,16 @@ type pending struct {
 	at, exp       time.Time
 }
 
-func (t *txn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.s.f.q(query), args...)
+func (t *txn) exec(query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(t.ctx, t.s.f.q(query), args...)
 }
 
-func (t *txn) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.s.f.q(query), args...)
+func (t *txn) queryRow(query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(t.ctx, t.s.f.q(query), args...)
 }
 
-func (t *txn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, t.s.f.q(query), args...)
+func (t *txn) query(query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(t.ctx, t.s.f.q(query), args...)
 }
 
 // record queues a change-log entry of kind about subject, made at at. It
@@ -158,25 +166,38 @@ func (t *txn) record(kind, subject string, at time.Time, exp ...time.Time) {
 // appending the entries body recorded as the transaction's last
 // statements. An updater's error (fnErr) is returned unchanged; a
 // retryable failure runs the whole transaction again, so body must only
-// depend on what it reads. Other errors are classified for op.
+// depend on what it reads. Other errors are classified for op. Writers
+// that take turns share transactions (batch.go).
 func (s *store) write(ctx context.Context, op string, body func(t *txn) error) error {
-	if err := s.enter(ctx); err != nil {
-		return s.fail(ctx, op, err)
+	var err error
+	if s.gate == nil {
+		err = s.run(ctx, body)
+	} else {
+		err = s.batched(ctx, body)
 	}
-	defer s.leave()
+	var fe *fnError
+	if errors.As(err, &fe) {
+		return fe.err
+	}
+	return s.fail(ctx, op, err)
+}
+
+// run runs body in a transaction of its own, again while the failure is
+// retryable.
+func (s *store) run(ctx context.Context, body func(t *txn) error) error {
 	for attempt := 1; ; attempt++ {
 		begun, err := s.attempt(ctx, body)
 		var fe *fnError
-		if errors.As(err, &fe) {
-			return fe.err
+		if err == nil || errors.As(err, &fe) {
+			return err
 		}
-		if err != nil && attempt < maxAttempts && ctx.Err() == nil &&
+		if attempt < maxAttempts && ctx.Err() == nil &&
 			(s.f.retryable(err) || !begun && attempt == 1 && errors.Is(s.f.fault(err), storage.ErrUnavailable)) {
 			// A BEGIN that failed on a lost connection started nothing:
 			// the pool has dropped that connection, try one more.
 			continue
 		}
-		return s.fail(ctx, op, err)
+		return err
 	}
 }
 
@@ -186,12 +207,12 @@ func (s *store) attempt(ctx context.Context, body func(t *txn) error) (begun boo
 	if err != nil {
 		return false, err
 	}
-	t := &txn{tx: tx, s: s}
+	t := &txn{tx: tx, s: s, ctx: ctx}
 	if err := body(t); err != nil {
 		tx.Rollback()
 		return true, err
 	}
-	if err := t.appendChanges(ctx); err != nil {
+	if err := t.appendChanges(); err != nil {
 		tx.Rollback()
 		return true, err
 	}

@@ -39,7 +39,7 @@ func (s *store) CreateUsers(ctx context.Context, us []*storage.User) error {
 	}
 	err := s.write(ctx, "create users", func(t *txn) error {
 		for i, args := range rows {
-			_, err := t.exec(ctx, insertUser, args...)
+			_, err := t.exec(insertUser, args...)
 			if s.f.conflict(err) == "users.username" {
 				return fnErr(&storage.ItemError{Index: i, Err: storage.ErrUsernameTaken})
 			}
@@ -147,23 +147,23 @@ func (s *store) CountEnabledWithScope(ctx context.Context, scope string) (int, e
 // lockHolders begins a change that must keep each scope of keep with an
 // enabled holder: it takes the flavor's turn for such changes. Run first
 // in the transaction, before any row is locked.
-func (t *txn) lockHolders(ctx context.Context, keep []string) error {
+func (t *txn) lockHolders(keep []string) error {
 	if len(keep) == 0 || t.s.f.lockHolders == "" {
 		return nil
 	}
-	_, err := t.tx.ExecContext(ctx, t.s.f.lockHolders)
+	_, err := t.tx.ExecContext(t.ctx, t.s.f.lockHolders)
 	return err
 }
 
 // soleHolder returns the first scope of keep that u is the only enabled
 // holder of, or "".
-func (t *txn) soleHolder(ctx context.Context, u *storage.User, keep []string) (string, error) {
+func (t *txn) soleHolder(u *storage.User, keep []string) (string, error) {
 	for _, sc := range keep {
 		if !u.Holds(sc) {
 			continue
 		}
 		var n int
-		if err := t.queryRow(ctx, countHolders, " "+sc+" ", false).Scan(&n); err != nil {
+		if err := t.queryRow(countHolders, " "+sc+" ", false).Scan(&n); err != nil {
 			return "", err
 		}
 		if n <= 1 {
@@ -179,12 +179,12 @@ const revokeLive = `UPDATE sessions SET revoked_at = ? WHERE revoked_at = 0 AND 
 
 // revoke runs query, revokeLive with its conditions and RETURNING id, and
 // records a ChangeSession entry per session it revoked, in ID order.
-func (t *txn) revoke(ctx context.Context, query string, at time.Time, args ...any) (int, error) {
+func (t *txn) revoke(query string, at time.Time, args ...any) (int, error) {
 	ns, err := encodeTime(at)
 	if err != nil {
 		return 0, err
 	}
-	rows, err := t.query(ctx, query, append([]any{ns, ns, ns}, args...)...)
+	rows, err := t.query(query, append([]any{ns, ns, ns}, args...)...)
 	if err != nil {
 		return 0, err
 	}
@@ -214,14 +214,14 @@ func (t *txn) revoke(ctx context.Context, query string, at time.Time, args ...an
 func (s *store) UpdateUser(ctx context.Context, username string, fn func(*storage.User) error, keep ...string) (*storage.User, error) {
 	var out *storage.User
 	err := s.write(ctx, "update user", func(t *txn) error {
-		if err := t.lockHolders(ctx, keep); err != nil {
+		if err := t.lockHolders(keep); err != nil {
 			return err
 		}
-		old, err := scanUser(t.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE username = ? FOR UPDATE`, username))
+		old, err := scanUser(t.queryRow(`SELECT `+userColumns+` FROM users WHERE username = ? FOR UPDATE`, username))
 		if err != nil {
 			return err
 		}
-		sole, err := t.soleHolder(ctx, old, keep)
+		sole, err := t.soleHolder(old, keep)
 		if err != nil {
 			return err
 		}
@@ -254,7 +254,7 @@ func (s *store) UpdateUser(ctx context.Context, username string, fn func(*storag
 		if err != nil {
 			return err
 		}
-		_, err = t.exec(ctx, `
+		_, err = t.exec(`
 			UPDATE users SET username = ?, password_hash = ?, scopes = ?, disabled = ?, updated_at = ?, token_epoch = ?,
 				totp_secret = ?, totp_confirmed = ?, totp_last_step = ?, recovery_codes = ?
 			WHERE id = ?`, u.Username, u.PasswordHash, scopes, u.Disabled, updated, u.TokenEpoch,
@@ -269,7 +269,7 @@ func (s *store) UpdateUser(ctx context.Context, username string, fn func(*storag
 		u.TOTP.RecoveryCodes = decodeScopes(recovery)
 		if u.TokenEpoch > old.TokenEpoch {
 			// The sessions end when the change that ended them was made.
-			if _, err := t.revoke(ctx, revokeLive+`user_id = ? RETURNING id`, u.UpdatedAt, u.ID); err != nil {
+			if _, err := t.revoke(revokeLive+`user_id = ? RETURNING id`, u.UpdatedAt, u.ID); err != nil {
 				return err
 			}
 		}
@@ -289,10 +289,10 @@ func (s *store) UpdateUser(ctx context.Context, username string, fn func(*storag
 // waits and finds the user gone.
 func (s *store) DeleteUser(ctx context.Context, username string, now time.Time, check func(*storage.User) error, keep ...string) error {
 	return s.write(ctx, "delete user", func(t *txn) error {
-		if err := t.lockHolders(ctx, keep); err != nil {
+		if err := t.lockHolders(keep); err != nil {
 			return err
 		}
-		u, err := scanUser(t.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE username = ? FOR UPDATE`, username))
+		u, err := scanUser(t.queryRow(`SELECT `+userColumns+` FROM users WHERE username = ? FOR UPDATE`, username))
 		if err != nil {
 			return err
 		}
@@ -301,16 +301,16 @@ func (s *store) DeleteUser(ctx context.Context, username string, now time.Time, 
 				return fnErr(err)
 			}
 		}
-		if sole, err := t.soleHolder(ctx, u, keep); err != nil {
+		if sole, err := t.soleHolder(u, keep); err != nil {
 			return err
 		} else if sole != "" {
 			return fnErr(storage.ErrLastHolder)
 		}
 		id := u.ID
-		if _, err := t.revoke(ctx, revokeLive+`user_id = ? RETURNING id`, now, id); err != nil {
+		if _, err := t.revoke(revokeLive+`user_id = ? RETURNING id`, now, id); err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `DELETE FROM users WHERE id = ?`, id); err != nil {
+		if _, err := t.exec(`DELETE FROM users WHERE id = ?`, id); err != nil {
 			return err
 		}
 		t.record(storage.ChangeUser, id, now)
