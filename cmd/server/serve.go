@@ -71,6 +71,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// An HTTP/1.x connection's requests reuse one request state.
+		ConnContext: httpapi.ConnContext,
 	}
 	if certs != nil {
 		srv.TLSConfig = certs.tlsConfig()

@@ -34,6 +34,12 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+func (l *lockedBuffer) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Reset()
+}
+
 // A login whose caller leaves while it waits for a hashing slot is no
 // server failure: no ERROR record, no 500, and the slot queue is left as
 // it was.

@@ -23,7 +23,9 @@ type AccessRecord struct {
 }
 
 // AccessLogger writes the access log. The server writes one record per
-// request, so an implementation should not allocate per record.
+// request, so an implementation should not allocate per record. Neither
+// ctx nor rec may be kept after LogRequest returns: both belong to the
+// request's state, which the connection's next request reuses.
 type AccessLogger interface {
 	LogRequest(ctx context.Context, rec *AccessRecord)
 }

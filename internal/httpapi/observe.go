@@ -55,7 +55,17 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.load.start(start)
 		defer s.load.done()
 	}
-	st := &reqState{Context: r.Context()}
+	ctx := r.Context()
+	var st *reqState
+	if slot, _ := ctx.Value(connSlotKey{}).(*connSlot); slot != nil {
+		if st = slot.take(ctx, r); st != nil {
+			defer slot.release()
+		}
+	}
+	if st == nil {
+		st = &reqState{Context: ctx}
+		r = r.WithContext(st)
+	}
 	id := r.Header.Get(requestIDHeader)
 	if !validRequestID(id) {
 		id = newRequestID()
@@ -64,7 +74,6 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header()[requestIDHeader] = st.idHdr[:]
 	st.rctx.Routes = s.mux
 	st.w.ResponseWriter = w
-	r = r.WithContext(st)
 	st.req = r
 	s.mux.ServeHTTP(&st.w, r)
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,64 @@ type reqState struct {
 }
 
 type stateKey struct{}
+
+// connSlot is a connection's context (http.Server.ConnContext) holding
+// the state of the request the connection is serving. An HTTP/1.x
+// connection serves its requests one after another, so one reqState per
+// connection, reset after each request, saves two allocations a request
+// (the state and the request's copy that WithContext makes), most of
+// what a /healthz answer allocated. While no request uses it (between
+// requests, or on an HTTP/2 connection, whose concurrent streams each
+// get a state of their own), it answers none of reqState's keys.
+type connSlot struct {
+	context.Context
+	busy atomic.Bool
+	st   reqState
+}
+
+// ConnContext is the http.Server.ConnContext that lets HTTP/1.x requests
+// reuse their connection's request state. Without it each request's
+// state is allocated anew, with the same behaviour.
+func ConnContext(ctx context.Context, _ net.Conn) context.Context {
+	return &connSlot{Context: ctx}
+}
+
+type connSlotKey struct{}
+
+// Value answers reqState's keys with the state of the request being
+// served, when there is one, and every other key from the parent.
+func (c *connSlot) Value(key any) any {
+	switch key {
+	case connSlotKey{}:
+		return c
+	case chi.RouteCtxKey, stateKey{}, auth.HolderKey:
+		if c.busy.Load() {
+			return c.st.Value(key)
+		}
+		return nil
+	}
+	return c.Context.Value(key)
+}
+
+// take returns the connection's state for r, a request of ctx, or nil
+// when r must get one of its own (not HTTP/1.x, or the state is in use).
+func (c *connSlot) take(ctx context.Context, r *http.Request) *reqState {
+	if r.ProtoMajor != 1 || !c.busy.CompareAndSwap(false, true) {
+		return nil
+	}
+	c.st.Context = ctx
+	return &c.st
+}
+
+// release clears the state after its request, keeping the capacity of
+// chi's route context, and frees the slot for the connection's next
+// request. Nothing of a request outlives it in the slot.
+func (c *connSlot) release() {
+	rctx := c.st.rctx
+	rctx.Reset()
+	c.st = reqState{rctx: rctx}
+	c.busy.Store(false)
+}
 
 // Value answers the keys reqState carries and passes every other key to
 // the parent, as context.WithValue would.

@@ -160,7 +160,11 @@ func newTestServer(t *testing.T, options ...func(*httpapi.Deps)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.Server = httptest.NewServer(h)
+	// As cmd/server serves it: an HTTP/1.x connection's requests reuse
+	// one request state.
+	ts.Server = httptest.NewUnstartedServer(h)
+	ts.Config.ConnContext = httpapi.ConnContext
+	ts.Start()
 	t.Cleanup(ts.Close)
 	if _, err := svc.Create(ctx, users.CLIActor(), users.NewUser{Username: "admin", Password: adminPassword, Scopes: scopes}); err != nil {
 		t.Fatal(err)
