@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptrace"
 	"net/netip"
@@ -47,19 +46,7 @@ func TestConnection_requests_sharing_one_state_see_nothing_of_the_one_before(t *
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Add(header[i], header[i+1])
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return response{status: resp.StatusCode, header: resp.Header, body: body}
+		return send(t, client, req, header...)
 	}
 	me := func(header ...string) response {
 		t.Helper()

@@ -197,19 +197,7 @@ func (ts *testServer) do(t *testing.T, method, target, body string, header ...st
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Add(header[i], header[i+1])
-	}
-	resp, err := ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return send(t, ts.Client(), req, header...)
 }
 
 // doRaw sends a request line as written, for paths net/http would clean.
@@ -220,15 +208,24 @@ func (ts *testServer) doRaw(t *testing.T, method, rawPath string, header ...stri
 		t.Fatal(err)
 	}
 	req := &http.Request{Method: method, URL: &url.URL{Scheme: "http", Host: u.Host, Opaque: rawPath}, Header: http.Header{}, Host: u.Host}
+	return send(t, ts.Client(), req, header...)
+}
+
+// send adds the header pairs to req, sends it with c and reads the answer.
+func send(t *testing.T, c *http.Client, req *http.Request, header ...string) response {
+	t.Helper()
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Add(header[i], header[i+1])
 	}
-	resp, err := ts.Client().Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
