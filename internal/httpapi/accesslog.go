@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -76,7 +77,7 @@ func (l *jsonAccessLog) LogRequest(_ context.Context, rec *AccessRecord) {
 // "request" record at INFO with its attributes, newline included.
 func appendAccessJSON(b []byte, rec *AccessRecord) []byte {
 	b = append(b, `{"time":"`...)
-	b = rec.Time.AppendFormat(b, time.RFC3339Nano)
+	b = stamps.appendRFC3339Nano(b, rec.Time)
 	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
 	b = appendJSONString(b, rec.RequestID)
 	b = append(b, `,"method":`...)
@@ -88,10 +89,80 @@ func appendAccessJSON(b []byte, rec *AccessRecord) []byte {
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, int64(rec.Bytes), 10)
 	b = append(b, `,"duration_ms":`...)
-	b = strconv.AppendFloat(b, durationMS(rec.Duration), 'f', -1, 64) // as json.Marshal: no exponent from 1e-6 on
+	b = appendMS(b, rec.Duration)
 	b = append(b, `,"client_ip":`...)
 	b = appendJSONString(b, rec.ClientIP)
 	return append(b, "}\n"...)
+}
+
+// appendMS appends d as durationMS(d) appears in slog's JSON: what
+// strconv.AppendFloat writes in the 'f' format with the fewest digits
+// (json.Marshal uses no exponent from 1e-6 on), from integers. A
+// duration in whole microseconds is a number of milliseconds with at most
+// three decimals, which float64 holds closely enough that those decimals,
+// trailing zeros dropped, are its shortest form, up to some 35 years;
+// beyond that the float is formatted as before.
+func appendMS(b []byte, d time.Duration) []byte {
+	us := d.Microseconds()
+	if us >= 1<<50 || us <= -1<<50 {
+		return strconv.AppendFloat(b, durationMS(d), 'f', -1, 64)
+	}
+	if us < 0 {
+		b = append(b, '-')
+		us = -us
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	frac := us % 1000
+	if frac == 0 {
+		return b
+	}
+	digits := [4]byte{'.', byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+	n := len(digits)
+	for digits[n-1] == '0' {
+		n--
+	}
+	return append(b, digits[:n]...)
+}
+
+// stamps is the access log's clock: the date, the time of day to the
+// second and the zone of the current second, formatted once per second
+// rather than once per line.
+var stamps stampCache
+
+type stampCache struct{ cur atomic.Pointer[stamp] }
+
+type stamp struct {
+	sec    int64
+	loc    *time.Location
+	prefix []byte // 2006-01-02T15:04:05
+	zone   []byte // Z07:00
+}
+
+// appendRFC3339Nano appends t as t.AppendFormat(b, time.RFC3339Nano)
+// does: the cached second, then the nanoseconds without their trailing
+// zeros (none at all when they are zero), then the zone.
+func (c *stampCache) appendRFC3339Nano(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	s := c.cur.Load()
+	if s == nil || s.sec != sec || s.loc != loc {
+		s = &stamp{sec: sec, loc: loc, prefix: t.AppendFormat(nil, "2006-01-02T15:04:05"), zone: t.AppendFormat(nil, "Z07:00")}
+		c.cur.Store(s)
+	}
+	b = append(b, s.prefix...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i > 0; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := len(frac)
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, s.zone...)
 }
 
 // appendJSONString appends s as a JSON string: quotes, backslashes and

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -28,6 +29,43 @@ func TestJSONAccessLogMatchesSlog(t *testing.T) {
 		slogAccessLog{logger}.LogRequest(context.Background(), &rec)
 		if fast.String() != viaSlog.String() {
 			t.Errorf("access line differs from slog's:\n got %s\nwant %s", fast.String(), viaSlog.String())
+		}
+	}
+}
+
+// The access log's timestamps, formatted from a per-second cache, read
+// exactly as time.RFC3339Nano writes them: across second boundaries,
+// zones (the cache's second belongs to one zone) and nanoseconds with and
+// without trailing zeros.
+func TestAccessLogClockMatchesRFC3339Nano(t *testing.T) {
+	var c stampCache
+	base := time.Date(2026, 12, 4, 23, 59, 59, 0, time.UTC)
+	zones := []*time.Location{time.UTC, time.FixedZone("E", 5*3600+1800), time.FixedZone("W", -8*3600), time.FixedZone("Z", 0), time.Local}
+	for _, loc := range zones {
+		for _, ns := range []int{0, 1, 10, 120000000, 456789012, 500000000, 999999999} {
+			for _, sec := range []int{0, 1, 2, 3600} {
+				at := base.Add(time.Duration(sec)*time.Second + time.Duration(ns)).In(loc)
+				// Twice: the first fills the cache, the second reads it.
+				for range 2 {
+					if got, want := string(c.appendRFC3339Nano(nil, at)), at.Format(time.RFC3339Nano); got != want {
+						t.Fatalf("%v: got %s, want %s", at, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// durations come out as strconv.AppendFloat writes durationMS, from the
+// microsecond to far beyond any request.
+func TestAccessLogDurationMatchesFloat(t *testing.T) {
+	ds := []time.Duration{0, 999 * time.Nanosecond, time.Microsecond, 10 * time.Microsecond, 52 * time.Microsecond, 100 * time.Microsecond, 120 * time.Microsecond, 999 * time.Microsecond, time.Millisecond, 1001 * time.Microsecond, 1500 * time.Microsecond, 2*time.Second + 500*time.Microsecond, time.Hour + time.Microsecond, 1234567 * time.Hour, -time.Microsecond, -1500 * time.Microsecond, 1<<50*time.Microsecond - 1, 1 << 50 * time.Microsecond, 1<<63 - 1, -1 << 63}
+	for us := int64(0); us < 100000; us += 7 {
+		ds = append(ds, time.Duration(us)*time.Microsecond+time.Duration(us%1000))
+	}
+	for _, d := range ds {
+		if got, want := string(appendMS(nil, d)), string(strconv.AppendFloat(nil, durationMS(d), 'f', -1, 64)); got != want {
+			t.Fatalf("%d ns: got %s, want %s", d, got, want)
 		}
 	}
 }
