@@ -12,17 +12,24 @@ import (
 // X-Forwarded-For that is not itself a trusted proxy. Without trusted
 // proxies the header is ignored, since any client can write it.
 func clientAddr(r *http.Request, trusted []netip.Prefix) string {
+	addr, _ := clientAddrOf(r, trusted)
+	return addr
+}
+
+// clientAddrOf is clientAddr, and whether the address is the peer's own:
+// one that depends on nothing but r.RemoteAddr.
+func clientAddrOf(r *http.Request, trusted []netip.Prefix) (string, bool) {
 	host, peer := remoteIP(r.RemoteAddr)
 	if !peer.IsValid() {
-		return r.RemoteAddr
+		return r.RemoteAddr, true
 	}
 	if !isTrusted(peer, trusted) {
 		if peer.Is4() && !strings.Contains(host, ":") {
 			// netip parses IPv4 only in its canonical dotted form, so
 			// the text is what String would allocate.
-			return host
+			return host, true
 		}
-		return peer.String()
+		return peer.String(), true
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	addr := peer
@@ -36,20 +43,33 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) string {
 			break
 		}
 	}
-	return addr.String()
+	return addr.String(), false
 }
 
 // requestAddr is clientAddr, worked out once per request: the access log
-// and the login throttle both need it.
+// and the login throttle both need it. When it is the peer's own address
+// it is also kept for the connection's next requests, which come from
+// the same peer; one through a trusted proxy is worked out anew from each
+// request's X-Forwarded-For.
 func requestAddr(r *http.Request, trusted []netip.Prefix) string {
 	s := stateOf(r.Context())
 	if s == nil {
 		return clientAddr(r, trusted)
 	}
-	if s.addr == "" {
-		s.addr = clientAddr(r, trusted)
+	if s.addr != "" {
+		return s.addr
 	}
-	return s.addr
+	c := s.conn
+	if c != nil && c.peerAddr != "" && c.remoteAddr == r.RemoteAddr {
+		s.addr = c.peerAddr
+		return s.addr
+	}
+	addr, peerOnly := clientAddrOf(r, trusted)
+	s.addr = addr
+	if c != nil && peerOnly {
+		c.remoteAddr, c.peerAddr = r.RemoteAddr, addr
+	}
+	return addr
 }
 
 // remoteIP parses the peer address of a connection, returning its host

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
@@ -31,5 +32,35 @@ func TestClientAddr(t *testing.T) {
 				t.Errorf("got %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// A connection keeps its peer's address for its next requests, but not
+// one a trusted proxy forwarded (each request names its own client), and
+// never for a request from another peer.
+func TestRequestAddr_kept_per_connection_only_for_the_peer_itself(t *testing.T) {
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	slot := ConnContext(context.Background(), nil).(*connSlot)
+	for i, tc := range []struct{ remote, xff, want string }{
+		{"203.0.113.7:5000", "", "203.0.113.7"},
+		{"203.0.113.7:5000", "198.51.100.1", "203.0.113.7"}, // untrusted peer: its header counts for nothing
+		{"198.51.100.9:6000", "", "198.51.100.9"},
+		{"10.1.2.3:5000", "198.51.100.1", "198.51.100.1"},
+		{"10.1.2.3:5000", "198.51.100.2", "198.51.100.2"},
+		{"10.1.2.3:5000", "", "10.1.2.3"},
+	} {
+		r := httptest.NewRequest("GET", "/healthz", nil).WithContext(slot)
+		r.RemoteAddr = tc.remote
+		if tc.xff != "" {
+			r.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		st := slot.take(slot, r)
+		if st == nil {
+			t.Fatalf("request %d: the connection's state is in use", i)
+		}
+		if got := requestAddr(r, proxies); got != tc.want {
+			t.Errorf("request %d from %s (X-Forwarded-For %q): got %s, want %s", i, tc.remote, tc.xff, got, tc.want)
+		}
+		slot.release()
 	}
 }

@@ -74,6 +74,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header()[requestIDHeader] = st.idHdr[:]
 	st.rctx.Routes = s.mux
 	st.w.ResponseWriter = w
+	st.w.start = start
 	st.req = r
 	s.mux.ServeHTTP(&st.w, r)
 
