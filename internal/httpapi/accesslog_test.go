@@ -56,7 +56,7 @@ func TestAccessLogClockMatchesRFC3339Nano(t *testing.T) {
 	}
 }
 
-// durations come out as strconv.AppendFloat writes durationMS, from the
+// Durations come out as strconv.AppendFloat writes durationMS, from the
 // microsecond to far beyond any request.
 func TestAccessLogDurationMatchesFloat(t *testing.T) {
 	ds := []time.Duration{0, 999 * time.Nanosecond, time.Microsecond, 10 * time.Microsecond, 52 * time.Microsecond, 100 * time.Microsecond, 120 * time.Microsecond, 999 * time.Microsecond, time.Millisecond, 1001 * time.Microsecond, 1500 * time.Microsecond, 2*time.Second + 500*time.Microsecond, time.Hour + time.Microsecond, 1234567 * time.Hour, -time.Microsecond, -1500 * time.Microsecond, 1<<50*time.Microsecond - 1, 1 << 50 * time.Microsecond, 1<<63 - 1, -1 << 63}
