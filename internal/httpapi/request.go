@@ -146,7 +146,7 @@ type statusWriter struct {
 	status int
 	bytes  int
 	// start is when the request's handling began (the access record's
-	// time); zero outside the server's outer handler.
+	// time), set by the server's outer handler.
 	start time.Time
 }
 
@@ -190,13 +190,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (w *statusWriter) setDate() {
 	h := w.Header()
 	if _, ok := h["Date"]; !ok {
-		now := w.start
-		if now.IsZero() {
-			now = time.Now()
-		} else {
-			now = now.Add(time.Since(now))
-		}
-		h["Date"] = dates.at(now)
+		h["Date"] = dates.at(w.start.Add(time.Since(w.start)))
 	}
 }
 
